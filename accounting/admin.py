@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Sum
+from django.urls import reverse
+from django.utils.html import format_html
+from import_export import fields, resources
+from import_export.admin import ImportExportModelAdmin
+from import_export.widgets import ForeignKeyWidget
+
+from connector.admin import ReadOnlyAdmin
+from connector.models import Tenant
+
+from . import services
+from .models import ChannelMapping, Posting, PostingAttempt, PostingLine, PostingLog
+
+
+class ChannelMappingResource(resources.ModelResource):
+    """CSV/XLSX import and export of channel mappings; the tenant is named by its slug."""
+
+    tenant = fields.Field(attribute="tenant", column_name="tenant", widget=ForeignKeyWidget(Tenant, field="slug"))
+
+    class Meta:
+        model = ChannelMapping
+        import_id_fields = ("tenant", "channel_id")
+        exclude = ("id", "created_at", "updated_at")
+        skip_unchanged = True
+        report_skipped = True
+
+
+@admin.register(ChannelMapping)
+class ChannelMappingAdmin(ImportExportModelAdmin):
+    resource_classes = [ChannelMappingResource]
+    list_display = (
+        "tenant",
+        "channel_id",
+        "name",
+        "is_active",
+        "receivable_account",
+        "revenue_account",
+        "shipping_account",
+        "tax_account",
+        "site",
+    )
+    list_filter = ("tenant", "is_active")
+    search_fields = ("name", "=channel_id")
+    list_select_related = ("tenant",)
+
+
+class PostingLineInline(admin.TabularInline):
+    model = PostingLine
+    fields = ("line_no", "role", "account", "debit", "credit", "description")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class PostingAttemptInline(admin.StackedInline):
+    model = PostingAttempt
+    fields = ("attempt", "operation", "outcome", "method", "url", "status_code", "duration_ms", "error",
+              "request_body", "response_body", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    classes = ("collapse",)
+    verbose_name_plural = "X3 calls (request and response bodies, credentials never stored)"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class PostingLogInline(admin.TabularInline):
+    model = PostingLog
+    fields = ("created_at", "from_status", "to_status", "trigger", "user", "message")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "History"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Posting)
+class PostingAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "tenant",
+        "order_link",
+        "kind",
+        "status_badge",
+        "channel_id",
+        "gl_date",
+        "total",
+        "currency",
+        "x3_document_number",
+        "flagged",
+        "attempts",
+    )
+    list_filter = ("status", "tenant", "kind", "channel_id", "flagged", "trigger", "gl_date", "created_at")
+    search_fields = ("=order_id", "reference", "x3_document_number", "idempotency_key")
+    list_select_related = ("tenant",)
+    date_hierarchy = "gl_date"
+    inlines = (PostingLineInline, PostingLogInline, PostingAttemptInline)
+    actions = ("repost_orders", "retry_now")
+    readonly_fields = [f.name for f in Posting._meta.fields] + ["balance"]
+    fieldsets = (
+        (None, {"fields": ("tenant", "kind", "idempotency_key", "order_id", "refund_id", "parent", "status")}),
+        ("Entry", {"fields": ("channel_id", "order_status_id", "gl_date", "currency", "total", "balance",
+                              "difference", "flagged", "flag_reason", "description")}),
+        ("Sage X3", {"fields": ("reference", "x3_document_number", "x3_uuid", "posted_at")}),
+        ("Processing", {"fields": ("trigger", "source_event", "attempts", "last_error", "next_attempt_at",
+                                   "claimed_at", "created_at", "updated_at")}),
+        ("Order snapshot", {"fields": ("snapshot",), "classes": ("collapse",)}),
+    )
+
+    @admin.display(description="Order", ordering="order_id")
+    def order_link(self, obj: Posting) -> str:
+        url = reverse("admin:accounting_posting_changelist") + f"?tenant__id__exact={obj.tenant_id}&q={obj.order_id}"
+        return format_html('<a href="{}">{}</a>', url, obj.order_id)
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: Posting) -> str:
+        colour = {
+            Posting.Status.POSTED: "#2e7d32",
+            Posting.Status.NEEDS_ATTENTION: "#c62828",
+            Posting.Status.NEEDS_MAPPING: "#c62828",
+            Posting.Status.UNKNOWN: "#ef6c00",
+            Posting.Status.RETRY: "#ef6c00",
+        }.get(obj.status, "#555")
+        return format_html('<b style="color:{}">{}</b>', colour, obj.get_status_display())
+
+    @admin.display(description="Debit = credit")
+    def balance(self, obj: Posting) -> str:
+        totals = obj.lines.aggregate(d=Sum("debit"), c=Sum("credit"))
+        return f"{totals['d'] or 0} = {totals['c'] or 0}"
+
+    def has_operate_permission(self, request) -> bool:
+        return request.user.has_perm("accounting.operate_posting")
+
+    @admin.action(description="Re-post order: re-fetch from BigCommerce, post only what is missing",
+                  permissions=["operate"])
+    def repost_orders(self, request, queryset) -> None:
+        report = services.repost_orders(queryset, user=request.user)
+        for level, text in report:
+            self.message_user(request, text, level)
+
+    @admin.action(description="Retry now (failed, scheduled or unknown postings)", permissions=["operate"])
+    def retry_now(self, request, queryset) -> None:
+        count = services.retry_now(queryset, user=request.user)
+        self.message_user(request, f"{count} posting(s) queued for another attempt.", messages.SUCCESS)

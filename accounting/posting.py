@@ -1,0 +1,374 @@
+"""Postings: decide what an order owes the ledger, record it as rows, and deliver it to Sage X3 exactly once.
+
+Exactly once against an ERP without idempotency keys (../shared/guides/lessons.md §9):
+
+1. *Intent row* — a :class:`Posting` with a unique ``(tenant, idempotency_key)`` and its lines, committed before
+   anything is sent.
+2. *Claim* — a compare-and-set ``UPDATE`` moves it to ``posting``; only the worker that changed the row calls X3.
+3. *Check* — when an earlier attempt may have reached X3 (timeout, reset, 5xx on create, a worker that died while
+   posting), X3 is first asked for our reference; if the entry is there, it is recorded and nothing is re-sent.
+4. *Post* — otherwise create the entry; record the document number, or the error with X3's own message.
+5. *Retry* — retryable failures wait in the database (``next_attempt_at``) for the sweep; permanent ones stop at
+   ``needs_attention``. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from connector.models import Tenant, WebhookEvent
+from integrations.bigcommerce.types import Order
+from integrations.errors import IntegrationError, RateLimitedError
+from integrations.http import CallRecord
+from integrations.sagex3.types import Entry, EntryLine, PostedEntry
+
+from .journal import Accounts, Journal, Policy, build_order_journal
+from .models import ChannelMapping, Posting, PostingAttempt, PostingLine, PostingLog
+
+logger = logging.getLogger(__name__)
+
+S = Posting.Status
+# Statuses whose lines may still be rebuilt from a fresher order: nothing of them can have reached X3.
+REBUILDABLE = (S.WAITING, S.NEEDS_MAPPING, S.SKIPPED, S.NEEDS_ATTENTION)
+
+
+# --- Planning: order snapshot → posting rows ----------------------------------------------------------------------
+
+
+def order_key(order_id: int) -> str:
+    return f"order:{order_id}"
+
+
+def x3_reference(tenant: Tenant, posting: Posting) -> str:
+    """Deterministic reference written into the X3 entry, e.g. ``BC-abc123-250`` or ``BC-abc123-250-R3``."""
+    prefix = tenant.x3.reference_prefix or f"BC-{tenant.bigcommerce.store_hash}"
+    suffix = {
+        Posting.Kind.ORDER: "",
+        Posting.Kind.REFUND: f"-R{posting.refund_id}",
+        Posting.Kind.ADJUSTMENT: f"-A{posting.idempotency_key.rsplit(':', 1)[-1]}",
+        Posting.Kind.REVERSAL: f"-V{posting.idempotency_key.rsplit(':', 1)[-1]}",
+    }[Posting.Kind(posting.kind)]
+    return f"{prefix}-{posting.order_id}{suffix}"
+
+
+def snapshot_of(order: Order) -> dict[str, Any]:
+    """The order's accounting-relevant fields as JSON (Decimals as strings), kept with the posting for audit."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, datetime | date):
+            return value.isoformat()
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    data = {f.name: getattr(order, f.name) for f in dataclasses.fields(order) if f.name != "raw"}
+    data["products"] = [dataclasses.asdict(p) for p in order.products]
+    data["fees"] = [dataclasses.asdict(f) for f in order.fees]
+    return plain(data)
+
+
+def mapping_for(tenant: Tenant, channel_id: int) -> ChannelMapping | None:
+    return ChannelMapping.objects.filter(tenant=tenant, channel_id=channel_id, is_active=True).first()
+
+
+def log_transition(
+    posting: Posting, to_status: str, message: str = "", *, from_status: str = "", trigger: str = "", user=None
+) -> None:
+    PostingLog.objects.create(
+        posting=posting,
+        from_status=from_status,
+        to_status=to_status,
+        trigger=trigger,
+        user=user if getattr(user, "pk", None) else None,
+        message=message[:5000],
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    posting: Posting
+    outcome: str  # created, reopened, already-posted, in-progress, unchanged
+
+    @property
+    def should_submit(self) -> bool:
+        return self.posting.status == S.PENDING and self.outcome in ("created", "reopened")
+
+
+def plan_order_posting(
+    *,
+    tenant: Tenant,
+    order: Order,
+    trigger: str,
+    event: WebhookEvent | None = None,
+    user=None,
+) -> Plan:
+    """Record what the order owes the ledger now, as the order posting row (``order:<id>``).
+
+    A posted entry is never touched (edits, refunds and cancellations post further entries: issue #5). An entry in
+    flight is left alone. Anything else is (re)built from this fresh snapshot.
+    """
+    key = order_key(order.id)
+    status, lines, journal, message = _decide(tenant, order)
+    defaults = _posting_fields(tenant, order, status, journal, message, trigger, event)
+    with transaction.atomic():
+        posting = Posting.objects.select_for_update().filter(tenant=tenant, idempotency_key=key).first()
+        if posting is None:
+            try:
+                with transaction.atomic():
+                    posting = Posting.objects.create(
+                        tenant=tenant, idempotency_key=key, kind=Posting.Kind.ORDER, order_id=order.id, **defaults
+                    )
+            except IntegrityError:
+                # Another worker created it a moment ago: treat this run as a duplicate of that one.
+                posting = Posting.objects.get(tenant=tenant, idempotency_key=key)
+                return Plan(posting, "in-progress")
+            _write_lines(posting, lines)
+            posting.reference = x3_reference(tenant, posting)
+            posting.save(update_fields=["reference"])
+            log_transition(posting, status, message or "Order posting created", trigger=trigger, user=user)
+            return Plan(posting, "created")
+        if posting.status == S.POSTED:
+            return Plan(posting, "already-posted")
+        if posting.status not in REBUILDABLE:
+            return Plan(posting, "in-progress")
+        previous = posting.status
+        for name, value in defaults.items():
+            setattr(posting, name, value)
+        posting.next_attempt_at = None
+        posting.save()
+        posting.lines.all().delete()
+        _write_lines(posting, lines)
+        log_transition(
+            posting, status, message or "Rebuilt from a fresh order snapshot", from_status=previous, trigger=trigger,
+            user=user,
+        )
+        return Plan(posting, "reopened" if status == S.PENDING else "unchanged")
+
+
+def _decide(tenant: Tenant, order: Order) -> tuple[str, list, Journal | None, str]:
+    if not tenant.is_confirmed_status(order.status_id):
+        return S.WAITING, [], None, f"Order status {order.status_id} ({order.status}) is not confirmed yet"
+    mapping = mapping_for(tenant, order.channel_id)
+    if mapping is None:
+        return S.NEEDS_MAPPING, [], None, f"No GL mapping for channel {order.channel_id}: add one, then re-post"
+    journal = build_order_journal(
+        order,
+        Accounts.from_mapping(mapping),
+        Policy(rounding_account=tenant.rounding_account, rounding_threshold=tenant.rounding_threshold),
+    )
+    if not journal.is_balanced:  # cannot happen by construction; never send an unbalanced entry if it does
+        return S.NEEDS_ATTENTION, [], journal, "Internal error: the built entry does not balance"
+    if journal.is_empty:
+        return S.SKIPPED, [], journal, "Nothing to post: every amount of the order is zero"
+    return S.PENDING, list(journal.lines), journal, "; ".join(journal.warnings)
+
+
+def _posting_fields(tenant, order, status, journal, message, trigger, event) -> dict[str, Any]:
+    mapping_site = ""
+    if status == S.PENDING:
+        mapping = mapping_for(tenant, order.channel_id)
+        mapping_site = mapping.site if mapping else ""
+    return {
+        "status": status,
+        "channel_id": order.channel_id,
+        "order_status_id": order.status_id,
+        "currency": order.currency_code,
+        "gl_date": timezone.localdate(order.date_created),
+        "total": journal.total if journal else Decimal("0"),
+        "difference": journal.difference if journal else Decimal("0"),
+        "flagged": bool(journal and journal.flagged),
+        "flag_reason": journal.flag_reason if journal else "",
+        "description": f"BigCommerce order {order.id}" + (f" site {mapping_site}" if mapping_site else ""),
+        "snapshot": snapshot_of(order),
+        "last_error": message if status in (S.NEEDS_MAPPING, S.NEEDS_ATTENTION) else "",
+        "trigger": trigger,
+        "source_event": event,
+    }
+
+
+def _write_lines(posting: Posting, lines) -> None:
+    PostingLine.objects.bulk_create(
+        PostingLine(
+            posting=posting,
+            line_no=i,
+            role=line.role,
+            account=line.account,
+            debit=line.debit,
+            credit=line.credit,
+            description=line.description[:200],
+        )
+        for i, line in enumerate(lines, start=1)
+    )
+
+
+# --- Delivery: posting row → Sage X3 ------------------------------------------------------------------------------
+
+
+def entry_for(posting: Posting) -> Entry:
+    tenant = posting.tenant
+    x3 = tenant.x3
+    mapping = mapping_for(tenant, posting.channel_id) if posting.channel_id is not None else None
+    return Entry(
+        reference=posting.reference,
+        accounting_date=posting.gl_date or timezone.localdate(),
+        currency=posting.currency,
+        description=posting.description,
+        entry_type=x3.entry_type,
+        journal=x3.journal,
+        site=(mapping.site if mapping and mapping.site else x3.site),
+        lines=tuple(
+            EntryLine(account=line.account, debit=line.debit, credit=line.credit, description=line.description)
+            for line in posting.lines.all()
+        ),
+        source_document=str(posting.order_id),
+    )
+
+
+def _claim(posting_id: int) -> tuple[Posting, str] | None:
+    """Move the posting to ``posting`` if it is due and nobody else holds it. Returns (posting, previous status)."""
+    now = timezone.now()
+    row = Posting.objects.filter(pk=posting_id).values("status", "next_attempt_at").first()
+    if row is None or row["status"] not in (S.PENDING, S.RETRY, S.UNKNOWN):
+        return None
+    if row["next_attempt_at"] and row["next_attempt_at"] > now:
+        return None
+    claimed = (
+        Posting.objects.filter(pk=posting_id, status=row["status"])
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(status=S.POSTING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now)
+    )
+    if claimed != 1:
+        return None  # another worker got there first
+    return Posting.objects.select_related("tenant__x3", "tenant__bigcommerce").get(pk=posting_id), row["status"]
+
+
+def submit_posting(posting_id: int, *, client=None) -> str:
+    """Deliver one posting to X3 if it is due. Returns a short status for the task log (and tests)."""
+    claim = _claim(posting_id)
+    if claim is None:
+        return "not-due"
+    posting, previous = claim
+    if client is None:
+        from connector.clients import x3_client
+
+        client = x3_client(posting.tenant)
+    must_check = previous == S.UNKNOWN or posting.attempt_log.filter(
+        operation="create", outcome=PostingAttempt.Outcome.UNKNOWN
+    ).exists()
+    operation = "find"
+    try:
+        if must_check:
+            found = client.find_entry(posting.reference)
+            _record_calls(posting, client, "find", PostingAttempt.Outcome.OK if found else PostingAttempt.Outcome.NOT_FOUND)
+            if found is not None:
+                _mark_posted(posting, found, "Found in X3 by reference after an unknown outcome: not re-posted")
+                return "found-existing"
+        operation = "create"
+        posted = client.create_entry(entry_for(posting))
+        _record_calls(posting, client, "create", PostingAttempt.Outcome.OK)
+    except IntegrationError as exc:
+        outcome = (
+            PostingAttempt.Outcome.UNKNOWN
+            if exc.outcome_unknown
+            else PostingAttempt.Outcome.RETRYABLE
+            if exc.retryable
+            else PostingAttempt.Outcome.PERMANENT
+        )
+        _record_calls(posting, client, operation, outcome, error=exc.message)
+        return _handle_failure(posting, exc)
+    except Exception as exc:
+        # A bug, not an X3 answer. We may or may not have reached X3: check before any retry.
+        logger.exception("Unexpected error while posting %s", posting.idempotency_key)
+        _record_calls(posting, client, operation, PostingAttempt.Outcome.UNKNOWN, error=f"{type(exc).__name__}")
+        return _handle_failure(
+            posting, IntegrationError(f"Unexpected error: {type(exc).__name__}", retryable=True, outcome_unknown=True)
+        )
+    _mark_posted(posting, posted, "Posted to X3")
+    return "posted"
+
+
+def _record_calls(posting: Posting, client, operation: str, outcome: str, *, error: str = "") -> None:
+    limit = settings.CONNECTOR["AUDIT_BODY_LIMIT"]
+    calls: list[CallRecord] = list(getattr(client, "call_log", []))
+    client.call_log = []
+    if not calls:
+        calls = [CallRecord(method="", url="", error=error)]
+    PostingAttempt.objects.bulk_create(
+        PostingAttempt(
+            posting=posting,
+            attempt=posting.attempts,
+            operation=operation if c.method != "GET" else "find",
+            method=c.method,
+            url=c.url[:500],
+            request_body=(c.request_body or "")[:limit],
+            status_code=c.status_code,
+            response_body=(c.response_body or "")[:limit],
+            duration_ms=c.duration_ms,
+            outcome=outcome if i == len(calls) - 1 else PostingAttempt.Outcome.OK,
+            error=(error if i == len(calls) - 1 else c.error)[:5000],
+        )
+        for i, c in enumerate(calls)
+    )
+
+
+def _mark_posted(posting: Posting, posted: PostedEntry, message: str) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Posting.objects.filter(pk=posting.pk, status=S.POSTING).update(
+            status=S.POSTED,
+            x3_document_number=posted.document_number[:60],
+            x3_uuid=(posted.uuid or "")[:80],
+            posted_at=now,
+            last_error="",
+            next_attempt_at=None,
+            updated_at=now,
+        )
+        if updated:
+            log_transition(posting, S.POSTED, f"{message}: {posted.document_number}", from_status=S.POSTING)
+
+
+def backoff_seconds(attempt: int) -> float:
+    base = settings.CONNECTOR["RETRY_BASE_SECONDS"]
+    cap = settings.CONNECTOR["RETRY_CAP_SECONDS"]
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # "equal jitter": spread out, never near zero
+
+
+def _handle_failure(posting: Posting, exc: IntegrationError) -> str:
+    now = timezone.now()
+    max_attempts = settings.CONNECTOR["MAX_ATTEMPTS"]
+    if not exc.retryable:
+        status, next_at, result = S.NEEDS_ATTENTION, None, "needs-attention"
+    elif posting.attempts >= max_attempts:
+        # An unknown outcome among the attempts makes any later re-post ask X3 first (see submit_posting).
+        status, next_at, result = S.NEEDS_ATTENTION, None, "gave-up"
+    elif exc.outcome_unknown:
+        delay = max(settings.CONNECTOR["UNKNOWN_OUTCOME_DELAY_SECONDS"], backoff_seconds(posting.attempts))
+        status, next_at, result = S.UNKNOWN, now + timedelta(seconds=delay), "unknown-outcome"
+    else:
+        delay = backoff_seconds(posting.attempts)
+        if isinstance(exc, RateLimitedError) and exc.retry_after:
+            delay = max(delay, exc.retry_after)
+        status, next_at, result = S.RETRY, now + timedelta(seconds=delay), "retry-scheduled"
+    message = exc.message
+    if result == "gave-up":
+        message = f"Gave up after {posting.attempts} attempts: {exc.message}"
+    Posting.objects.filter(pk=posting.pk, status=S.POSTING).update(
+        status=status, next_attempt_at=next_at, last_error=message[:5000], updated_at=now
+    )
+    log_transition(posting, status, message, from_status=S.POSTING)
+    return result

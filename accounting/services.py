@@ -1,0 +1,63 @@
+"""Operator actions on postings (admin actions and management commands call these)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from integrations.errors import IntegrationError
+
+from .models import Posting
+from .posting import log_transition
+
+logger = logging.getLogger(__name__)
+S = Posting.Status
+
+
+def repost_orders(queryset: QuerySet[Posting], *, user=None, trigger: str = Posting.Trigger.ADMIN) -> list[tuple[int, str]]:
+    """Re-fetch each selected posting's order and post only what is missing. Returns (level, message) pairs."""
+    from connector.pipeline import sync_order
+
+    report: list[tuple[int, str]] = []
+    seen: set[tuple[int, int]] = set()
+    for posting in queryset.select_related("tenant__bigcommerce", "tenant__x3").order_by("tenant_id", "order_id"):
+        key = (posting.tenant_id, posting.order_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            result = sync_order(tenant=posting.tenant, order_id=posting.order_id, trigger=trigger, user=user)
+        except IntegrationError as exc:
+            report.append((messages.ERROR, f"Order {posting.order_id}: BigCommerce error: {exc.message}"))
+            continue
+        text = {
+            "already-posted": "already posted; nothing new to post",
+            "in-progress": "a posting is already in progress",
+            "created": "posting created",
+            "reopened": "rebuilt from the current order",
+            "unchanged": "not postable yet",
+        }.get(result.outcome, result.outcome)
+        level = messages.SUCCESS if result.posting_status == S.POSTED else messages.WARNING
+        report.append((level, f"Order {result.order_id}: {text} (status: {Posting.Status(result.posting_status).label})"))
+    return report
+
+
+def retry_now(queryset: QuerySet[Posting], *, user=None) -> int:
+    """Make failed, scheduled and unknown postings due now and queue them. Posted rows are never touched."""
+    from connector.tasks import enqueue_posting
+
+    now = timezone.now()
+    count = 0
+    for posting in queryset.filter(status__in=(S.RETRY, S.UNKNOWN, S.NEEDS_ATTENTION)):
+        to_status = S.UNKNOWN if posting.status == S.UNKNOWN else S.RETRY
+        if Posting.objects.filter(pk=posting.pk, status=posting.status).update(
+            status=to_status, next_attempt_at=now, updated_at=now
+        ):
+            log_transition(posting, to_status, "Retry requested", from_status=posting.status,
+                           trigger=Posting.Trigger.ADMIN, user=user)
+            enqueue_posting(posting.pk)
+            count += 1
+    return count

@@ -1,0 +1,34 @@
+"""Build API clients from a tenant's stored configuration. The one place credentials leave the database."""
+
+from __future__ import annotations
+
+from integrations.bigcommerce.client import BigCommerceClient, StoreConfig
+from integrations.sagex3.rest import RestConfig, SageX3RestClient
+
+from .models import Tenant, X3Connection
+
+
+def bigcommerce_client(tenant: Tenant) -> BigCommerceClient:
+    store = tenant.bigcommerce
+    config = StoreConfig(store_hash=store.store_hash, access_token=store.access_token)
+    if store.api_base_url:
+        config = StoreConfig(
+            store_hash=store.store_hash, access_token=store.access_token, api_base_url=store.api_base_url
+        )
+    return BigCommerceClient(config)
+
+
+def x3_client(tenant: Tenant) -> SageX3RestClient:
+    x3: X3Connection = tenant.x3
+    verify: bool | str = x3.ca_bundle or x3.verify_tls
+    return SageX3RestClient(
+        RestConfig(
+            base_url=x3.server_url,
+            folder=x3.folder,
+            username=x3.username,
+            password=x3.password,
+            mapping=x3.rest_mapping or {},
+            timeout=(5.0, float(x3.timeout_seconds)),
+            verify=verify,
+        )
+    )

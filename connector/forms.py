@@ -1,0 +1,72 @@
+"""Admin forms. Secrets are write-only: the form never renders a stored value, only whether one is set."""
+
+from __future__ import annotations
+
+from django import forms
+
+from .models import BigCommerceStore, X3Connection, redact
+
+
+class SecretFieldsForm(forms.ModelForm):
+    """Replaces each field named in ``secret_fields`` with an empty password input. Blank keeps the stored value."""
+
+    secret_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in self.secret_fields:
+            current = getattr(self.instance, name, "") if self.instance.pk else ""
+            label = self.fields[name].label if name in self.fields else name.replace("_", " ")
+            self.fields[name] = forms.CharField(
+                label=label,
+                required=False,
+                strip=True,
+                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+                help_text=f"Currently {redact(current)}. Leave blank to keep it; type a new value to replace it.",
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.secret_fields:
+            if not cleaned.get(name) and self.instance.pk:
+                cleaned[name] = getattr(self.instance, name)
+        return cleaned
+
+
+class BigCommerceStoreForm(SecretFieldsForm):
+    secret_fields = ("access_token", "client_secret", "webhook_header_value")
+
+    class Meta:
+        model = BigCommerceStore
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        if not any(
+            cleaned.get(f) for f in ("accept_standard_webhooks", "accept_custom_header", "accept_x_bc_signature")
+        ):
+            raise forms.ValidationError("Enable at least one webhook authentication scheme.")
+        if cleaned.get("accept_custom_header") and not (
+            cleaned.get("webhook_header_name") and cleaned.get("webhook_header_value")
+        ):
+            raise forms.ValidationError("The custom header scheme needs a header name and a secret value.")
+        return cleaned
+
+
+class X3ConnectionForm(SecretFieldsForm):
+    secret_fields = ("password",)
+
+    class Meta:
+        model = X3Connection
+        fields = "__all__"
+
+    def clean_rest_mapping(self):
+        from integrations.sagex3.rest import validate_mapping
+
+        mapping = self.cleaned_data.get("rest_mapping") or {}
+        if not isinstance(mapping, dict):
+            raise forms.ValidationError("The mapping must be a JSON object.")
+        problems = validate_mapping(mapping)
+        if problems:
+            raise forms.ValidationError(problems)
+        return mapping

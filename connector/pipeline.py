@@ -1,0 +1,146 @@
+"""The pipeline: a webhook event (or a replay) becomes posting rows, then deliveries to X3.
+
+Webhooks are hints: every run re-reads the order from BigCommerce and decides from what it finds.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounting.models import Posting
+from accounting.posting import backoff_seconds, plan_order_posting, submit_posting
+from integrations.errors import IntegrationError, NotFoundError, RateLimitedError
+
+from .models import Tenant, WebhookEvent
+
+logger = logging.getLogger(__name__)
+E = WebhookEvent.Status
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    order_id: int
+    outcome: str  # created, reopened, already-posted, in-progress, unchanged, not-found
+    posting_id: int | None
+    posting_status: str
+    submitted: str = ""  # the result of the X3 delivery when one was attempted in this run
+
+
+def sync_order(
+    *, tenant: Tenant, order_id: int, trigger: str, event: WebhookEvent | None = None, user=None, bc_client=None,
+    x3_client=None,
+) -> SyncResult:
+    """Re-fetch one order and bring its postings up to date; deliver what became due. Raises IntegrationError
+    for BigCommerce failures (the caller decides whether to retry)."""
+    if bc_client is None:
+        from .clients import bigcommerce_client
+
+        bc_client = bigcommerce_client(tenant)
+    order = bc_client.get_order(order_id)
+    plan = plan_order_posting(tenant=tenant, order=order, trigger=trigger, event=event, user=user)
+    submitted = ""
+    if plan.should_submit:
+        submitted = submit_posting(plan.posting.pk, client=x3_client)
+        plan.posting.refresh_from_db(fields=["status"])
+    return SyncResult(order.id, plan.outcome, plan.posting.pk, plan.posting.status, submitted)
+
+
+def process_event(event_id: int) -> str:
+    """Process one stored webhook event. Idempotent: a processed event is not processed again."""
+    now = timezone.now()
+    claimed = WebhookEvent.objects.filter(
+        Q(status=E.RECEIVED) | Q(status=E.FAILED, next_attempt_at__isnull=False, next_attempt_at__lte=now),
+        pk=event_id,
+    ).update(status=E.PROCESSING, attempts=F("attempts") + 1, processing_started_at=now)
+    if claimed != 1:
+        return "not-due"
+    event = WebhookEvent.objects.select_related("tenant__bigcommerce", "tenant__x3").get(pk=event_id)
+    try:
+        result = sync_order(
+            tenant=event.tenant, order_id=event.order_id, trigger=Posting.Trigger.WEBHOOK, event=event
+        )
+    except NotFoundError as exc:
+        _finish(event, E.FAILED, f"Order {event.order_id} not found in BigCommerce: {exc.message}")
+        return "order-not-found"
+    except IntegrationError as exc:
+        retry_at = None
+        if exc.retryable and event.attempts < settings.CONNECTOR["MAX_ATTEMPTS"]:
+            delay = backoff_seconds(event.attempts)
+            if isinstance(exc, RateLimitedError) and exc.retry_after:
+                delay = max(delay, exc.retry_after)
+            retry_at = timezone.now() + timedelta(seconds=delay)
+        _finish(event, E.FAILED, exc.message, next_attempt_at=retry_at)
+        return "retry-scheduled" if retry_at else "failed"
+    except Exception as exc:
+        logger.exception("Unexpected error processing webhook event %s", event_id)
+        _finish(event, E.FAILED, f"Unexpected error: {type(exc).__name__}: {exc}"[:2000])
+        raise
+    _finish(event, E.PROCESSED, "")
+    return f"{result.outcome}:{result.posting_status}"
+
+
+def _finish(event: WebhookEvent, status: str, error: str, *, next_attempt_at=None) -> None:
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        status=status, error=error[:5000], processed_at=timezone.now(), next_attempt_at=next_attempt_at
+    )
+
+
+def retry_event(event: WebhookEvent) -> bool:
+    """Make a failed event due now (admin action). Returns whether it was re-queued."""
+    from .tasks import enqueue_event
+
+    updated = WebhookEvent.objects.filter(pk=event.pk, status=E.FAILED).update(
+        next_attempt_at=timezone.now(), error=""
+    )
+    if updated:
+        enqueue_event(event.pk)
+    return bool(updated)
+
+
+def sweep() -> str:
+    """Find unfinished work and ring the doorbell again. Safe to run any time, from any number of machines.
+
+    * events still ``received`` a while after arrival (their enqueue was lost) or ``failed`` and due for a retry;
+    * events stuck in ``processing`` (the worker died) go back to ``received``;
+    * postings ``pending`` (enqueue lost), or ``retry``/``unknown`` whose time has come;
+    * postings stuck in ``posting`` (the worker died mid-call) become ``unknown``: X3 is asked before any re-send.
+    """
+    from .tasks import enqueue_event, enqueue_posting
+
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.CONNECTOR["STALE_AFTER_SECONDS"])
+    grace = now - timedelta(seconds=30)
+
+    WebhookEvent.objects.filter(status=E.PROCESSING, processing_started_at__lt=stale).update(status=E.RECEIVED)
+    stuck = list(Posting.objects.filter(status=Posting.Status.POSTING, claimed_at__lt=stale).values_list("pk", flat=True))
+    if stuck:
+        from accounting.posting import log_transition
+
+        for posting in Posting.objects.filter(pk__in=stuck, status=Posting.Status.POSTING):
+            Posting.objects.filter(pk=posting.pk, status=Posting.Status.POSTING).update(
+                status=Posting.Status.UNKNOWN, next_attempt_at=now
+            )
+            log_transition(
+                posting, Posting.Status.UNKNOWN, "Worker stopped while posting: X3 will be checked before a re-send",
+                from_status=Posting.Status.POSTING, trigger=Posting.Trigger.SWEEP,
+            )
+
+    events = WebhookEvent.objects.filter(
+        Q(status=E.RECEIVED, received_at__lt=grace) | Q(status=E.FAILED, next_attempt_at__lte=now)
+    ).values_list("pk", flat=True)[:1000]
+    postings = Posting.objects.filter(
+        Q(status=Posting.Status.PENDING, updated_at__lt=grace)
+        | Q(status__in=(Posting.Status.RETRY, Posting.Status.UNKNOWN), next_attempt_at__lte=now)
+    ).values_list("pk", flat=True)[:1000]
+    event_ids, posting_ids = list(events), list(postings)
+    for pk in event_ids:
+        enqueue_event(pk)
+    for pk in posting_ids:
+        enqueue_posting(pk)
+    return f"events={len(event_ids)} postings={len(posting_ids)} unstuck={len(stuck)}"

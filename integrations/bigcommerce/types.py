@@ -1,0 +1,142 @@
+"""Typed, parsed BigCommerce objects. Money is ``Decimal`` exactly as BigCommerce sent it (4-decimal strings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True)
+class OrderProduct:
+    id: int  # order product id (the refund item_id for PRODUCT items)
+    product_id: int
+    sku: str
+    name: str
+    quantity: int
+    total_ex_tax: Decimal
+    total_inc_tax: Decimal
+    total_tax: Decimal
+    cost_price_ex_tax: Decimal  # per unit; "the cost of your products to you"
+    quantity_refunded: int = 0
+    wrapping_cost_ex_tax: Decimal = ZERO
+    wrapping_cost_tax: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class OrderFee:
+    id: int
+    type: str
+    name: str
+    cost_ex_tax: Decimal
+    cost_inc_tax: Decimal
+    cost_tax: Decimal
+
+
+@dataclass(frozen=True)
+class Order:
+    """``GET /v2/orders/{id}`` plus its products (and fees), flattened."""
+
+    id: int
+    channel_id: int
+    status_id: int
+    status: str
+    payment_status: str
+    date_created: datetime
+    date_modified: datetime
+    currency_code: str  # the transactional currency (``default_currency_code``): what the shopper paid in
+    is_tax_inclusive_pricing: bool
+    subtotal_ex_tax: Decimal
+    subtotal_inc_tax: Decimal
+    subtotal_tax: Decimal
+    shipping_cost_ex_tax: Decimal
+    shipping_cost_inc_tax: Decimal
+    shipping_cost_tax: Decimal
+    handling_cost_ex_tax: Decimal
+    handling_cost_inc_tax: Decimal
+    handling_cost_tax: Decimal
+    wrapping_cost_ex_tax: Decimal
+    wrapping_cost_inc_tax: Decimal
+    wrapping_cost_tax: Decimal
+    discount_amount: Decimal
+    coupon_discount: Decimal
+    total_ex_tax: Decimal
+    total_inc_tax: Decimal
+    total_tax: Decimal
+    store_credit_amount: Decimal = ZERO
+    gift_certificate_amount: Decimal = ZERO
+    is_deleted: bool = False
+    products: tuple[OrderProduct, ...] = ()
+    fees: tuple[OrderFee, ...] = ()
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def may_have_refunds(self) -> bool:
+        """Whether it is worth one more call to list the order's v3 refunds.
+
+        v2 ``refunded_amount`` is documented as always 0, so look at the signals that are reliable: the refund
+        statuses (4 Refunded, 14 Partially Refunded), the payment status, and refunded quantities on the lines.
+        """
+        return (
+            self.status_id in (4, 14)
+            or "refund" in self.payment_status.lower()
+            or any(p.quantity_refunded for p in self.products)
+        )
+
+
+@dataclass(frozen=True)
+class RefundItem:
+    item_type: str  # PRODUCT, GIFT_WRAPPING, SHIPPING, HANDLING, ORDER, FEE
+    item_id: int
+    quantity: int | None
+    requested_amount: Decimal | None
+
+
+@dataclass(frozen=True)
+class RefundPayment:
+    id: int
+    provider_id: str
+    amount: Decimal
+    offline: bool
+    is_declined: bool
+
+
+@dataclass(frozen=True)
+class Refund:
+    """One v3 refund (``/v3/orders/payment_actions/refunds``). Amounts are per refund, not cumulative."""
+
+    id: int
+    order_id: int
+    created: datetime
+    reason: str
+    total_amount: Decimal
+    total_tax: Decimal
+    items: tuple[RefundItem, ...] = ()
+    payments: tuple[RefundPayment, ...] = ()
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class OrderStatus:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: int
+    name: str
+    type: str
+    platform: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Hook:
+    id: int
+    scope: str
+    destination: str
+    is_active: bool
+    headers: dict[str, str] = field(default_factory=dict)

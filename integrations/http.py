@@ -1,0 +1,101 @@
+"""The shared HTTP session factory: mandatory timeouts, a User-Agent, no redirects, no implicit retries.
+
+Retries belong to the pipeline (with backoff stored in the database), never to the transport, so that every attempt
+is visible in the audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from .errors import BadResponseError, RetryableError
+
+USER_AGENT = "bc-x3-connector/0.1 (+https://github.com/bc-x3-connector)"
+
+# (connect, read) seconds. BigCommerce's own client uses 7 s; Sage X3 servers are often slow on writes.
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+
+
+def new_session(*, verify: bool | str = True) -> requests.Session:
+    """A session with our User-Agent and no retries. ``verify`` may be a CA bundle path (self-signed X3 servers)."""
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    session.max_redirects = 0
+    session.verify = verify
+    adapter = requests.adapters.HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=8)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+@dataclass
+class CallRecord:
+    """What one outbound call did, for the audit trail. Bodies are already redacted by the caller."""
+
+    method: str
+    url: str
+    request_body: str = ""
+    status_code: int | None = None
+    response_body: str = ""
+    duration_ms: int = 0
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: tuple[float, float] | float,
+    is_write: bool = False,
+    **kwargs: Any,
+) -> tuple[requests.Response, int]:
+    """Send one request; map transport failures onto our error hierarchy. Returns (response, duration in ms).
+
+    A timeout or a dropped connection on a *write* leaves the outcome unknown: the remote side may have committed.
+    A connect timeout/refusal happens before anything was sent, so the outcome is known (nothing happened).
+    """
+    started = time.monotonic()
+    try:
+        response = session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+    except requests.exceptions.ConnectTimeout as exc:
+        raise RetryableError(f"Connection to {_host(url)} timed out") from exc
+    except requests.exceptions.ReadTimeout as exc:
+        raise RetryableError(f"No response from {_host(url)} in time (read timeout)", outcome_unknown=is_write) from exc
+    except requests.exceptions.SSLError as exc:
+        raise RetryableError(f"TLS handshake with {_host(url)} failed: {type(exc).__name__}") from exc
+    except requests.exceptions.ConnectionError as exc:
+        # Refused before sending: nothing happened. Reset/aborted mid-request: the write may have landed.
+        refused = "refused" in str(exc).lower() or "name or service not known" in str(exc).lower()
+        raise RetryableError(
+            f"Connection to {_host(url)} failed" + (" (refused)" if refused else " (reset or aborted)"),
+            outcome_unknown=is_write and not refused,
+        ) from exc
+    except requests.exceptions.RequestException as exc:
+        raise RetryableError(f"HTTP request to {_host(url)} failed: {type(exc).__name__}", outcome_unknown=is_write) from exc
+    return response, int((time.monotonic() - started) * 1000)
+
+
+def parse_json(response: requests.Response, *, what: str) -> Any:
+    """Decode a JSON body or raise :class:`BadResponseError` naming ``what`` was expected."""
+    try:
+        return response.json()
+    except (ValueError, json.JSONDecodeError) as exc:
+        snippet = response.text[:200].replace("\n", " ")
+        raise BadResponseError(
+            f"{what}: expected JSON, got {response.headers.get('Content-Type', 'no content type')!s}: {snippet!r}",
+            status_code=response.status_code,
+            response_body=response.text[:2000],
+        ) from exc
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc or url

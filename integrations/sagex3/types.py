@@ -1,0 +1,78 @@
+"""What we send to and get back from Sage X3, independent of the transport (REST api1 or GraphQL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EntryLine:
+    account: str
+    debit: Decimal  # may be negative on a storno entry (refund, reversal): same side, negative amount
+    credit: Decimal
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A balanced GL journal entry ready for X3. ``reference`` is our idempotency reference (e.g. BC-abc123-250)."""
+
+    reference: str
+    accounting_date: date
+    currency: str
+    description: str
+    entry_type: str
+    journal: str
+    site: str
+    lines: tuple[EntryLine, ...]
+    source_document: str = ""  # e.g. the BigCommerce order number, for X3's "source document" field
+
+
+@dataclass(frozen=True)
+class PostedEntry:
+    """An entry that exists in X3."""
+
+    document_number: str
+    reference: str
+    uuid: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+# The default api1 field mapping. Every X3 installation publishes its own class/representation for journal entries
+# (NOT CONFIRMED which one exists), so this is only a starting point; each tenant can override any key.
+# Field names follow table GACCENTRY (header) / GACCENTRYD (lines): see ../shared/reference/sagex3.md §4.
+DEFAULT_REST_MAPPING: dict[str, Any] = {
+    "class": "GACCENTRY",
+    "representation": "GACCENTRY",
+    "header": {
+        "entry_type": "TYP",
+        "journal": "JOU",
+        "site": "FCY",
+        "accounting_date": "ACCDAT",
+        "currency": "CUR",
+        "description": "DESVCR",
+        "reference": "REFINT",
+        "source_document": "BPRVCR",
+    },
+    "header_static": {},
+    "lines_key": "GACCENTRYD",
+    "line": {
+        "line_number": "LIN",
+        "account": "ACC",
+        "description": "DES",
+        # amount_style "debit_credit" uses "debit"/"credit"; "sign_amount" uses "sign" (+1 debit / -1 credit)
+        # and "amount".
+        "debit": "DEB",
+        "credit": "CDT",
+        "sign": "SNS",
+        "amount": "AMTCUR",
+    },
+    "line_static": {},
+    "amount_style": "debit_credit",
+    "date_format": "%Y-%m-%d",
+    # Where X3 returns the document number it assigned, and the key used to read one entry back.
+    "document_number_field": "NUM",
+}
