@@ -25,7 +25,6 @@ def new_session(*, verify: bool | str = True) -> requests.Session:
     """A session with our User-Agent and no retries. ``verify`` may be a CA bundle path (self-signed X3 servers)."""
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
-    session.max_redirects = 0
     session.verify = verify
     adapter = requests.adapters.HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=8)
     session.mount("http://", adapter)

@@ -1,0 +1,951 @@
+"""BigCommerce REST client: orders (v2), refunds, channels and hooks (v3).
+
+One small wrapper that owns the things every call needs: the ``X-Auth-Token`` header, mandatory timeouts (through
+:func:`integrations.http.send`), ``Decimal`` parsing of every JSON body, rate-limit handling and the mapping of HTTP
+answers onto :mod:`integrations.errors`. It returns the typed objects of :mod:`integrations.bigcommerce.types`.
+
+Rate limits (the quota refreshes every 30 s and is shared by every app on the store):
+
+* after each response the ``X-Rate-Limit-*`` headers are kept in :attr:`BigCommerceClient.rate_limit`;
+* before a request, when the last answer said at most ``rate_limit_margin`` requests are left and the window has not
+  reset yet, the client sleeps until it has (never longer than ``max_inline_wait``);
+* a 429 is retried after the advertised reset time (or ``X-Retry-After``, or 1 s doubling when the platform sent no
+  header at all, which means "high load"), at most ``max_429_retries`` times and only while each wait is at most
+  ``max_inline_wait``; otherwise :class:`~integrations.errors.RateLimitedError` carries ``retry_after`` to the
+  pipeline, which reschedules the work instead of holding a worker.
+
+Other failures are never retried here: retries belong to the pipeline so that each attempt is recorded.
+
+The access token is only ever put in a request header. It never appears in a URL, an error message, a log line or a
+:class:`~integrations.http.CallRecord`; response bodies are scrubbed of it, and of hook header values (the shared
+secret of our webhook endpoint) before they are recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from typing import Any, TypedDict
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import requests
+
+from ..errors import (
+    AuthenticationError,
+    BadResponseError,
+    IntegrationError,
+    NotFoundError,
+    PermanentError,
+    RateLimitedError,
+    RetryableError,
+)
+from ..http import CallRecord, new_session, send
+from .types import (
+    ZERO,
+    Channel,
+    Hook,
+    Order,
+    OrderFee,
+    OrderProduct,
+    OrderStatus,
+    Refund,
+    RefundItem,
+    RefundPayment,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Largest page BigCommerce serves on its v2 and v3 list endpoints.
+MAX_PAGE_SIZE = 250
+#: How many :class:`CallRecord` objects :attr:`BigCommerceClient.call_log` keeps (oldest dropped first).
+CALL_LOG_SIZE = 100
+#: How much of a response body a :class:`CallRecord` or an error keeps.
+BODY_LIMIT = 2000
+#: A safety stop for pagination that never ends (a server that ignores ``page``).
+MAX_PAGES = 1000
+
+_WRITE_METHODS = frozenset({"POST", "PUT"})
+_HOOK_FIELDS = frozenset({"scope", "destination", "is_active", "headers"})
+_REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Everything needed to talk to one store. ``api_base_url`` lets tests and the simulator replace the host."""
+
+    store_hash: str
+    access_token: str = field(repr=False)
+    api_base_url: str = "https://api.bigcommerce.com"
+    timeout: tuple[float, float] = (5.0, 20.0)
+    rate_limit_margin: int = 2
+    max_inline_wait: float = 35.0
+    max_429_retries: int = 3
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The ``X-Rate-Limit-*`` headers of the latest response, and when (``clock()`` seconds) they were read."""
+
+    requests_left: int | None
+    requests_quota: int | None
+    time_reset_ms: int | None
+    time_window_ms: int | None
+    observed_at: float
+
+    def seconds_until_reset(self, now: float) -> float:
+        """Seconds from ``now`` until the quota window resets (0 when unknown or already past)."""
+        if self.time_reset_ms is None:
+            return 0.0
+        return max(0.0, self.observed_at + self.time_reset_ms / 1000 - now)
+
+
+class OrderSummary(TypedDict):
+    """One row of :meth:`BigCommerceClient.list_orders`: just enough to decide what to fetch."""
+
+    id: int
+    date_modified: datetime
+    status_id: int
+    channel_id: int
+
+
+class BigCommerceClient:
+    """Typed access to the BigCommerce endpoints the connector needs.
+
+    ``session`` defaults to :func:`integrations.http.new_session`; ``sleep`` and ``clock`` are injectable so tests
+    can observe rate-limit waits without waiting. Not thread-safe: use one client per worker.
+    """
+
+    def __init__(
+        self,
+        config: StoreConfig,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._session = session if session is not None else new_session()
+        self._sleep = sleep
+        self._clock = clock
+        self._base = f"{config.api_base_url.rstrip('/')}/stores/{config.store_hash}"
+        self._headers = {
+            "X-Auth-Token": config.access_token,
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+        #: HTTP requests attempted (including 429 retries and requests that failed in transport).
+        self.calls = 0
+        #: The last :data:`CALL_LOG_SIZE` calls, oldest first. No request headers, no secrets.
+        self.call_log: list[CallRecord] = []
+        #: Rate-limit headers of the latest response that carried them.
+        self.rate_limit: RateLimit | None = None
+        # The observation we already waited for, so one low-quota answer costs one wait, not one per request.
+        self._waited_for: RateLimit | None = None
+
+    def __repr__(self) -> str:
+        return f"BigCommerceClient(store_hash={self.config.store_hash!r})"
+
+    # ---------------------------------------------------------------------------------------------------- orders
+
+    def get_order(self, order_id: int) -> Order:
+        """One order with its products and fees, in one call when the store returns consignment line items.
+
+        Falls back to paging ``/v2/orders/{id}/products`` only when the consignments carry no product objects
+        (absent, or just ``{url, resource}`` links).
+        """
+        path = f"v2/orders/{int(order_id)}"
+        raw = self._get(
+            path, params={"include": "consignments.line_items,fees", "consignment_structure": "object"}
+        )
+        if not isinstance(raw, dict):
+            raise _shape_error(f"GET /{path}", "expected an order object")
+        products = consignment_products(raw)
+        if products is None:
+            products = self._get_order_products(int(order_id))
+        return parse_order(raw, products)
+
+    def _get_order_products(self, order_id: int) -> list[dict[str, Any]]:
+        path = f"v2/orders/{order_id}/products"
+        products: list[dict[str, Any]] = []
+        for page in range(1, MAX_PAGES + 1):
+            rows = self._get_v2_list(path, params={"page": page, "limit": MAX_PAGE_SIZE})
+            products.extend(rows)
+            if len(rows) < MAX_PAGE_SIZE:
+                return products
+        raise _shape_error(f"GET /{path}", f"more than {MAX_PAGES} pages")
+
+    def list_orders(
+        self,
+        *,
+        min_date_modified: datetime | None = None,
+        min_id: int | None = None,
+        page: int = 1,
+        limit: int = MAX_PAGE_SIZE,
+        sort: str = "date_modified:asc",
+    ) -> list[OrderSummary]:
+        """One page of ``GET /v2/orders``, reduced to id, date_modified, status_id and channel_id (204 → ``[]``).
+
+        A naive ``min_date_modified`` is taken as UTC.
+        """
+        params: dict[str, Any] = {"page": page, "limit": limit, "sort": sort}
+        if min_date_modified is not None:
+            params["min_date_modified"] = _iso(min_date_modified)
+        if min_id is not None:
+            params["min_id"] = int(min_id)
+        rows = self._get_v2_list("v2/orders", params=params)
+        with _parsing("GET /v2/orders"):
+            return [
+                OrderSummary(
+                    id=_req_int(row, "id"),
+                    date_modified=_rfc2822(row.get("date_modified")),
+                    status_id=_req_int(row, "status_id"),
+                    channel_id=_int(row.get("channel_id"), 1),
+                )
+                for row in rows
+            ]
+
+    def iter_order_ids_modified_since(self, since: datetime, *, limit: int = MAX_PAGE_SIZE) -> Iterator[int]:
+        """Yield the id of every order modified at or after ``since``, oldest modification first, each once.
+
+        Pages by keyset (``min_date_modified`` = the last date seen) rather than by page number, so an order
+        modified while we iterate moves to the end of the list instead of shifting a not-yet-seen order onto an
+        already-read page. Only when a whole page shares one second does it move on with ``page``. Stops at the
+        first short page.
+        """
+        cursor = since
+        page = 1
+        seen: set[int] = set()
+        for _ in range(MAX_PAGES * 10):
+            rows = self.list_orders(min_date_modified=cursor, page=page, limit=limit)
+            for row in rows:
+                if row["id"] not in seen:
+                    seen.add(row["id"])
+                    yield row["id"]
+            if len(rows) < limit:
+                return
+            last = rows[-1]["date_modified"]
+            if last > _utc(cursor):
+                cursor, page = last, 1
+            else:
+                page += 1
+        raise _shape_error("GET /v2/orders", "pagination did not end")
+
+    def list_order_statuses(self) -> list[OrderStatus]:
+        """``GET /v2/order_statuses``. ``name`` falls back to the merchant's label, then the system label."""
+        rows = self._get_v2_list("v2/order_statuses")
+        with _parsing("GET /v2/order_statuses"):
+            return [
+                OrderStatus(
+                    id=_req_int(row, "id"),
+                    name=_str(row.get("name") or row.get("custom_label") or row.get("system_label")),
+                )
+                for row in rows
+            ]
+
+    # --------------------------------------------------------------------------------------------------- refunds
+
+    def get_order_refunds(self, order_id: int) -> list[Refund]:
+        """Every refund of one order, ascending by refund id."""
+        path = f"v3/orders/{int(order_id)}/payment_actions/refunds"
+        with _parsing(f"GET /{path}"):
+            return [parse_refund(row) for row in self._get_v3_all(path)]
+
+    def get_refund(self, refund_id: int) -> Refund:
+        """``GET /v3/orders/payment_actions/refunds/{refund_id}``: what a ``store/order/refund/created`` names."""
+        path = f"v3/orders/payment_actions/refunds/{int(refund_id)}"
+        body = self._get(path)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise _shape_error(f"GET /{path}", "expected {data: refund}")
+        with _parsing(f"GET /{path}"):
+            return parse_refund(data)
+
+    def list_refunds(
+        self, *, created_min: datetime | None = None, page: int = 1, limit: int = MAX_PAGE_SIZE
+    ) -> tuple[list[Refund], bool]:
+        """One page of all the store's refunds, ascending by id; returns ``(refunds, has_more)``."""
+        path = "v3/orders/payment_actions/refunds"
+        params: dict[str, Any] = {"page": page, "limit": limit}
+        if created_min is not None:
+            params["created:min"] = _iso(created_min)
+        rows, meta = self._get_v3_page(path, params)
+        with _parsing(f"GET /{path}"):
+            refunds = [parse_refund(row) for row in rows]
+            if _has_pagination(meta):
+                return refunds, _next_page(meta, params) is not None
+        return refunds, len(rows) >= limit
+
+    # ------------------------------------------------------------------------------------------ channels, hooks
+
+    def list_channels(self) -> list[Channel]:
+        """``GET /v3/channels``, every page."""
+        with _parsing("GET /v3/channels"):
+            return [parse_channel(row) for row in self._get_v3_all("v3/channels")]
+
+    def list_hooks(self) -> list[Hook]:
+        """``GET /v3/hooks``: the hooks of this API account, every page."""
+        with _parsing("GET /v3/hooks"):
+            return [parse_hook(row) for row in self._get_v3_all("v3/hooks")]
+
+    def create_hook(
+        self, *, scope: str, destination: str, headers: dict[str, str] | None = None, is_active: bool = True
+    ) -> Hook:
+        """``POST /v3/hooks``. ``is_active`` is always sent: the API documents no default for it."""
+        body: dict[str, Any] = {"scope": scope, "destination": destination, "is_active": is_active}
+        if headers is not None:
+            body["headers"] = dict(headers)
+        return self._write_hook("POST", "v3/hooks", body)
+
+    def update_hook(self, hook_id: int, **fields: Any) -> Hook:
+        """``PUT /v3/hooks/{id}`` with any of ``scope``, ``destination``, ``is_active``, ``headers``."""
+        unknown = set(fields) - _HOOK_FIELDS
+        if unknown:
+            raise ValueError(
+                f"update_hook: unknown field(s) {sorted(unknown)}; allowed: {sorted(_HOOK_FIELDS)}"
+            )
+        if not fields:
+            raise ValueError("update_hook: at least one field is required")
+        return self._write_hook("PUT", f"v3/hooks/{int(hook_id)}", fields)
+
+    def _write_hook(self, method: str, path: str, body: dict[str, Any]) -> Hook:
+        answer = self._request(method, path, json_body=body)
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, dict):
+            raise _shape_error(f"{method} /{path}", "expected {data: hook}")
+        with _parsing(f"{method} /{path}"):
+            return parse_hook(data)
+
+    # ------------------------------------------------------------------------------------------------ transport
+
+    def _get(self, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
+        return self._request("GET", path, params=params)
+
+    def _get_v2_list(self, path: str, *, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """A v2 list: a JSON array, or 204 / an empty body when there is nothing (more)."""
+        body = self._get(path, params=params)
+        if body is None:
+            return []
+        if not isinstance(body, list) or not all(isinstance(row, dict) for row in body):
+            raise _shape_error(f"GET /{path}", "expected a JSON array of objects")
+        return body
+
+    def _get_v3_page(self, path: str, params: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+        body = self._get(path, params=params)
+        if body is None:
+            return [], {}
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+            raise _shape_error(f"GET /{path}", "expected {data: [...]}")
+        return data, body.get("meta") or {}
+
+    def _get_v3_all(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every row of a v3 collection, following ``meta.pagination`` when the answer has one."""
+        rows: list[dict[str, Any]] = []
+        current: dict[str, Any] = dict(params or {})
+        for _ in range(MAX_PAGES):
+            page_rows, meta = self._get_v3_page(path, current)
+            rows.extend(page_rows)
+            following = _next_page(meta, current)
+            if following is None or not page_rows:
+                return rows
+            current = following
+        raise _shape_error(f"GET /{path}", f"more than {MAX_PAGES} pages")
+
+    def _url(self, path: str, params: Mapping[str, Any] | None) -> str:
+        url = f"{self._base}/{path}"
+        if params:
+            # Keep "," and ":" readable (include=a,b; created:min; sort=date_modified:asc); "+" becomes %2B.
+            url += "?" + urlencode({k: v for k, v in params.items() if v is not None}, safe=",:")
+        return url
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Send one logical request (retrying 429s inline when allowed); return the decoded body or ``None``."""
+        url = self._url(path, params)
+        target = f"{method} /{path}"
+        data = json.dumps(json_body) if json_body is not None else None
+        backoff = 1.0
+        retries = 0
+        while True:
+            self._throttle()
+            response = self._send_once(method, url, path, data)
+            if response.status_code != 429:
+                break
+            wait, from_header = _wait_for_429(response, backoff)
+            if not from_header:
+                backoff *= 2
+            if retries >= self.config.max_429_retries or wait > self.config.max_inline_wait:
+                raise error_for_response(
+                    response.status_code,
+                    self._scrub(_text(response)),
+                    method=method,
+                    target=target,
+                    retry_after=wait,
+                )
+            retries += 1
+            logger.info("BigCommerce 429 on %s; waiting %.1f s (retry %d)", target, wait, retries)
+            self._sleep(wait)
+            self._waited_for = self.rate_limit
+        if not 200 <= response.status_code < 300:
+            raise error_for_response(
+                response.status_code, self._scrub(_text(response)), method=method, target=target
+            )
+        return _decode(response, target, self._scrub)
+
+    def _send_once(self, method: str, url: str, path: str, data: str | None) -> requests.Response:
+        self.calls += 1
+        record = CallRecord(method=method, url=url, request_body=self._scrub(data or "", path=path))
+        try:
+            response, duration_ms = send(
+                self._session,
+                method,
+                url,
+                timeout=self.config.timeout,
+                is_write=method in _WRITE_METHODS,
+                headers=self._headers,
+                data=data,
+            )
+        except IntegrationError as exc:
+            error = exc
+            if isinstance(exc.__cause__, requests.exceptions.TooManyRedirects):
+                # new_session() sets max_redirects=0, and requests then raises on *any* 3xx even though we never
+                # follow redirects. A redirect means a wrong api_base_url: permanent, and nothing was done.
+                error = PermanentError(
+                    f"BigCommerce {method} /{path}: unexpected HTTP redirect (check api_base_url)"
+                )
+            record.error = self._scrub(error.message)
+            self._record(record)
+            logger.warning("BigCommerce %s %s failed: %s", method, url, record.error)
+            if error is exc:
+                raise
+            raise error from exc
+        self._read_rate_limit(response)
+        record.status_code = response.status_code
+        record.duration_ms = duration_ms
+        record.response_body = self._scrub(_text(response), path=path)[:BODY_LIMIT]
+        if self.rate_limit is not None:
+            record.extra["rate_limit_requests_left"] = self.rate_limit.requests_left
+        self._record(record)
+        logger.debug("BigCommerce %s %s -> %s in %d ms", method, url, response.status_code, duration_ms)
+        return response
+
+    def _record(self, record: CallRecord) -> None:
+        self.call_log.append(record)
+        if len(self.call_log) > CALL_LOG_SIZE:
+            del self.call_log[: len(self.call_log) - CALL_LOG_SIZE]
+
+    def _read_rate_limit(self, response: requests.Response) -> None:
+        headers = response.headers  # case-insensitive
+        left = _header_int(headers, "X-Rate-Limit-Requests-Left")
+        reset = _header_int(headers, "X-Rate-Limit-Time-Reset-Ms")
+        if left is None and reset is None:
+            return
+        self.rate_limit = RateLimit(
+            requests_left=left,
+            requests_quota=_header_int(headers, "X-Rate-Limit-Requests-Quota"),
+            time_reset_ms=reset,
+            time_window_ms=_header_int(headers, "X-Rate-Limit-Time-Window-Ms"),
+            observed_at=self._clock(),
+        )
+
+    def _throttle(self) -> None:
+        """Wait for the quota window to reset when the last answer left us at or below the margin."""
+        limit = self.rate_limit
+        if limit is None or limit is self._waited_for or limit.requests_left is None:
+            return
+        if limit.requests_left > self.config.rate_limit_margin:
+            return
+        wait = min(limit.seconds_until_reset(self._clock()), self.config.max_inline_wait)
+        self._waited_for = limit
+        if wait > 0:
+            logger.info("BigCommerce quota low (%s left); waiting %.1f s", limit.requests_left, wait)
+            self._sleep(wait)
+
+    def _scrub(self, text: str, *, path: str = "") -> str:
+        """Remove the access token, and the values of hook headers (our webhook secret) on hook calls."""
+        if not text:
+            return text
+        if path.startswith("v3/hooks"):
+            text = _redact_hook_headers(text)
+        token = self.config.access_token
+        if token:
+            text = text.replace(token, _REDACTED)
+        return text
+
+
+# -------------------------------------------------------------------------------------------------- error mapping
+
+
+def error_for_response(
+    status: int, body: str, *, method: str, target: str, retry_after: float | None = None
+) -> IntegrationError:
+    """Map a non-2xx BigCommerce answer onto :mod:`integrations.errors`.
+
+    Closed by default: only statuses known to be transient are retryable.
+
+    * 401, 403 → :class:`AuthenticationError` (token revoked, or the API account lacks a scope);
+    * 404 → :class:`NotFoundError` (e.g. a deleted order);
+    * 429 → :class:`RateLimitedError` with ``retry_after`` (seconds);
+    * 408 and 5xx → :class:`RetryableError`; ``outcome_unknown`` on POST/PUT, since the write may have landed;
+    * any other status (other 4xx, unexpected 1xx/3xx) → :class:`PermanentError`.
+
+    The message carries BigCommerce's own ``title``/``errors``/``message`` text, never the request headers.
+    ``body`` must already be scrubbed of secrets.
+    """
+    detail = _bc_message(body)
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    message = f"BigCommerce {target}: HTTP {status}" + (f" {reason}" if reason else "")
+    if detail:
+        message += f": {detail}"
+    common: dict[str, Any] = {"status_code": status, "response_body": body[:BODY_LIMIT]}
+    if status in (401, 403):
+        return AuthenticationError(message, **common)
+    if status == 404:
+        return NotFoundError(message, **common)
+    if status == 429:
+        if retry_after is not None:
+            message += f" (retry after {retry_after:.1f} s)"
+        return RateLimitedError(message, retry_after=retry_after, **common)
+    if status == 408 or 500 <= status < 600:
+        return RetryableError(message, outcome_unknown=method in _WRITE_METHODS, **common)
+    return PermanentError(message, **common)
+
+
+def _bc_message(body: str) -> str:
+    """BigCommerce's own error text: v3 ``{title, errors}``, v3 ``{data: [{title}]}`` or v2 ``[{message}]``."""
+    try:
+        doc = json.loads(body) if body else None
+    except ValueError:
+        return ""
+    parts: list[str] = []
+
+    def collect(item: Any) -> None:
+        if not isinstance(item, dict):
+            return
+        text = item.get("title") or item.get("message") or item.get("error")
+        if isinstance(text, str) and text:
+            parts.append(text)
+        errors = item.get("errors")
+        if isinstance(errors, dict) and errors:
+            parts.append("; ".join(f"{key}: {value}" for key, value in errors.items()))
+        elif isinstance(errors, list) and errors:
+            parts.append("; ".join(str(value) for value in errors))
+        details = item.get("details")
+        if isinstance(details, dict) and details:
+            parts.append("; ".join(f"{key}: {value}" for key, value in details.items()))
+
+    if isinstance(doc, list):
+        for item in doc:
+            collect(item)
+    elif isinstance(doc, dict):
+        collect(doc)
+        if isinstance(doc.get("data"), list):
+            for item in doc["data"]:
+                collect(item)
+    return " — ".join(parts)[:500]
+
+
+def _wait_for_429(response: requests.Response, backoff: float) -> tuple[float, bool]:
+    """Seconds to wait before retrying a 429, and whether the server said so (else: our own backoff)."""
+    reset_ms = _header_float(response.headers, "X-Rate-Limit-Time-Reset-Ms")
+    if reset_ms is not None:
+        return max(0.0, reset_ms / 1000), True
+    for name in ("X-Retry-After", "Retry-After"):
+        seconds = _header_float(response.headers, name)
+        if seconds is not None:
+            return max(0.0, seconds), True
+    # "A 429 without the API HTTP headers indicates that the platform experiences high load."
+    return backoff, False
+
+
+def _shape_error(target: str, what: str) -> BadResponseError:
+    return BadResponseError(f"BigCommerce {target}: unexpected response shape ({what})")
+
+
+@contextlib.contextmanager
+def _parsing(target: str) -> Iterator[None]:
+    """Turn a missing key or a wrong type while parsing a 2xx body into :class:`BadResponseError`."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, InvalidOperation, AttributeError) as exc:
+        raise BadResponseError(
+            f"BigCommerce {target}: unexpected response shape ({type(exc).__name__}: {exc})"[:500]
+        ) from exc
+
+
+def _text(response: requests.Response) -> str:
+    # JSON is UTF-8 (RFC 8259); don't let requests guess another charset.
+    return response.content.decode("utf-8", errors="replace")
+
+
+def _decode(response: requests.Response, target: str, scrub: Callable[[str], str]) -> Any:
+    """Decode a 2xx body with ``Decimal`` floats. 204 or an empty body → ``None``."""
+    if response.status_code == 204 or not response.content.strip():
+        return None
+    try:
+        return json.loads(response.content.decode("utf-8-sig"), parse_float=Decimal)
+    except (UnicodeDecodeError, ValueError) as exc:
+        text = scrub(_text(response))
+        raise BadResponseError(
+            f"BigCommerce {target}: expected JSON, got "
+            f"{response.headers.get('Content-Type', 'no content type')}: {text[:200]!r}",
+            status_code=response.status_code,
+            response_body=text[:BODY_LIMIT],
+        ) from exc
+
+
+def _redact_hook_headers(text: str) -> str:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: (
+                    {name: _REDACTED for name in value}
+                    if key == "headers" and isinstance(value, dict)
+                    else walk(value)
+                )
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return json.dumps(walk(doc))
+
+
+def _header_float(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    value = _header_float(headers, name)
+    return int(value) if value is not None else None
+
+
+def _has_pagination(meta: Any) -> bool:
+    return isinstance(meta, dict) and isinstance(meta.get("pagination"), dict)
+
+
+def _next_page(meta: Any, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The params of the next page according to ``meta.pagination``, or ``None`` when this was the last one."""
+    if not _has_pagination(meta):
+        return None
+    pagination = meta["pagination"]
+    current = _opt_int(pagination.get("current_page"))
+    total_pages = _opt_int(pagination.get("total_pages"))
+    if current is not None and total_pages is not None:
+        return {**params, "page": current + 1} if current < total_pages else None
+    links = pagination.get("links")
+    following = links.get("next") if isinstance(links, dict) else None
+    if isinstance(following, str) and following:
+        query = dict(parse_qsl(urlsplit(following).query or following.lstrip("?")))
+        if "page" in query:
+            return {**params, "page": query["page"]}
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------- parsing
+
+
+def consignment_products(order: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The order products inside ``consignments`` (every shipping, pickup, download and gift-certificate
+    consignment), de-duplicated by order product ``id`` and sorted by it, as ``/products`` lists them.
+
+    ``None`` when they are not usable: no consignments, no line items, or line items that are only
+    ``{url, resource}`` links. Then the caller must page ``/v2/orders/{id}/products``.
+    """
+    consignments = order.get("consignments")
+    groups = consignments if isinstance(consignments, list) else [consignments]
+    items: list[Any] = []
+    for group in groups:
+        if not isinstance(group, dict):
+            continue
+        for kind in ("shipping", "pickups", "downloads"):
+            items.extend(_line_items(group.get(kind)))
+        email = group.get("email")
+        if isinstance(email, dict):
+            items.extend(_line_items(email.get("gift_certificates")))
+    products: dict[int, dict[str, Any]] = {}
+    for item in items:
+        if not isinstance(item, dict) or "id" not in item or not ({"product_id", "quantity"} & item.keys()):
+            return None  # a link (or junk): the list is incomplete
+        try:
+            products.setdefault(int(item["id"]), item)
+        except (TypeError, ValueError):
+            return None
+    if not products:
+        return None
+    return [products[key] for key in sorted(products)]
+
+
+def _line_items(consignments: Any) -> list[Any]:
+    if not isinstance(consignments, list):
+        return []
+    items: list[Any] = []
+    for consignment in consignments:
+        if not isinstance(consignment, dict):
+            continue
+        line_items = consignment.get("line_items")
+        if isinstance(line_items, list):
+            items.extend(line_items)
+        elif isinstance(line_items, dict):  # the spec's download examples show a single object
+            items.append(line_items)
+    return items
+
+
+def parse_order(raw: Mapping[str, Any], products: list[dict[str, Any]] | None = None) -> Order:
+    """``GET /v2/orders/{id}`` (+ products, + ``fees`` when included) → :class:`Order`.
+
+    Raises :class:`BadResponseError` when a required field (id, status, dates, currency) is missing or malformed.
+    Missing money fields count as 0.
+    """
+    order_id = raw.get("id") if isinstance(raw, Mapping) else None
+    with _parsing(f"GET /v2/orders/{order_id}"):
+        currency = _str(raw.get("default_currency_code") or raw.get("currency_code"))
+        if not currency:
+            raise ValueError("no default_currency_code or currency_code")
+        if products is None:
+            products = consignment_products(raw) or []
+        return Order(
+            id=_req_int(raw, "id"),
+            channel_id=_int(raw.get("channel_id"), 1),
+            status_id=_req_int(raw, "status_id"),
+            status=_str(raw.get("status") or raw.get("custom_status")),
+            payment_status=_str(raw.get("payment_status")),
+            date_created=_rfc2822(raw.get("date_created")),
+            date_modified=_rfc2822(raw.get("date_modified")),
+            currency_code=currency,
+            is_tax_inclusive_pricing=bool(raw.get("is_tax_inclusive_pricing")),
+            subtotal_ex_tax=_money(raw.get("subtotal_ex_tax")),
+            subtotal_inc_tax=_money(raw.get("subtotal_inc_tax")),
+            subtotal_tax=_money(raw.get("subtotal_tax")),
+            shipping_cost_ex_tax=_money(raw.get("shipping_cost_ex_tax")),
+            shipping_cost_inc_tax=_money(raw.get("shipping_cost_inc_tax")),
+            shipping_cost_tax=_money(raw.get("shipping_cost_tax")),
+            handling_cost_ex_tax=_money(raw.get("handling_cost_ex_tax")),
+            handling_cost_inc_tax=_money(raw.get("handling_cost_inc_tax")),
+            handling_cost_tax=_money(raw.get("handling_cost_tax")),
+            wrapping_cost_ex_tax=_money(raw.get("wrapping_cost_ex_tax")),
+            wrapping_cost_inc_tax=_money(raw.get("wrapping_cost_inc_tax")),
+            wrapping_cost_tax=_money(raw.get("wrapping_cost_tax")),
+            discount_amount=_money(raw.get("discount_amount")),
+            coupon_discount=_money(raw.get("coupon_discount")),
+            total_ex_tax=_money(raw.get("total_ex_tax")),
+            total_inc_tax=_money(raw.get("total_inc_tax")),
+            total_tax=_money(raw.get("total_tax")),
+            store_credit_amount=_money(raw.get("store_credit_amount")),
+            gift_certificate_amount=_money(raw.get("gift_certificate_amount")),
+            is_deleted=bool(raw.get("is_deleted")),
+            products=tuple(parse_order_product(row) for row in products),
+            fees=tuple(parse_fee(row) for row in _fee_rows(raw.get("fees"))),
+            raw=dict(raw),
+        )
+
+
+def _fee_rows(fees: Any) -> list[dict[str, Any]]:
+    if isinstance(fees, dict):  # the /fees endpoint wraps them: {"fees": [...]}
+        fees = fees.get("fees")
+    if not isinstance(fees, list):
+        return []  # absent, or a {url, resource} link
+    return [fee for fee in fees if isinstance(fee, dict)]
+
+
+def parse_order_product(raw: Mapping[str, Any]) -> OrderProduct:
+    """One ``orderProducts`` row. ``cost_price_ex_tax`` is per unit, falling back to ``base_cost_price``."""
+    cost = raw.get("cost_price_ex_tax")
+    if cost is None or cost == "":
+        cost = raw.get("base_cost_price")
+    return OrderProduct(
+        id=_req_int(raw, "id"),
+        product_id=_int(raw.get("product_id"), 0),
+        sku=_str(raw.get("sku")),
+        name=_str(raw.get("name") or raw.get("name_merchant") or raw.get("name_customer")),
+        quantity=_int(raw.get("quantity"), 0),
+        total_ex_tax=_money(raw.get("total_ex_tax")),
+        total_inc_tax=_money(raw.get("total_inc_tax")),
+        total_tax=_money(raw.get("total_tax")),
+        cost_price_ex_tax=_money(cost),
+        quantity_refunded=_int(raw.get("quantity_refunded"), 0),
+        wrapping_cost_ex_tax=_money(raw.get("wrapping_cost_ex_tax")),
+        wrapping_cost_tax=_money(raw.get("wrapping_cost_tax")),
+    )
+
+
+def parse_fee(raw: Mapping[str, Any]) -> OrderFee:
+    """One order fee. The spec's own example spells ``cost_exc_tax`` once; both spellings are read, and a
+    missing ex-tax cost is derived as inc − tax."""
+    ex_tax = raw.get("cost_ex_tax", raw.get("cost_exc_tax"))
+    inc_tax = _money(raw.get("cost_inc_tax"))
+    tax = _money(raw.get("cost_tax"))
+    return OrderFee(
+        id=_req_int(raw, "id"),
+        type=_str(raw.get("type")),
+        name=_str(raw.get("display_name_merchant") or raw.get("display_name_customer") or raw.get("name")),
+        cost_ex_tax=_money(ex_tax) if ex_tax not in (None, "") else inc_tax - tax,
+        cost_inc_tax=inc_tax,
+        cost_tax=tax,
+    )
+
+
+def parse_refund(raw: Mapping[str, Any]) -> Refund:
+    """One v3 refund object."""
+    return Refund(
+        id=_req_int(raw, "id"),
+        order_id=_req_int(raw, "order_id"),
+        created=_iso_datetime(raw.get("created")),
+        reason=_str(raw.get("reason")),
+        total_amount=_money(raw.get("total_amount")),
+        total_tax=_money(raw.get("total_tax")),
+        items=tuple(
+            RefundItem(
+                item_type=_str(item.get("item_type")),
+                item_id=_req_int(item, "item_id"),
+                quantity=_opt_int(item.get("quantity")),
+                requested_amount=None
+                if item.get("requested_amount") in (None, "")
+                else _money(item.get("requested_amount")),
+            )
+            for item in raw.get("items") or ()
+        ),
+        payments=tuple(
+            RefundPayment(
+                id=_req_int(payment, "id"),
+                provider_id=_str(payment.get("provider_id")),
+                amount=_money(payment.get("amount")),
+                offline=bool(payment.get("offline")),
+                is_declined=bool(payment.get("is_declined")),
+            )
+            for payment in raw.get("payments") or ()
+        ),
+        raw=dict(raw),
+    )
+
+
+def parse_channel(raw: Mapping[str, Any]) -> Channel:
+    return Channel(
+        id=_req_int(raw, "id"),
+        name=_str(raw.get("name")),
+        type=_str(raw.get("type")),
+        platform=_str(raw.get("platform")),
+        status=_str(raw.get("status")),
+    )
+
+
+def parse_hook(raw: Mapping[str, Any]) -> Hook:
+    headers = raw.get("headers")
+    return Hook(
+        id=_req_int(raw, "id"),
+        scope=_str(raw.get("scope")),
+        destination=_str(raw.get("destination")),
+        is_active=bool(raw.get("is_active")),
+        headers={str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {},
+    )
+
+
+# ----------------------------------------------------------------------------------------------- value parsing
+
+
+def _money(value: Any) -> Decimal:
+    """A BigCommerce amount ("62.6793", 50, Decimal from ``parse_float``) → ``Decimal``; missing → 0."""
+    if value is None or value == "":
+        return ZERO
+    if isinstance(value, bool):
+        raise TypeError(f"amount is a boolean: {value!r}")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, float):
+        # Not produced by our decoder (parse_float=Decimal); keep the shortest repr, not the binary value.
+        result = Decimal(repr(value))
+    elif isinstance(value, str):
+        result = Decimal(value.strip())
+    else:
+        raise TypeError(f"amount has type {type(value).__name__}")
+    if not result.is_finite():
+        raise ValueError(f"amount is not finite: {value!r}")
+    return result
+
+
+def _int(value: Any, default: int) -> int:
+    """An integer field ("12", 12, Decimal("12")) → ``int``; ``None``/"" → ``default``."""
+    number = _opt_int(value)
+    return default if number is None else number
+
+
+def _opt_int(value: Any) -> int | None:
+    """An integer field → ``int``; ``None``/"" → ``None``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"integer is a boolean: {value!r}")
+    if isinstance(value, int):
+        return value
+    number = Decimal(str(value).strip())
+    if number != number.to_integral_value():
+        raise ValueError(f"not an integer: {value!r}")
+    return int(number)
+
+
+def _req_int(row: Mapping[str, Any], key: str) -> int:
+    value = _opt_int(row[key])
+    if value is None:
+        raise ValueError(f"{key} is empty")
+    return value
+
+
+def _str(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _rfc2822(value: Any) -> datetime:
+    """A v2 date ("Tue, 05 Mar 2019 21:40:11 +0000") → aware UTC datetime. ISO 8601 is accepted too."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"missing date: {value!r}")
+    try:
+        return _utc(parsedate_to_datetime(value))
+    except (TypeError, ValueError):
+        return _iso_datetime(value)
+
+
+def _iso_datetime(value: Any) -> datetime:
+    """A v3 date ("2022-06-16T16:44:15+00:00", "…Z") → aware UTC datetime; naive values are taken as UTC."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"missing date: {value!r}")
+    return _utc(datetime.fromisoformat(value.strip()))
+
+
+def _iso(value: datetime) -> str:
+    """A query-string date: ISO 8601 / RFC 3339 in UTC (both v2 and v3 accept it)."""
+    return _utc(value).isoformat(timespec="seconds")

@@ -1,0 +1,643 @@
+"""Sage X3 REST "api1" client: create a GL journal entry, find one by our reference, test the connection.
+
+Everything about the remote side that is NOT CONFIRMED (../shared/reference/sagex3.md §2, §11) is configurable
+through the tenant's field mapping: which class/representation is published for journal entries, the field names,
+whether lines carry debit/credit columns or a sign and an amount. ``validate_mapping`` checks a mapping when it is
+saved, and the client refuses to call X3 with an invalid one.
+
+Contract: every method returns typed data or raises an :class:`~integrations.errors.IntegrationError` (see
+``classify_response``). Every HTTP call, successful or not, is appended to ``call_log`` for the audit trail. The
+password and the ``Authorization`` header never appear in messages or in ``call_log``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import dataclasses
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.auth import HTTPBasicAuth
+
+from integrations.errors import (
+    AuthenticationError,
+    BadResponseError,
+    IntegrationError,
+    PermanentError,
+    RateLimitedError,
+    RetryableError,
+)
+from integrations.http import CallRecord, new_session, send
+
+from .diagnoses import collect_diagnoses, error_diagnoses, join_messages
+from .types import DEFAULT_REST_MAPPING, Entry, EntryLine, PostedEntry
+
+RESPONSE_LOG_LIMIT = 10_000  # characters of each response body kept in call_log
+AMOUNT_STYLES = ("debit_credit", "sign_amount")
+FIND_PAGE_SIZE = 10  # more than one hit is already an error; 10 lets the message name the duplicates
+
+# Logical fields an entry header can be mapped from: the scalar fields of ``Entry``.
+HEADER_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Entry) if f.name != "lines")
+LINE_FIELDS: tuple[str, ...] = ("line_number", "account", "description", "debit", "credit", "sign", "amount")
+_REQUIRED_LINE_FIELDS = {
+    "debit_credit": ("account", "debit", "credit"),
+    "sign_amount": ("account", "sign", "amount"),
+}
+# X3 class, representation and field names are code-like (GACCENTRY, REFINT, ...). Anything else in a mapping is a
+# typo, or would break the URL / the where clause we build from it. Dots allow nested properties (volume.code).
+_CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_FIELD_RE = re.compile(r"^[A-Za-z$][A-Za-z0-9_$]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
+_TWO_PLACES = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class RestConfig:
+    """One X3 connection. ``base_url`` is the Syracuse server with its port, e.g. ``https://x3.example.com:8124``."""
+
+    base_url: str
+    folder: str  # the Syracuse endpoint / X3 folder, e.g. SEED
+    username: str
+    password: str = field(repr=False)
+    mapping: Mapping[str, Any] = field(default_factory=dict)  # tenant overrides of DEFAULT_REST_MAPPING
+    timeout: tuple[float, float] = (5.0, 60.0)  # (connect, read) seconds; X3 writes can be slow
+    verify: bool | str = True  # or the path of a CA bundle for a self-signed server
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("X3 base URL must look like https://x3.example.com:8124")
+        if parts.username is not None or parts.password is not None:
+            # Never echo the URL here: it holds a credential.
+            raise ValueError(
+                "X3 base URL must not contain a user name or password; use the credential fields"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError("X3 base URL must not contain a query string or fragment")
+        if not self.folder.strip():
+            raise ValueError("X3 folder (endpoint) is required")
+
+
+class DuplicateEntryError(PermanentError):
+    """X3 holds more than one entry with our reference. An accountant must decide which one stays."""
+
+    def __init__(self, message: str, *, document_numbers: list[str], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.document_numbers = document_numbers
+
+
+class MappingError(PermanentError):
+    """The tenant's field mapping is invalid; nothing was sent to X3."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("Invalid Sage X3 field mapping: " + "; ".join(problems))
+        self.problems = problems
+
+
+# --- mapping ------------------------------------------------------------------------------------------------------
+
+
+def effective_mapping(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``DEFAULT_REST_MAPPING`` with the tenant's overrides applied, one level deep.
+
+    A dict value (``header``, ``line``, ``header_static``, ``line_static``) is merged key by key, so
+    ``{"header": {"source_document": None}}`` only unmaps the source document; any other value replaces the default.
+    The result is a fresh deep copy: mutating it never touches the defaults.
+    """
+    merged = copy.deepcopy(DEFAULT_REST_MAPPING)
+    for key, value in (overrides or {}).items():
+        if isinstance(merged.get(key), dict) and isinstance(value, Mapping):
+            merged[key] = {**merged[key], **copy.deepcopy(dict(value))}
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def validate_mapping(mapping: Mapping[str, Any]) -> list[str]:
+    """Human-readable problems with a (full, effective) mapping; an empty list means it is usable.
+
+    Pass ``effective_mapping(overrides)`` to validate a tenant's overrides.
+    """
+    if not isinstance(mapping, Mapping):
+        return ["the mapping must be a JSON object"]
+    problems: list[str] = []
+    unknown = sorted(str(k) for k in mapping if k not in DEFAULT_REST_MAPPING)
+    if unknown:
+        problems.append(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(DEFAULT_REST_MAPPING)})")
+
+    for key in ("class", "representation"):
+        value = mapping.get(key)
+        if not isinstance(value, str) or not _CODE_RE.match(value):
+            problems.append(f"'{key}' must be an X3 code such as GACCENTRY, got {value!r}")
+    for key in ("lines_key", "document_number_field"):
+        value = mapping.get(key)
+        if not isinstance(value, str) or not _FIELD_RE.match(value):
+            problems.append(f"'{key}' must be an X3 field name, got {value!r}")
+
+    style = mapping.get("amount_style")
+    if style not in AMOUNT_STYLES:
+        problems.append(f"unknown amount_style {style!r}: use one of {', '.join(AMOUNT_STYLES)}")
+
+    date_format = mapping.get("date_format")
+    if not isinstance(date_format, str) or not _date_format_works(date_format):
+        problems.append(
+            f"'date_format' {date_format!r} must be a strftime format that includes the date, e.g. %Y-%m-%d"
+        )
+
+    header_names = _check_field_map(mapping.get("header"), "header", HEADER_FIELDS, ("reference",), problems)
+    required_line = _REQUIRED_LINE_FIELDS.get(style, ("account",)) if style in AMOUNT_STYLES else ("account",)
+    line_names = _check_field_map(mapping.get("line"), "line", LINE_FIELDS, required_line, problems)
+    _check_static(mapping.get("header_static"), "header_static", header_names, problems)
+    _check_static(mapping.get("line_static"), "line_static", line_names, problems)
+    lines_key = mapping.get("lines_key")
+    if isinstance(lines_key, str) and lines_key in header_names:
+        problems.append(f"'lines_key' {lines_key} is also used as a header field")
+    return problems
+
+
+def _check_field_map(
+    value: Any, name: str, known: tuple[str, ...], required: tuple[str, ...], problems: list[str]
+) -> set[str]:
+    """Check a logical-field -> X3-field dict; return the X3 field names actually used."""
+    if not isinstance(value, Mapping):
+        problems.append(f"'{name}' must be an object mapping logical fields to X3 field names")
+        return set()
+    used: dict[str, str] = {}
+    for logical, x3_name in value.items():
+        if logical not in known:
+            hint = (
+                " (use header_static / line_static for constant fields)" if name in ("header", "line") else ""
+            )
+            problems.append(f"'{name}' has unknown field {logical!r}; known: {', '.join(known)}{hint}")
+            continue
+        if x3_name in (None, ""):
+            continue
+        if not isinstance(x3_name, str) or not _FIELD_RE.match(x3_name):
+            problems.append(f"'{name}.{logical}' must be an X3 field name, got {x3_name!r}")
+            continue
+        if x3_name in used:
+            problems.append(f"'{name}': {logical} and {used[x3_name]} are both mapped to {x3_name}")
+        used[x3_name] = logical
+    for logical in required:
+        if value.get(logical) in (None, ""):
+            problems.append(f"'{name}.{logical}' is required")
+    return set(used)
+
+
+def _check_static(value: Any, name: str, mapped_names: set[str], problems: list[str]) -> None:
+    if not isinstance(value, Mapping):
+        problems.append(f"'{name}' must be an object of X3 field name -> constant value")
+        return
+    for key, constant in value.items():
+        if not isinstance(key, str) or not _FIELD_RE.match(key):
+            problems.append(f"'{name}' key {key!r} is not an X3 field name")
+        elif key in mapped_names:
+            problems.append(f"'{name}' sets {key}, which is already filled from the entry")
+        if not isinstance(constant, str | int | float | bool) and constant is not None:
+            problems.append(f"'{name}.{key}' must be a text, number, boolean or null")
+
+
+def _date_format_works(date_format: str) -> bool:
+    try:
+        first, second = date(2024, 1, 31).strftime(date_format), date(2025, 12, 1).strftime(date_format)
+    except ValueError:
+        return False
+    # A format without directives would send the same constant for every entry.
+    return bool(first) and first != second
+
+
+# --- JSON with exact decimals -------------------------------------------------------------------------------------
+
+
+def json_amount(value: Decimal) -> Decimal:
+    """An amount as we send it: the exact value, with at least two decimals (``12.5`` -> ``12.50``).
+
+    More decimals are kept as they are (``1.2345`` stays ``1.2345``): rounding is the accounting layer's decision,
+    never the transport's. Negative amounts (storno entries) stay negative.
+    """
+    if not value.is_finite():
+        raise PermanentError(f"amount {value} is not a finite number")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        value = value.quantize(_TWO_PLACES)
+    if value.is_zero():
+        value = abs(value)  # no "-0.00" in the ledger
+    return value
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON in which a ``Decimal`` is written as a JSON *number* with its exact digits (``100.00``).
+
+    Why not ``float``: ``float(Decimal("0.10"))`` serialises as ``0.1`` and large amounts can pick up binary noise;
+    why not a string: X3 numeric properties expect a number. The standard encoder cannot emit raw number text, so
+    this small recursive writer does (the decoder on the X3 side reads ``100.00`` as the number 100).
+    """
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"cannot send {value} to X3")
+        return format(value, "f")
+    if isinstance(value, float | int | str | bool) or value is None:
+        return json.dumps(value, allow_nan=False, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        return (
+            "{"
+            + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{dumps(v)}" for k, v in value.items())
+            + "}"
+        )
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+# --- error classification -----------------------------------------------------------------------------------------
+
+
+def classify_response(
+    status: int,
+    payload: Any,
+    *,
+    text: str,
+    is_write: bool,
+    where: str,
+    headers: Mapping[str, str] | None = None,
+) -> IntegrationError | None:
+    """Map an X3 HTTP answer onto our error hierarchy; ``None`` means "success, go on parsing".
+
+    ``payload`` is the decoded JSON body or ``None`` when it is not JSON; ``where`` names the class/representation
+    and folder for messages; ``is_write`` says whether X3 may have committed something (the create call).
+
+    * 2xx: success, unless the body carries error-severity diagnoses (warnings and infos alone are fine): then a
+      :class:`PermanentError` with X3's messages, ``outcome_unknown`` on a write (X3 may still have saved it).
+    * 401/403: :class:`AuthenticationError`.
+    * 404: :class:`PermanentError` (the class/representation is not published in the folder, or the folder is
+      wrong). Deliberately not ``NotFoundError``: a missing *collection* must never read as "no such entry".
+    * 409/423: :class:`RetryableError` (record locked by a user or another process; nothing was saved).
+    * 408, 5xx: :class:`RetryableError`; 429: :class:`RateLimitedError` with ``retry_after``. On a write the
+      outcome is unknown (X3 may have committed before failing or timing out).
+    * Anything else (400, 422, other 4xx, 3xx, 1xx): :class:`PermanentError` with X3's diagnoses when it sent any,
+      e.g. a closed period, an unknown account or an unbalanced entry.
+
+    Closed by default: a status not listed as transient is permanent, so a new failure mode stops at "needs
+    attention" instead of retrying forever.
+    """
+    diagnoses = collect_diagnoses(payload)
+    errors = error_diagnoses(diagnoses)
+    x3_says = join_messages(errors or diagnoses)
+    detail = f": {x3_says}" if x3_says else (f": {_snippet(text)}" if text.strip() else "")
+    common: dict[str, Any] = {"status_code": status, "response_body": text[:2000]}
+
+    if 200 <= status < 300:
+        if errors:
+            return PermanentError(
+                f"X3 reported errors ({where}): {join_messages(errors)}", outcome_unknown=is_write, **common
+            )
+        return None
+    if status in (401, 403):
+        what = "rejected the credentials" if status == 401 else "refused access (check the user's rights)"
+        return AuthenticationError(f"X3 {what} (HTTP {status}, {where}){detail}", **common)
+    if status == 404:
+        return PermanentError(
+            f"X3 answered 404 Not Found for {where}: check the folder name and that the class and representation "
+            f"are published{detail}",
+            **common,
+        )
+    if status in (409, 423):
+        return RetryableError(f"X3 record locked or busy (HTTP {status}, {where}){detail}", **common)
+    if status == 429:
+        return RateLimitedError(
+            f"X3 rate limit (HTTP 429, {where}){detail}",
+            outcome_unknown=is_write,
+            retry_after=_retry_after(headers),
+            **common,
+        )
+    if status == 408 or 500 <= status < 600:
+        return RetryableError(
+            f"X3 server error (HTTP {status}, {where}){detail}",
+            outcome_unknown=is_write,
+            retry_after=_retry_after(headers),
+            **common,
+        )
+    if status in (400, 422) and errors:
+        return PermanentError(f"X3 refused the request ({where}): {join_messages(errors)}", **common)
+    if 300 <= status < 400:
+        location = urlsplit((headers or {}).get("Location", ""))
+        target = f" to {location.scheme}://{location.netloc}{location.path}" if location.netloc else ""
+        return PermanentError(f"X3 redirected (HTTP {status}){target}: check the base URL", **common)
+    return PermanentError(f"X3 answered HTTP {status} ({where}){detail}", **common)
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    value = (headers or {}).get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
+
+
+def _snippet(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+# --- the client ---------------------------------------------------------------------------------------------------
+
+
+class SageX3RestClient:
+    """api1 client for one X3 folder. Not thread-safe (``call_log`` is a plain list): one client per posting."""
+
+    def __init__(self, config: RestConfig, *, session: requests.Session | None = None) -> None:
+        self.config = config
+        self.mapping = effective_mapping(config.mapping)
+        self.mapping_problems = validate_mapping(self.mapping)
+        self.call_log: list[CallRecord] = []
+        self._session = session if session is not None else new_session(verify=config.verify)
+        self._auth = HTTPBasicAuth(config.username, config.password)
+        self._secrets = _secret_forms(config.username, config.password)
+
+    # -- public operations --
+
+    def build_payload(self, entry: Entry) -> dict[str, Any]:
+        """The api1 JSON body for ``entry`` (amounts as ``Decimal``; :func:`dumps` writes them as exact numbers)."""
+        self._require_valid_mapping()
+        m = self.mapping
+        header_values: dict[str, Any] = {
+            "entry_type": entry.entry_type,
+            "journal": entry.journal,
+            "site": entry.site,
+            "accounting_date": entry.accounting_date.strftime(m["date_format"]),
+            "currency": entry.currency,
+            "description": entry.description,
+            "reference": entry.reference,
+            "source_document": entry.source_document,
+        }
+        payload: dict[str, Any] = {
+            x3_name: header_values[logical] for logical, x3_name in m["header"].items() if x3_name
+        }
+        # Static fields fill what the entry does not (validate_mapping rejects a static field that collides).
+        for x3_name, constant in m["header_static"].items():
+            payload.setdefault(x3_name, constant)
+
+        rows = [row for line in entry.lines for row in self._line_rows(line)]
+        if not rows:
+            raise PermanentError(f"entry {entry.reference} has no non-zero lines to post")
+        number_field = m["line"].get("line_number")
+        if number_field:
+            rows = [{number_field: number, **row} for number, row in enumerate(rows, start=1)]
+        for row in rows:
+            for x3_name, constant in m["line_static"].items():
+                row.setdefault(x3_name, constant)
+        payload[m["lines_key"]] = rows
+        return payload
+
+    def create_entry(self, entry: Entry) -> PostedEntry:
+        """POST the entry to ``{CLASS}?representation={REP}.$create``; return X3's document number.
+
+        Raises ``BadResponseError(outcome_unknown=True)`` when X3 answers success without a document number: the
+        entry may exist, so the caller must look it up with :meth:`find_entry` before trying again.
+        """
+        payload = self.build_payload(entry)
+        body = dumps(payload)
+        data = self._call("POST", self._collection_url("$create"), body=body, is_write=True)
+        number, uuid = self._document_number(data)
+        if number is None:
+            raise self._failed(
+                BadResponseError(
+                    f"X3 accepted entry {entry.reference} but returned no {self.mapping['document_number_field']}: "
+                    "it may have been created; look it up by reference before posting again",
+                    outcome_unknown=True,
+                )
+            )
+        return PostedEntry(document_number=number, reference=entry.reference, uuid=uuid, raw=data)
+
+    def find_entry(self, reference: str) -> PostedEntry | None:
+        """The X3 entry carrying our ``reference``, or ``None``.
+
+        Raises :class:`DuplicateEntryError` when several entries carry it, and a :class:`PermanentError` when X3
+        returns entries with a different reference (the where filter was ignored, so the lookup cannot be trusted).
+        """
+        self._require_valid_mapping()
+        ref_field = self.mapping["header"]["reference"]
+        # X3 where syntax follows SData: string literals in single quotes. Doubling an embedded quote is the SData
+        # convention; that X3 accepts it is NOT CONFIRMED (our references never contain quotes anyway).
+        literal = reference.replace("'", "''")
+        where = f"({ref_field} eq '{literal}')"
+        # Percent-encode everything (spaces as %20, not "+": Syracuse is a Node.js server and may decode the query
+        # with decodeURIComponent, which leaves "+" alone).
+        url = self._collection_url("$query") + f"&where={quote(where, safe='')}&count={FIND_PAGE_SIZE}"
+        data = self._call("GET", url)
+        resources = data.get("$resources")
+        if not isinstance(resources, list) or not all(isinstance(r, Mapping) for r in resources):
+            raise self._failed(
+                BadResponseError(f"X3 query for reference {reference}: expected a $resources list")
+            )
+
+        found: list[PostedEntry] = []
+        for resource in resources:
+            number, uuid = self._document_number(resource)
+            if number is None:
+                raise self._failed(
+                    BadResponseError(
+                        f"X3 query for reference {reference} returned an entry without "
+                        f"{self.mapping['document_number_field']}: add it to the $query facet of the representation"
+                    )
+                )
+            returned_ref = resource.get(ref_field)
+            if (
+                returned_ref is not None
+                and str(returned_ref).strip().casefold() != reference.strip().casefold()
+            ):
+                raise self._failed(
+                    PermanentError(
+                        f"X3 query for {ref_field} = {reference} returned entry {number} with {ref_field} = "
+                        f"{returned_ref}: the where filter was not applied, so the duplicate check cannot be trusted"
+                    )
+                )
+            found.append(
+                PostedEntry(
+                    document_number=number,
+                    reference=str(returned_ref) if returned_ref is not None else reference,
+                    uuid=uuid,
+                    raw=dict(resource),
+                )
+            )
+        if len(found) > 1:
+            numbers = [p.document_number for p in found]
+            more = " (or more)" if len(found) >= FIND_PAGE_SIZE else ""
+            raise self._failed(
+                DuplicateEntryError(
+                    f"X3 holds {len(found)}{more} entries with {ref_field} = {reference}: {', '.join(numbers)}. "
+                    "An accountant must check them before anything else is posted.",
+                    document_numbers=numbers,
+                )
+            )
+        return found[0] if found else None
+
+    def test_connection(self) -> str:
+        """A harmless authenticated read (the ``$query`` facet, one record). Returns a short success description."""
+        self._require_valid_mapping()
+        data = self._call("GET", self._collection_url("$query") + "&count=1")
+        resources = data.get("$resources")
+        seen = (
+            f"{len(resources)} record(s) on the first page"
+            if isinstance(resources, list)
+            else "no $resources"
+        )
+        host = urlsplit(self.config.base_url).netloc
+        return (
+            f"Connected to {host}, folder {self.config.folder}, as {self.config.username}: "
+            f"{self._where()} answered ({seen})."
+        )
+
+    # -- internals --
+
+    def _line_rows(self, line: EntryLine) -> list[dict[str, Any]]:
+        m = self.mapping
+        names = m["line"]
+        base: dict[str, Any] = {names["account"]: line.account}
+        if names.get("description"):
+            base[names["description"]] = line.description
+        if m["amount_style"] == "debit_credit":
+            return [
+                {**base, names["debit"]: json_amount(line.debit), names["credit"]: json_amount(line.credit)}
+            ]
+        # sign_amount: one row per non-zero side. The amount goes out exactly as given; a storno (negative) amount
+        # stays negative on its own side, never flipped to the other sign.
+        rows: list[dict[str, Any]] = []
+        for sign, amount in ((1, line.debit), (-1, line.credit)):
+            if not amount.is_zero():
+                rows.append({**base, names["sign"]: sign, names["amount"]: json_amount(amount)})
+        return rows
+
+    def _document_number(self, data: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """(document number, $uuid) from the top level, else from ``$resources[0]``."""
+        key = self.mapping["document_number_field"]
+        candidates: list[Mapping[str, Any]] = [data]
+        resources = data.get("$resources")
+        if isinstance(resources, list) and resources and isinstance(resources[0], Mapping):
+            candidates.append(resources[0])
+        for candidate in candidates:
+            number = candidate.get(key)
+            if isinstance(number, str | int) and not isinstance(number, bool) and str(number).strip():
+                uuid = candidate.get("$uuid")
+                return str(number).strip(), (str(uuid) if uuid else None)
+        return None, None
+
+    def _collection_url(self, facet: str) -> str:
+        base = self.config.base_url.rstrip("/")
+        folder = quote(self.config.folder.strip(), safe="")
+        return f"{base}/api1/x3/erp/{folder}/{self.mapping['class']}?representation={self.mapping['representation']}.{facet}"
+
+    def _where(self) -> str:
+        return f"class {self.mapping['class']}, representation {self.mapping['representation']}, folder {self.config.folder}"
+
+    def _require_valid_mapping(self) -> None:
+        if self.mapping_problems:
+            raise MappingError(self.mapping_problems)
+
+    def _call(
+        self, method: str, url: str, *, body: str | None = None, is_write: bool = False
+    ) -> dict[str, Any]:
+        """Send one request, record it in ``call_log``, classify the answer; return the decoded JSON object."""
+        record = CallRecord(method=method, url=self._redact(url), request_body=self._redact(body or ""))
+        self.call_log.append(record)
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        started = time.monotonic()
+        try:
+            response, duration_ms = send(
+                self._session,
+                method,
+                url,
+                timeout=self.config.timeout,
+                is_write=is_write,
+                auth=self._auth,
+                headers=headers,
+                data=body.encode("utf-8") if body is not None else None,
+                verify=self.config.verify,
+            )
+        except IntegrationError as exc:
+            record.duration_ms = int((time.monotonic() - started) * 1000)
+            self._recorded(record, exc)
+            raise
+
+        text = self._redact(response.text)
+        record.status_code = response.status_code
+        record.response_body = text[:RESPONSE_LOG_LIMIT]
+        record.duration_ms = duration_ms
+        try:
+            payload: Any = json.loads(text) if text.strip() else None
+        except ValueError:
+            payload = None
+
+        error = classify_response(
+            response.status_code,
+            payload,
+            text=text,
+            is_write=is_write,
+            where=self._where(),
+            headers=response.headers,
+        )
+        if error is not None:
+            raise self._recorded(record, error)
+        if not isinstance(payload, dict):
+            shape = "no JSON" if payload is None else f"JSON {type(payload).__name__}"
+            content_type = response.headers.get("Content-Type", "no content type")
+            raise self._recorded(
+                record,
+                BadResponseError(
+                    f"X3 answered HTTP {response.status_code} with {shape} ({content_type}), expected a JSON object: "
+                    f"{_snippet(text)!r}",
+                    outcome_unknown=is_write,
+                    status_code=response.status_code,
+                    response_body=text[:2000],
+                ),
+            )
+        warnings = [d.describe() for d in collect_diagnoses(payload)]
+        if warnings:
+            record.extra["diagnoses"] = warnings
+        return payload
+
+    def _failed(self, error: IntegrationError) -> IntegrationError:
+        """An error found while reading a successful answer: note it on the last call record (and its body)."""
+        record = self.call_log[-1]
+        if error.status_code is None:
+            error.status_code = record.status_code
+        if error.response_body is None:
+            error.response_body = record.response_body[:2000]
+        return self._recorded(record, error)
+
+    def _recorded(self, record: CallRecord, error: IntegrationError) -> IntegrationError:
+        """Scrub credentials from the error, note it on the call record, and hand it back for raising."""
+        error.message = self._redact(error.message)
+        error.args = (error.message,)
+        if error.response_body is not None:
+            error.response_body = self._redact(error.response_body)
+        record.error = error.message
+        return error
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "********")
+        return text
+
+
+def _secret_forms(username: str, password: str) -> list[str]:
+    """The password as it could leak: raw, URL-encoded, and inside the Basic token. Longest first."""
+    if not password:
+        return []
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    forms = {password, quote(password, safe=""), token}
+    return sorted((f for f in forms if f), key=len, reverse=True)
