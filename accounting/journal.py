@@ -21,7 +21,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from integrations.bigcommerce.types import Order
 
-ZERO = Decimal("0")
+ZERO = Decimal(0)
 
 # ISO 4217 minor units that are not 2. Anything else rounds to cents.
 _MINOR_UNITS = {

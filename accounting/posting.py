@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from connector.models import Tenant, WebhookEvent
 from integrations.bigcommerce.types import Order
-from integrations.errors import IntegrationError, RateLimitedError
+from integrations.errors import IntegrationError, PermanentError, RateLimitedError
 from integrations.http import CallRecord
 from integrations.sagex3.types import Entry, EntryLine, PostedEntry
 
@@ -38,6 +38,8 @@ from .models import ChannelMapping, Posting, PostingAttempt, PostingLine, Postin
 logger = logging.getLogger(__name__)
 
 S = Posting.Status
+# GACCENTRY.REFINT is A25 (../shared/reference/sagex3.md §4.2): a longer reference would be cut and never found again.
+REFERENCE_MAX_LENGTH = 25
 # Statuses whose lines may still be rebuilt from a fresher order: nothing of them can have reached X3.
 REBUILDABLE = (S.WAITING, S.NEEDS_MAPPING, S.SKIPPED, S.NEEDS_ATTENTION)
 
@@ -271,6 +273,11 @@ def submit_posting(posting_id: int, *, client=None) -> str:
     ).exists()
     operation = "find"
     try:
+        if len(posting.reference) > REFERENCE_MAX_LENGTH:
+            raise PermanentError(
+                f"Reference {posting.reference!r} is longer than X3's {REFERENCE_MAX_LENGTH}-character REFINT field: "
+                "set a shorter reference prefix on the tenant's X3 connection, then retry"
+            )
         if must_check:
             found = client.find_entry(posting.reference)
             _record_calls(posting, client, "find", PostingAttempt.Outcome.OK if found else PostingAttempt.Outcome.NOT_FOUND)

@@ -61,12 +61,12 @@ class X3ConnectionForm(SecretFieldsForm):
         fields = "__all__"
 
     def clean_rest_mapping(self):
-        from integrations.sagex3.rest import validate_mapping
+        from integrations.sagex3.rest import effective_mapping, validate_mapping
 
         mapping = self.cleaned_data.get("rest_mapping") or {}
         if not isinstance(mapping, dict):
             raise forms.ValidationError("The mapping must be a JSON object.")
-        problems = validate_mapping(mapping)
+        problems = validate_mapping(effective_mapping(mapping))
         if problems:
             raise forms.ValidationError(problems)
         return mapping

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-ZERO = Decimal("0")
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,91 @@
+"""Create or update a tenant, its credentials and its channel mappings from a JSON or TOML document.
+
+The format is documented in docs/configuration.md; ``examples/tenant.toml`` is a complete example.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from accounting.models import ChannelMapping
+
+from .models import BigCommerceStore, Tenant, X3Connection
+
+TENANT_FIELDS = {"name", "is_active", "confirmed_status_ids", "rounding_account", "rounding_threshold"}
+STORE_FIELDS = {f.name for f in BigCommerceStore._meta.fields} - {"id", "tenant"}
+X3_FIELDS = {f.name for f in X3Connection._meta.fields} - {"id", "tenant"}
+MAPPING_FIELDS = {f.name for f in ChannelMapping._meta.fields} - {"id", "tenant", "created_at", "updated_at"}
+
+
+class ConfigurationError(Exception):
+    pass
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            return tomllib.loads(text)
+        return json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(f"{path}: {exc}") from exc
+
+
+def _check_keys(section: str, data: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigurationError(f"[{section}] unknown key(s): {', '.join(unknown)}")
+
+
+def _apply(obj, data: dict[str, Any], section: str) -> None:
+    for key, value in data.items():
+        setattr(obj, key, Decimal(str(value)) if key == "rounding_threshold" else value)
+    try:
+        obj.full_clean(exclude=["tenant"])
+    except ValidationError as exc:
+        raise ConfigurationError(f"[{section}] {'; '.join(f'{k}: {v}' for k, v in exc.message_dict.items())}") from exc
+    obj.save()
+
+
+@transaction.atomic
+def apply_document(doc: dict[str, Any]) -> tuple[Tenant, bool]:
+    """Apply a configuration document. Returns (tenant, created). All or nothing."""
+    tenant_data = dict(doc.get("tenant") or {})
+    slug = tenant_data.pop("slug", None)
+    if not slug:
+        raise ConfigurationError("[tenant] slug is required")
+    _check_keys("tenant", tenant_data, TENANT_FIELDS)
+    tenant, created = Tenant.objects.get_or_create(slug=slug, defaults={"name": tenant_data.get("name", slug)})
+    _apply(tenant, tenant_data, "tenant")
+
+    if "bigcommerce" in doc:
+        data = dict(doc["bigcommerce"])
+        _check_keys("bigcommerce", data, STORE_FIELDS)
+        store = BigCommerceStore.objects.filter(tenant=tenant).first() or BigCommerceStore(tenant=tenant)
+        _apply(store, data, "bigcommerce")
+    if "x3" in doc:
+        data = dict(doc["x3"])
+        _check_keys("x3", data, X3_FIELDS)
+        if "rest_mapping" in data:
+            from integrations.sagex3.rest import effective_mapping, validate_mapping
+
+            problems = validate_mapping(effective_mapping(data["rest_mapping"] or {}))
+            if problems:
+                raise ConfigurationError("[x3.rest_mapping] " + "; ".join(problems))
+        x3 = X3Connection.objects.filter(tenant=tenant).first() or X3Connection(tenant=tenant)
+        _apply(x3, data, "x3")
+    for i, data in enumerate(doc.get("channels") or []):
+        data = dict(data)
+        _check_keys(f"channels[{i}]", data, MAPPING_FIELDS)
+        if "channel_id" not in data:
+            raise ConfigurationError(f"[channels[{i}]] channel_id is required")
+        mapping = ChannelMapping.objects.filter(tenant=tenant, channel_id=data["channel_id"]).first()
+        _apply(mapping or ChannelMapping(tenant=tenant), data, f"channels[{i}]")
+    return tenant, created

@@ -1,0 +1,13 @@
+"""Test settings: the real settings plus inline tasks and fast hashing. DATABASE_URL/REDIS_URL still apply."""
+
+from .settings import *  # noqa: F403
+from .settings import Q_CLUSTER
+
+Q_CLUSTER["sync"] = True  # tasks run inline where they are enqueued (after commit) and raise
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Static files are not served in tests; WhiteNoise would warn about a STATIC_ROOT nobody collected.
+MIDDLEWARE = [m for m in MIDDLEWARE if "whitenoise" not in m]  # noqa: F405
