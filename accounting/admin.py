@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib import admin, messages
 from django.db.models import Sum
 from django.urls import reverse
@@ -18,7 +20,9 @@ from .models import ChannelMapping, Posting, PostingAttempt, PostingLine, Postin
 class ChannelMappingResource(resources.ModelResource):
     """CSV/XLSX import and export of channel mappings; the tenant is named by its slug."""
 
-    tenant = fields.Field(attribute="tenant", column_name="tenant", widget=ForeignKeyWidget(Tenant, field="slug"))
+    tenant = fields.Field(
+        attribute="tenant", column_name="tenant", widget=ForeignKeyWidget(Tenant, field="slug")
+    )
 
     class Meta:
         model = ChannelMapping
@@ -60,8 +64,19 @@ class PostingLineInline(admin.TabularInline):
 
 class PostingAttemptInline(admin.StackedInline):
     model = PostingAttempt
-    fields = ("attempt", "operation", "outcome", "method", "url", "status_code", "duration_ms", "error",
-              "request_body", "response_body", "created_at")
+    fields = (
+        "attempt",
+        "operation",
+        "outcome",
+        "method",
+        "url",
+        "status_code",
+        "duration_ms",
+        "error",
+        "request_body",
+        "response_body",
+        "created_at",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -108,18 +123,52 @@ class PostingAdmin(ReadOnlyAdmin):
     actions = ("repost_orders", "retry_now")
     readonly_fields = [f.name for f in Posting._meta.fields] + ["balance"]
     fieldsets = (
-        (None, {"fields": ("tenant", "kind", "idempotency_key", "order_id", "refund_id", "parent", "status")}),
-        ("Entry", {"fields": ("channel_id", "order_status_id", "gl_date", "currency", "total", "balance",
-                              "difference", "flagged", "flag_reason", "description")}),
+        (
+            None,
+            {"fields": ("tenant", "kind", "idempotency_key", "order_id", "refund_id", "parent", "status")},
+        ),
+        (
+            "Entry",
+            {
+                "fields": (
+                    "channel_id",
+                    "order_status_id",
+                    "gl_date",
+                    "currency",
+                    "total",
+                    "balance",
+                    "difference",
+                    "flagged",
+                    "flag_reason",
+                    "description",
+                )
+            },
+        ),
         ("Sage X3", {"fields": ("reference", "x3_document_number", "x3_uuid", "posted_at")}),
-        ("Processing", {"fields": ("trigger", "source_event", "attempts", "last_error", "next_attempt_at",
-                                   "claimed_at", "created_at", "updated_at")}),
+        (
+            "Processing",
+            {
+                "fields": (
+                    "trigger",
+                    "source_event",
+                    "attempts",
+                    "last_error",
+                    "next_attempt_at",
+                    "claimed_at",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
         ("Order snapshot", {"fields": ("snapshot",), "classes": ("collapse",)}),
     )
 
     @admin.display(description="Order", ordering="order_id")
     def order_link(self, obj: Posting) -> str:
-        url = reverse("admin:accounting_posting_changelist") + f"?tenant__id__exact={obj.tenant_id}&q={obj.order_id}"
+        url = (
+            reverse("admin:accounting_posting_changelist")
+            + f"?tenant__id__exact={obj.tenant_id}&q={obj.order_id}"
+        )
         return format_html('<a href="{}">{}</a>', url, obj.order_id)
 
     @admin.display(description="Status", ordering="status")
@@ -136,13 +185,16 @@ class PostingAdmin(ReadOnlyAdmin):
     @admin.display(description="Debit = credit")
     def balance(self, obj: Posting) -> str:
         totals = obj.lines.aggregate(d=Sum("debit"), c=Sum("credit"))
-        return f"{totals['d'] or 0} = {totals['c'] or 0}"
+        debit, credit = (Decimal(str(totals[k] or 0)).quantize(Decimal("0.0001")) for k in ("d", "c"))
+        return f"{debit} = {credit}" + ("" if debit == credit else "  ⚠ NOT BALANCED")
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("accounting.operate_posting")
 
-    @admin.action(description="Re-post order: re-fetch from BigCommerce, post only what is missing",
-                  permissions=["operate"])
+    @admin.action(
+        description="Re-post order: re-fetch from BigCommerce, post only what is missing",
+        permissions=["operate"],
+    )
     def repost_orders(self, request, queryset) -> None:
         report = services.repost_orders(queryset, user=request.user)
         for level, text in report:

@@ -26,7 +26,24 @@ ZERO = Decimal(0)
 # ISO 4217 minor units that are not 2. Anything else rounds to cents.
 _MINOR_UNITS = {
     **dict.fromkeys(
-        ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"],
+        [
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ],
         0,
     ),
     **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
@@ -135,7 +152,9 @@ def build_order_journal(order: Order, accounts: Accounts, policy: Policy) -> Jou
         parts.append(("revenue", accounts.revenue, "C", revenue, f"{ref} product revenue"))
         parts.append(("discount", accounts.discount, "D", discount, f"{ref} discounts"))
     else:
-        parts.append(("revenue", accounts.revenue, "C", revenue - discount, f"{ref} product revenue net of discounts"))
+        parts.append(
+            ("revenue", accounts.revenue, "C", revenue - discount, f"{ref} product revenue net of discounts")
+        )
     shipping = _net(order.shipping_cost_ex_tax, order.shipping_cost_inc_tax, order.shipping_cost_tax, inc)
     parts.append(("shipping", accounts.shipping, "C", q(shipping), f"{ref} shipping"))
     handling = _net(order.handling_cost_ex_tax, order.handling_cost_inc_tax, order.handling_cost_tax, inc)

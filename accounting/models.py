@@ -22,16 +22,22 @@ class ChannelMapping(models.Model):
     receivable_account = models.CharField(max_length=40, help_text="Debit: receivable / payment clearing")
     revenue_account = models.CharField(max_length=40, help_text="Credit: product revenue")
     shipping_account = models.CharField(max_length=40, help_text="Credit: shipping revenue")
-    handling_account = models.CharField(max_length=40, blank=True, help_text="Blank: use the shipping account")
+    handling_account = models.CharField(
+        max_length=40, blank=True, help_text="Blank: use the shipping account"
+    )
     wrapping_account = models.CharField(max_length=40, blank=True, help_text="Blank: use the revenue account")
     fee_account = models.CharField(max_length=40, blank=True, help_text="Blank: use the revenue account")
     tax_account = models.CharField(max_length=40, help_text="Credit: sales tax payable")
     discount_account = models.CharField(
         max_length=40, blank=True, help_text="Debit: discounts. Blank: discounts reduce the revenue line."
     )
-    cogs_account = models.CharField(max_length=40, blank=True, help_text="Debit: cost of goods. Blank: no COGS")
+    cogs_account = models.CharField(
+        max_length=40, blank=True, help_text="Debit: cost of goods. Blank: no COGS"
+    )
     inventory_account = models.CharField(max_length=40, blank=True, help_text="Credit: inventory (with COGS)")
-    site = models.CharField(max_length=10, blank=True, help_text="X3 site for this channel; blank: the tenant's")
+    site = models.CharField(
+        max_length=10, blank=True, help_text="X3 site for this channel; blank: the tenant's"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -86,21 +92,25 @@ class Posting(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.ORDER)
     order_id = models.BigIntegerField(db_index=True)
     refund_id = models.BigIntegerField(null=True, blank=True)
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
     channel_id = models.PositiveIntegerField(null=True, blank=True)
     order_status_id = models.PositiveIntegerField(null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
     gl_date = models.DateField(null=True, blank=True)
-    total = models.DecimalField(**MONEY, default=Decimal("0"), help_text="Receivable amount of the entry")
-    difference = models.DecimalField(**MONEY, default=Decimal("0"), help_text="Amount on the rounding line")
+    total = models.DecimalField(**MONEY, default=Decimal(0), help_text="Receivable amount of the entry")
+    difference = models.DecimalField(**MONEY, default=Decimal(0), help_text="Amount on the rounding line")
     flagged = models.BooleanField(default=False)
     flag_reason = models.CharField(max_length=300, blank=True)
     description = models.CharField(max_length=200, blank=True)
     reference = models.CharField(max_length=60, blank=True, help_text="Idempotency reference written into X3")
     x3_document_number = models.CharField(max_length=60, blank=True, db_index=True)
     x3_uuid = models.CharField(max_length=80, blank=True)
-    snapshot = models.JSONField(default=dict, blank=True, help_text="The order amounts this entry was built from")
+    snapshot = models.JSONField(
+        default=dict, blank=True, help_text="The order amounts this entry was built from"
+    )
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -116,7 +126,10 @@ class Posting(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="uniq_posting_key"),
         ]
-        indexes = [models.Index(fields=["tenant", "order_id"]), models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["tenant", "order_id"]),
+            models.Index(fields=["status", "next_attempt_at"]),
+        ]
         permissions = [("operate_posting", "Can retry and re-post postings and webhook events")]
 
     def __str__(self) -> str:
@@ -142,10 +155,12 @@ class Posting(models.Model):
 class PostingLine(models.Model):
     posting = models.ForeignKey(Posting, on_delete=models.CASCADE, related_name="lines")
     line_no = models.PositiveIntegerField()
-    role = models.CharField(max_length=20, help_text="receivable, revenue, shipping, tax, discount, rounding, …")
+    role = models.CharField(
+        max_length=20, help_text="receivable, revenue, shipping, tax, discount, rounding, …"
+    )
     account = models.CharField(max_length=40)
-    debit = models.DecimalField(**MONEY, default=Decimal("0"))
-    credit = models.DecimalField(**MONEY, default=Decimal("0"))
+    debit = models.DecimalField(**MONEY, default=Decimal(0))
+    credit = models.DecimalField(**MONEY, default=Decimal(0))
     description = models.CharField(max_length=200, blank=True)
 
     class Meta:
@@ -155,10 +170,6 @@ class PostingLine(models.Model):
     def __str__(self) -> str:
         return f"{self.account} D {self.debit} C {self.credit}"
 
-    def _guard(self) -> None:
-        if Posting.objects.filter(pk=self.posting_id, status=Posting.Status.POSTED).exists():
-            raise ImmutablePostingError("Lines of a posted entry cannot be changed")
-
     def save(self, *args, **kwargs) -> None:
         self._guard()
         super().save(*args, **kwargs)
@@ -166,6 +177,10 @@ class PostingLine(models.Model):
     def delete(self, *args, **kwargs):
         self._guard()
         return super().delete(*args, **kwargs)
+
+    def _guard(self) -> None:
+        if Posting.objects.filter(pk=self.posting_id, status=Posting.Status.POSTED).exists():
+            raise ImmutablePostingError("Lines of a posted entry cannot be changed")
 
 
 class PostingAttempt(models.Model):

@@ -88,7 +88,13 @@ def mapping_for(tenant: Tenant, channel_id: int) -> ChannelMapping | None:
 
 
 def log_transition(
-    posting: Posting, to_status: str, message: str = "", *, from_status: str = "", trigger: str = "", user=None
+    posting: Posting,
+    to_status: str,
+    message: str = "",
+    *,
+    from_status: str = "",
+    trigger: str = "",
+    user=None,
 ) -> None:
     PostingLog.objects.create(
         posting=posting,
@@ -132,7 +138,11 @@ def plan_order_posting(
             try:
                 with transaction.atomic():
                     posting = Posting.objects.create(
-                        tenant=tenant, idempotency_key=key, kind=Posting.Kind.ORDER, order_id=order.id, **defaults
+                        tenant=tenant,
+                        idempotency_key=key,
+                        kind=Posting.Kind.ORDER,
+                        order_id=order.id,
+                        **defaults,
                     )
             except IntegrityError:
                 # Another worker created it a moment ago: treat this run as a duplicate of that one.
@@ -155,7 +165,11 @@ def plan_order_posting(
         posting.lines.all().delete()
         _write_lines(posting, lines)
         log_transition(
-            posting, status, message or "Rebuilt from a fresh order snapshot", from_status=previous, trigger=trigger,
+            posting,
+            status,
+            message or "Rebuilt from a fresh order snapshot",
+            from_status=previous,
+            trigger=trigger,
             user=user,
         )
         return Plan(posting, "reopened" if status == S.PENDING else "unchanged")
@@ -166,7 +180,12 @@ def _decide(tenant: Tenant, order: Order) -> tuple[str, list, Journal | None, st
         return S.WAITING, [], None, f"Order status {order.status_id} ({order.status}) is not confirmed yet"
     mapping = mapping_for(tenant, order.channel_id)
     if mapping is None:
-        return S.NEEDS_MAPPING, [], None, f"No GL mapping for channel {order.channel_id}: add one, then re-post"
+        return (
+            S.NEEDS_MAPPING,
+            [],
+            None,
+            f"No GL mapping for channel {order.channel_id}: add one, then re-post",
+        )
     journal = build_order_journal(
         order,
         Accounts.from_mapping(mapping),
@@ -190,8 +209,8 @@ def _posting_fields(tenant, order, status, journal, message, trigger, event) -> 
         "order_status_id": order.status_id,
         "currency": order.currency_code,
         "gl_date": timezone.localdate(order.date_created),
-        "total": journal.total if journal else Decimal("0"),
-        "difference": journal.difference if journal else Decimal("0"),
+        "total": journal.total if journal else Decimal(0),
+        "difference": journal.difference if journal else Decimal(0),
         "flagged": bool(journal and journal.flagged),
         "flag_reason": journal.flag_reason if journal else "",
         "description": f"BigCommerce order {order.id}" + (f" site {mapping_site}" if mapping_site else ""),
@@ -233,7 +252,9 @@ def entry_for(posting: Posting) -> Entry:
         journal=x3.journal,
         site=(mapping.site if mapping and mapping.site else x3.site),
         lines=tuple(
-            EntryLine(account=line.account, debit=line.debit, credit=line.credit, description=line.description)
+            EntryLine(
+                account=line.account, debit=line.debit, credit=line.credit, description=line.description
+            )
             for line in posting.lines.all()
         ),
         source_document=str(posting.order_id),
@@ -255,7 +276,9 @@ def _claim(posting_id: int) -> tuple[Posting, str] | None:
     )
     if claimed != 1:
         return None  # another worker got there first
-    return Posting.objects.select_related("tenant__x3", "tenant__bigcommerce").get(pk=posting_id), row["status"]
+    return Posting.objects.select_related("tenant__x3", "tenant__bigcommerce").get(pk=posting_id), row[
+        "status"
+    ]
 
 
 def submit_posting(posting_id: int, *, client=None) -> str:
@@ -268,9 +291,10 @@ def submit_posting(posting_id: int, *, client=None) -> str:
         from connector.clients import x3_client
 
         client = x3_client(posting.tenant)
-    must_check = previous == S.UNKNOWN or posting.attempt_log.filter(
-        operation="create", outcome=PostingAttempt.Outcome.UNKNOWN
-    ).exists()
+    must_check = (
+        previous == S.UNKNOWN
+        or posting.attempt_log.filter(operation="create", outcome=PostingAttempt.Outcome.UNKNOWN).exists()
+    )
     operation = "find"
     try:
         if len(posting.reference) > REFERENCE_MAX_LENGTH:
@@ -280,9 +304,16 @@ def submit_posting(posting_id: int, *, client=None) -> str:
             )
         if must_check:
             found = client.find_entry(posting.reference)
-            _record_calls(posting, client, "find", PostingAttempt.Outcome.OK if found else PostingAttempt.Outcome.NOT_FOUND)
+            _record_calls(
+                posting,
+                client,
+                "find",
+                PostingAttempt.Outcome.OK if found else PostingAttempt.Outcome.NOT_FOUND,
+            )
             if found is not None:
-                _mark_posted(posting, found, "Found in X3 by reference after an unknown outcome: not re-posted")
+                _mark_posted(
+                    posting, found, "Found in X3 by reference after an unknown outcome: not re-posted"
+                )
                 return "found-existing"
         operation = "create"
         posted = client.create_entry(entry_for(posting))
@@ -300,9 +331,12 @@ def submit_posting(posting_id: int, *, client=None) -> str:
     except Exception as exc:
         # A bug, not an X3 answer. We may or may not have reached X3: check before any retry.
         logger.exception("Unexpected error while posting %s", posting.idempotency_key)
-        _record_calls(posting, client, operation, PostingAttempt.Outcome.UNKNOWN, error=f"{type(exc).__name__}")
+        _record_calls(
+            posting, client, operation, PostingAttempt.Outcome.UNKNOWN, error=f"{type(exc).__name__}"
+        )
         return _handle_failure(
-            posting, IntegrationError(f"Unexpected error: {type(exc).__name__}", retryable=True, outcome_unknown=True)
+            posting,
+            IntegrationError(f"Unexpected error: {type(exc).__name__}", retryable=True, outcome_unknown=True),
         )
     _mark_posted(posting, posted, "Posted to X3")
     return "posted"

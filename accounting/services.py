@@ -17,13 +17,17 @@ logger = logging.getLogger(__name__)
 S = Posting.Status
 
 
-def repost_orders(queryset: QuerySet[Posting], *, user=None, trigger: str = Posting.Trigger.ADMIN) -> list[tuple[int, str]]:
+def repost_orders(
+    queryset: QuerySet[Posting], *, user=None, trigger: str = Posting.Trigger.ADMIN
+) -> list[tuple[int, str]]:
     """Re-fetch each selected posting's order and post only what is missing. Returns (level, message) pairs."""
     from connector.pipeline import sync_order
 
     report: list[tuple[int, str]] = []
     seen: set[tuple[int, int]] = set()
-    for posting in queryset.select_related("tenant__bigcommerce", "tenant__x3").order_by("tenant_id", "order_id"):
+    for posting in queryset.select_related("tenant__bigcommerce", "tenant__x3").order_by(
+        "tenant_id", "order_id"
+    ):
         key = (posting.tenant_id, posting.order_id)
         if key in seen:
             continue
@@ -41,7 +45,12 @@ def repost_orders(queryset: QuerySet[Posting], *, user=None, trigger: str = Post
             "unchanged": "not postable yet",
         }.get(result.outcome, result.outcome)
         level = messages.SUCCESS if result.posting_status == S.POSTED else messages.WARNING
-        report.append((level, f"Order {result.order_id}: {text} (status: {Posting.Status(result.posting_status).label})"))
+        report.append(
+            (
+                level,
+                f"Order {result.order_id}: {text} (status: {Posting.Status(result.posting_status).label})",
+            )
+        )
     return report
 
 
@@ -56,8 +65,14 @@ def retry_now(queryset: QuerySet[Posting], *, user=None) -> int:
         if Posting.objects.filter(pk=posting.pk, status=posting.status).update(
             status=to_status, next_attempt_at=now, updated_at=now
         ):
-            log_transition(posting, to_status, "Retry requested", from_status=posting.status,
-                           trigger=Posting.Trigger.ADMIN, user=user)
+            log_transition(
+                posting,
+                to_status,
+                "Retry requested",
+                from_status=posting.status,
+                trigger=Posting.Trigger.ADMIN,
+                user=user,
+            )
             enqueue_posting(posting.pk)
             count += 1
     return count

@@ -105,7 +105,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ("received_at", "tenant", "scope", "order_id", "refund_id", "status", "deliveries", "attempts")
+    list_display = (
+        "received_at",
+        "tenant",
+        "scope",
+        "order_id",
+        "refund_id",
+        "status",
+        "deliveries",
+        "attempts",
+    )
     list_filter = ("status", "scope", "tenant", "received_at")
     search_fields = ("=order_id", "delivery_key", "bc_hash", "webhook_id")
     list_select_related = ("tenant",)
@@ -118,5 +127,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry selected failed events", permissions=["operate"])
     def retry_events(self, request, queryset) -> None:
-        count = sum(pipeline.retry_event(event) for event in queryset.filter(status=WebhookEvent.Status.FAILED))
+        count = sum(
+            pipeline.retry_event(event) for event in queryset.filter(status=WebhookEvent.Status.FAILED)
+        )
         self.message_user(request, f"{count} failed event(s) queued again.", messages.SUCCESS)

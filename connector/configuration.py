@@ -50,7 +50,9 @@ def _apply(obj, data: dict[str, Any], section: str) -> None:
     try:
         obj.full_clean(exclude=["tenant"])
     except ValidationError as exc:
-        raise ConfigurationError(f"[{section}] {'; '.join(f'{k}: {v}' for k, v in exc.message_dict.items())}") from exc
+        raise ConfigurationError(
+            f"[{section}] {'; '.join(f'{k}: {v}' for k, v in exc.message_dict.items())}"
+        ) from exc
     obj.save()
 
 
@@ -62,7 +64,9 @@ def apply_document(doc: dict[str, Any]) -> tuple[Tenant, bool]:
     if not slug:
         raise ConfigurationError("[tenant] slug is required")
     _check_keys("tenant", tenant_data, TENANT_FIELDS)
-    tenant, created = Tenant.objects.get_or_create(slug=slug, defaults={"name": tenant_data.get("name", slug)})
+    tenant, created = Tenant.objects.get_or_create(
+        slug=slug, defaults={"name": tenant_data.get("name", slug)}
+    )
     _apply(tenant, tenant_data, "tenant")
 
     if "bigcommerce" in doc:

@@ -38,12 +38,24 @@ class BigCommerceStoreForm(SecretFieldsForm):
 
     class Meta:
         model = BigCommerceStore
-        fields = "__all__"
+        fields = (
+            "store_hash",
+            "access_token",
+            "client_id",
+            "client_secret",
+            "api_base_url",
+            "accept_standard_webhooks",
+            "accept_custom_header",
+            "webhook_header_name",
+            "webhook_header_value",
+            "accept_x_bc_signature",
+        )
 
     def clean(self):
         cleaned = super().clean()
         if not any(
-            cleaned.get(f) for f in ("accept_standard_webhooks", "accept_custom_header", "accept_x_bc_signature")
+            cleaned.get(f)
+            for f in ("accept_standard_webhooks", "accept_custom_header", "accept_x_bc_signature")
         ):
             raise forms.ValidationError("Enable at least one webhook authentication scheme.")
         if cleaned.get("accept_custom_header") and not (
@@ -58,7 +70,21 @@ class X3ConnectionForm(SecretFieldsForm):
 
     class Meta:
         model = X3Connection
-        fields = "__all__"
+        fields = (
+            "method",
+            "server_url",
+            "folder",
+            "username",
+            "password",
+            "entry_type",
+            "journal",
+            "site",
+            "reference_prefix",
+            "timeout_seconds",
+            "verify_tls",
+            "ca_bundle",
+            "rest_mapping",
+        )
 
     def clean_rest_mapping(self):
         from integrations.sagex3.rest import effective_mapping, validate_mapping

@@ -148,9 +148,7 @@ def schemes_for(store: BigCommerceStore) -> list[str]:
 
 def receive(*, tenant_slug: str, body: bytes, headers: Mapping[str, str]) -> IntakeResult:
     """Authenticate, validate and store one delivery; queue its processing once the row is committed."""
-    tenant = (
-        Tenant.objects.select_related("bigcommerce").filter(slug=tenant_slug, is_active=True).first()
-    )
+    tenant = Tenant.objects.select_related("bigcommerce").filter(slug=tenant_slug, is_active=True).first()
     store = getattr(tenant, "bigcommerce", None) if tenant else None
     if tenant is None or store is None:
         raise IntakeError(404, "Unknown tenant")

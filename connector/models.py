@@ -31,7 +31,9 @@ class Tenant(models.Model):
 
     slug = models.SlugField(unique=True, help_text="Used in the webhook URL: /webhooks/bigcommerce/<slug>/")
     name = models.CharField(max_length=200)
-    is_active = models.BooleanField(default=True, help_text="Inactive tenants get 404 on webhooks; nothing posts.")
+    is_active = models.BooleanField(
+        default=True, help_text="Inactive tenants get 404 on webhooks; nothing posts."
+    )
     confirmed_status_ids = models.JSONField(
         default=default_confirmed_status_ids,
         help_text="BigCommerce status IDs that count as confirmed (paid). Orders in other statuses wait.",
@@ -43,7 +45,7 @@ class Tenant(models.Model):
         max_digits=12,
         decimal_places=4,
         default=Decimal("0.05"),
-        validators=[MinValueValidator(Decimal("0"))],
+        validators=[MinValueValidator(Decimal(0))],
         help_text="A posting whose difference line exceeds this amount is flagged for review.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -102,12 +104,16 @@ class X3Connection(models.Model):
     password = encrypt(models.CharField(max_length=200, blank=True))
     verify_tls = models.BooleanField(default=True)
     ca_bundle = models.CharField(
-        max_length=300, blank=True, help_text="Path to a CA bundle for servers with a private certificate chain."
+        max_length=300,
+        blank=True,
+        help_text="Path to a CA bundle for servers with a private certificate chain.",
     )
     timeout_seconds = models.PositiveIntegerField(default=60)
     entry_type = models.CharField(max_length=10, help_text="X3 entry type (TYP), e.g. ODG")
     journal = models.CharField(max_length=10, help_text="X3 journal (JOU)")
-    site = models.CharField(max_length=10, help_text="Financial site (FCY); a channel mapping may override it")
+    site = models.CharField(
+        max_length=10, help_text="Financial site (FCY); a channel mapping may override it"
+    )
     reference_prefix = models.CharField(
         max_length=16,
         blank=True,

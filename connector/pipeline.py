@@ -33,7 +33,13 @@ class SyncResult:
 
 
 def sync_order(
-    *, tenant: Tenant, order_id: int, trigger: str, event: WebhookEvent | None = None, user=None, bc_client=None,
+    *,
+    tenant: Tenant,
+    order_id: int,
+    trigger: str,
+    event: WebhookEvent | None = None,
+    user=None,
+    bc_client=None,
     x3_client=None,
 ) -> SyncResult:
     """Re-fetch one order and bring its postings up to date; deliver what became due. Raises IntegrationError
@@ -117,8 +123,14 @@ def sweep() -> str:
     stale = now - timedelta(seconds=settings.CONNECTOR["STALE_AFTER_SECONDS"])
     grace = now - timedelta(seconds=30)
 
-    WebhookEvent.objects.filter(status=E.PROCESSING, processing_started_at__lt=stale).update(status=E.RECEIVED)
-    stuck = list(Posting.objects.filter(status=Posting.Status.POSTING, claimed_at__lt=stale).values_list("pk", flat=True))
+    WebhookEvent.objects.filter(status=E.PROCESSING, processing_started_at__lt=stale).update(
+        status=E.RECEIVED
+    )
+    stuck = list(
+        Posting.objects.filter(status=Posting.Status.POSTING, claimed_at__lt=stale).values_list(
+            "pk", flat=True
+        )
+    )
     if stuck:
         from accounting.posting import log_transition
 
@@ -127,8 +139,11 @@ def sweep() -> str:
                 status=Posting.Status.UNKNOWN, next_attempt_at=now
             )
             log_transition(
-                posting, Posting.Status.UNKNOWN, "Worker stopped while posting: X3 will be checked before a re-send",
-                from_status=Posting.Status.POSTING, trigger=Posting.Trigger.SWEEP,
+                posting,
+                Posting.Status.UNKNOWN,
+                "Worker stopped while posting: X3 will be checked before a re-send",
+                from_status=Posting.Status.POSTING,
+                trigger=Posting.Trigger.SWEEP,
             )
 
     events = WebhookEvent.objects.filter(

@@ -22,7 +22,9 @@ if env_file.exists():
 
 CONNECTOR_ENV = env.str("CONNECTOR_ENV", default="development")
 if CONNECTOR_ENV not in ("development", "production", "test"):
-    raise ImproperlyConfigured(f"CONNECTOR_ENV must be development, production or test, not {CONNECTOR_ENV!r}")
+    raise ImproperlyConfigured(
+        f"CONNECTOR_ENV must be development, production or test, not {CONNECTOR_ENV!r}"
+    )
 PRODUCTION = CONNECTOR_ENV == "production"
 
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)

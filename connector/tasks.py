@@ -14,7 +14,9 @@ def enqueue_event(event_id: int) -> None:
 
 
 def enqueue_posting(posting_id: int) -> None:
-    async_task("connector.tasks.submit_posting", posting_id, task_name=f"posting-{posting_id}", group="postings")
+    async_task(
+        "connector.tasks.submit_posting", posting_id, task_name=f"posting-{posting_id}", group="postings"
+    )
 
 
 def process_event(event_id: int) -> str:

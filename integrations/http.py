@@ -66,7 +66,9 @@ def send(
     except requests.exceptions.ConnectTimeout as exc:
         raise RetryableError(f"Connection to {_host(url)} timed out") from exc
     except requests.exceptions.ReadTimeout as exc:
-        raise RetryableError(f"No response from {_host(url)} in time (read timeout)", outcome_unknown=is_write) from exc
+        raise RetryableError(
+            f"No response from {_host(url)} in time (read timeout)", outcome_unknown=is_write
+        ) from exc
     except requests.exceptions.SSLError as exc:
         raise RetryableError(f"TLS handshake with {_host(url)} failed: {type(exc).__name__}") from exc
     except requests.exceptions.ConnectionError as exc:
@@ -77,7 +79,9 @@ def send(
             outcome_unknown=is_write and not refused,
         ) from exc
     except requests.exceptions.RequestException as exc:
-        raise RetryableError(f"HTTP request to {_host(url)} failed: {type(exc).__name__}", outcome_unknown=is_write) from exc
+        raise RetryableError(
+            f"HTTP request to {_host(url)} failed: {type(exc).__name__}", outcome_unknown=is_write
+        ) from exc
     return response, int((time.monotonic() - started) * 1000)
 
 

@@ -28,7 +28,9 @@ def load_fixture(name: str) -> dict:
     return copy.deepcopy(json.loads((FIXTURES / name).read_text()))
 
 
-def standard_headers(body: bytes, secret: str = CLIENT_SECRET, *, msg_id: str | None = None, ts: int | None = None) -> dict:
+def standard_headers(
+    body: bytes, secret: str = CLIENT_SECRET, *, msg_id: str | None = None, ts: int | None = None
+) -> dict:
     """Standard Webhooks headers exactly as BigCommerce sends them (HMAC key = the raw client secret)."""
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     ts = int(time.time()) if ts is None else ts
@@ -75,7 +77,7 @@ def order_json(
         {"id": 12, "sku": "TEE-2", "quantity": 1, "price_ex": "40.00", "tax": "3.20", "cost": "15.00"},
     ]
     lines = []
-    sub_ex = sub_tax = Decimal("0")
+    sub_ex = sub_tax = Decimal(0)
     for p in products:
         total_ex = Decimal(p["price_ex"]) * p["quantity"]
         tax = Decimal(p["tax"])
@@ -111,7 +113,9 @@ def order_json(
         "date_modified": "Tue, 05 Mar 2026 21:45:00 +0000",
         "date_shipped": "",
         "status_id": status_id,
-        "status": {11: "Awaiting Fulfillment", 1: "Pending", 7: "Awaiting Payment", 10: "Completed"}.get(status_id, "X"),
+        "status": {11: "Awaiting Fulfillment", 1: "Pending", 7: "Awaiting Payment", 10: "Completed"}.get(
+            status_id, "X"
+        ),
         "payment_status": "captured",
         "subtotal_ex_tax": money(sub_ex),
         "subtotal_inc_tax": money(sub_ex + sub_tax),

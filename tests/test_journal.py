@@ -15,8 +15,16 @@ from integrations.bigcommerce.types import Order, OrderFee, OrderProduct
 
 D = Decimal
 ACCOUNTS = Accounts(
-    receivable="411", revenue="701", shipping="708", handling="709", wrapping="7010", fee="7011", tax="4457",
-    discount="709D", cogs="601", inventory="371",
+    receivable="411",
+    revenue="701",
+    shipping="708",
+    handling="709",
+    wrapping="7010",
+    fee="7011",
+    tax="4457",
+    discount="709D",
+    cogs="601",
+    inventory="371",
 )
 POLICY = Policy(rounding_account="658", rounding_threshold=D("0.05"))
 NOW = datetime(2026, 3, 5, 21, 40, tzinfo=UTC)
@@ -24,19 +32,55 @@ NOW = datetime(2026, 3, 5, 21, 40, tzinfo=UTC)
 
 def make_order(**kw) -> Order:
     base = dict(
-        id=250, channel_id=2, status_id=11, status="Awaiting Fulfillment", payment_status="captured",
-        date_created=NOW, date_modified=NOW, currency_code="USD", is_tax_inclusive_pricing=False,
-        subtotal_ex_tax=D("80.0000"), subtotal_inc_tax=D("86.4000"), subtotal_tax=D("6.4000"),
-        shipping_cost_ex_tax=D("10.0000"), shipping_cost_inc_tax=D("10.8000"), shipping_cost_tax=D("0.8000"),
-        handling_cost_ex_tax=D("0"), handling_cost_inc_tax=D("0"), handling_cost_tax=D("0"),
-        wrapping_cost_ex_tax=D("0"), wrapping_cost_inc_tax=D("0"), wrapping_cost_tax=D("0"),
-        discount_amount=D("0"), coupon_discount=D("0"),
-        total_ex_tax=D("90.0000"), total_inc_tax=D("97.2000"), total_tax=D("7.2000"),
+        id=250,
+        channel_id=2,
+        status_id=11,
+        status="Awaiting Fulfillment",
+        payment_status="captured",
+        date_created=NOW,
+        date_modified=NOW,
+        currency_code="USD",
+        is_tax_inclusive_pricing=False,
+        subtotal_ex_tax=D("80.0000"),
+        subtotal_inc_tax=D("86.4000"),
+        subtotal_tax=D("6.4000"),
+        shipping_cost_ex_tax=D("10.0000"),
+        shipping_cost_inc_tax=D("10.8000"),
+        shipping_cost_tax=D("0.8000"),
+        handling_cost_ex_tax=D("0"),
+        handling_cost_inc_tax=D("0"),
+        handling_cost_tax=D("0"),
+        wrapping_cost_ex_tax=D("0"),
+        wrapping_cost_inc_tax=D("0"),
+        wrapping_cost_tax=D("0"),
+        discount_amount=D("0"),
+        coupon_discount=D("0"),
+        total_ex_tax=D("90.0000"),
+        total_inc_tax=D("97.2000"),
+        total_tax=D("7.2000"),
         products=(
-            OrderProduct(id=11, product_id=1, sku="A", name="A", quantity=2, total_ex_tax=D("40"),
-                         total_inc_tax=D("43.2"), total_tax=D("3.2"), cost_price_ex_tax=D("7.5")),
-            OrderProduct(id=12, product_id=2, sku="B", name="B", quantity=1, total_ex_tax=D("40"),
-                         total_inc_tax=D("43.2"), total_tax=D("3.2"), cost_price_ex_tax=D("15")),
+            OrderProduct(
+                id=11,
+                product_id=1,
+                sku="A",
+                name="A",
+                quantity=2,
+                total_ex_tax=D("40"),
+                total_inc_tax=D("43.2"),
+                total_tax=D("3.2"),
+                cost_price_ex_tax=D("7.5"),
+            ),
+            OrderProduct(
+                id=12,
+                product_id=2,
+                sku="B",
+                name="B",
+                quantity=1,
+                total_ex_tax=D("40"),
+                total_inc_tax=D("43.2"),
+                total_tax=D("3.2"),
+                cost_price_ex_tax=D("15"),
+            ),
         ),
     )
     base.update(kw)
@@ -88,7 +132,9 @@ def test_an_inconsistent_order_gets_a_rounding_line_and_is_flagged_above_thresho
 
 def test_tax_inclusive_orders_take_net_as_inc_minus_tax():
     # ex-tax values are estimates for tax-inclusive stores; inc and tax are actual.
-    order = make_order(is_tax_inclusive_pricing=True, subtotal_ex_tax=D("79.9999"), shipping_cost_ex_tax=D("9.9"))
+    order = make_order(
+        is_tax_inclusive_pricing=True, subtotal_ex_tax=D("79.9999"), shipping_cost_ex_tax=D("9.9")
+    )
     roles = by_role(build_order_journal(order, ACCOUNTS, POLICY))
     assert roles["revenue"][2] == D("80.00")
     assert roles["shipping"][2] == D("10.00")
@@ -96,9 +142,20 @@ def test_tax_inclusive_orders_take_net_as_inc_minus_tax():
 
 def test_handling_wrapping_and_fees_have_their_own_lines():
     order = make_order(
-        handling_cost_ex_tax=D("2"), handling_cost_inc_tax=D("2"), wrapping_cost_ex_tax=D("3"),
-        wrapping_cost_inc_tax=D("3"), fees=(OrderFee(id=1, type="custom_fee", name="Eco", cost_ex_tax=D("1.5"),
-                                                      cost_inc_tax=D("1.5"), cost_tax=D("0")),),
+        handling_cost_ex_tax=D("2"),
+        handling_cost_inc_tax=D("2"),
+        wrapping_cost_ex_tax=D("3"),
+        wrapping_cost_inc_tax=D("3"),
+        fees=(
+            OrderFee(
+                id=1,
+                type="custom_fee",
+                name="Eco",
+                cost_ex_tax=D("1.5"),
+                cost_inc_tax=D("1.5"),
+                cost_tax=D("0"),
+            ),
+        ),
         total_inc_tax=D("103.7000"),
     )
     journal = build_order_journal(order, ACCOUNTS, POLICY)
@@ -110,12 +167,21 @@ def test_handling_wrapping_and_fees_have_their_own_lines():
 
 
 def test_zero_decimal_currency_rounds_to_whole_units():
-    order = make_order(currency_code="JPY", subtotal_ex_tax=D("1000.4"), total_inc_tax=D("1090.6"),
-                       shipping_cost_ex_tax=D("10.2"), subtotal_tax=D("80"), total_tax=D("80"), shipping_cost_tax=D("0"),
-                       products=())
+    order = make_order(
+        currency_code="JPY",
+        subtotal_ex_tax=D("1000.4"),
+        total_inc_tax=D("1090.6"),
+        shipping_cost_ex_tax=D("10.2"),
+        subtotal_tax=D("80"),
+        total_tax=D("80"),
+        shipping_cost_tax=D("0"),
+        products=(),
+    )
     journal = build_order_journal(order, ACCOUNTS, POLICY)
-    assert all(line.debit == line.debit.to_integral() and line.credit == line.credit.to_integral()
-               for line in journal.lines)
+    assert all(
+        line.debit == line.debit.to_integral() and line.credit == line.credit.to_integral()
+        for line in journal.lines
+    )
     assert journal.total == D("1091") and journal.is_balanced
     assert minor_unit("KWD") == 3 and quantize(D("1.23456"), "KWD") == D("1.235")
 
@@ -153,23 +219,58 @@ currencies = st.sampled_from(["USD", "EUR", "JPY", "KWD", "GBP"])
 @st.composite
 def orders(draw):
     products = tuple(
-        OrderProduct(id=i, product_id=i, sku=f"S{i}", name="x", quantity=draw(st.integers(1, 50)),
-                     total_ex_tax=draw(amounts), total_inc_tax=draw(amounts), total_tax=draw(amounts),
-                     cost_price_ex_tax=draw(amounts))
+        OrderProduct(
+            id=i,
+            product_id=i,
+            sku=f"S{i}",
+            name="x",
+            quantity=draw(st.integers(1, 50)),
+            total_ex_tax=draw(amounts),
+            total_inc_tax=draw(amounts),
+            total_tax=draw(amounts),
+            cost_price_ex_tax=draw(amounts),
+        )
         for i in range(draw(st.integers(0, 5)))
     )
     fees = tuple(
-        OrderFee(id=i, type="custom_fee", name="f", cost_ex_tax=draw(amounts), cost_inc_tax=draw(amounts),
-                 cost_tax=draw(amounts))
+        OrderFee(
+            id=i,
+            type="custom_fee",
+            name="f",
+            cost_ex_tax=draw(amounts),
+            cost_inc_tax=draw(amounts),
+            cost_tax=draw(amounts),
+        )
         for i in range(draw(st.integers(0, 2)))
     )
-    fields = {name: draw(amounts) for name in (
-        "subtotal_ex_tax", "subtotal_inc_tax", "subtotal_tax", "shipping_cost_ex_tax", "shipping_cost_inc_tax",
-        "shipping_cost_tax", "handling_cost_ex_tax", "handling_cost_inc_tax", "handling_cost_tax",
-        "wrapping_cost_ex_tax", "wrapping_cost_inc_tax", "wrapping_cost_tax", "discount_amount", "total_ex_tax",
-        "total_inc_tax", "total_tax")}
-    return make_order(currency_code=draw(currencies), is_tax_inclusive_pricing=draw(st.booleans()),
-                      products=products, fees=fees, **fields)
+    fields = {
+        name: draw(amounts)
+        for name in (
+            "subtotal_ex_tax",
+            "subtotal_inc_tax",
+            "subtotal_tax",
+            "shipping_cost_ex_tax",
+            "shipping_cost_inc_tax",
+            "shipping_cost_tax",
+            "handling_cost_ex_tax",
+            "handling_cost_inc_tax",
+            "handling_cost_tax",
+            "wrapping_cost_ex_tax",
+            "wrapping_cost_inc_tax",
+            "wrapping_cost_tax",
+            "discount_amount",
+            "total_ex_tax",
+            "total_inc_tax",
+            "total_tax",
+        )
+    }
+    return make_order(
+        currency_code=draw(currencies),
+        is_tax_inclusive_pricing=draw(st.booleans()),
+        products=products,
+        fees=fees,
+        **fields,
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -186,7 +287,9 @@ def test_any_order_gives_a_balanced_entry_with_the_order_total_as_receivable(ord
     assert all(not (line.debit and line.credit) for line in journal.lines)
     assert journal.flagged == (abs(journal.difference) > POLICY.rounding_threshold)
     # the only line not taken from BigCommerce is the rounding line, and it carries exactly the difference
-    rounding = sum((line.credit - line.debit for line in journal.lines if line.role == "rounding"), Decimal(0))
+    rounding = sum(
+        (line.credit - line.debit for line in journal.lines if line.role == "rounding"), Decimal(0)
+    )
     assert rounding == journal.difference
 
 

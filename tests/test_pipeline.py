@@ -15,7 +15,15 @@ from accounting.models import ImmutablePostingError, Posting, PostingAttempt
 from accounting.posting import submit_posting
 from connector.models import WebhookEvent
 from connector.pipeline import process_event, sweep, sync_order
-from tests.conftest import ACCESS_TOKEN, X3_ENTRY_URL, X3_PASSWORD, order_json, order_url, standard_headers, webhook_body
+from tests.conftest import (
+    ACCESS_TOKEN,
+    X3_ENTRY_URL,
+    X3_PASSWORD,
+    order_json,
+    order_url,
+    standard_headers,
+    webhook_body,
+)
 
 S = Posting.Status
 URL = "/webhooks/bigcommerce/acme/"
@@ -36,7 +44,9 @@ def found(reference: str, number: str = "ODG-000042") -> dict:
 
 
 def deliver(client, body: bytes, msg_id: str):
-    return client.post(URL, data=body, content_type="application/json", headers=standard_headers(body, msg_id=msg_id))
+    return client.post(
+        URL, data=body, content_type="application/json", headers=standard_headers(body, msg_id=msg_id)
+    )
 
 
 def make_due(posting: Posting) -> None:
@@ -91,7 +101,9 @@ def test_signed_created_webhook_posts_one_balanced_entry_on_channel_2_accounts(
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.PROCESSED
     # the audit trail: the request and response are kept, without credentials
     attempt = PostingAttempt.objects.get(posting=posting)
-    assert attempt.operation == "create" and attempt.status_code == 201 and "ODG-000042" in attempt.response_body
+    assert (
+        attempt.operation == "create" and attempt.status_code == 201 and "ODG-000042" in attempt.response_body
+    )
     assert X3_PASSWORD not in attempt.request_body + attempt.response_body + attempt.url
     assert [log.to_status for log in posting.log.all()] == [S.PENDING, S.POSTED]
 
@@ -231,7 +243,11 @@ def test_x3_validation_error_stops_at_needs_attention_with_x3s_message(tenant, h
     http.post(
         X3_ENTRY_URL,
         status=400,
-        json={"$diagnoses": [{"$severity": "error", "$message": "Accounting date 2026-03-05: period 2026-03 is closed"}]},
+        json={
+            "$diagnoses": [
+                {"$severity": "error", "$message": "Accounting date 2026-03-05: period 2026-03 is closed"}
+            ]
+        },
     )
     posting = pending_posting(tenant, http)
     posting.refresh_from_db()
@@ -287,20 +303,32 @@ def test_too_long_reference_is_refused_before_calling_x3(tenant, http):
 
 def stored_event(tenant, order_id: int = 250) -> WebhookEvent:
     return WebhookEvent.objects.create(
-        tenant=tenant, delivery_key=f"k{order_id}", scope="store/order/created", order_id=order_id,
-        body="{}", verified_by="standard_webhooks",
+        tenant=tenant,
+        delivery_key=f"k{order_id}",
+        scope="store/order/created",
+        order_id=order_id,
+        body="{}",
+        verified_by="standard_webhooks",
     )
 
 
 @pytest.mark.parametrize(
     "kwargs,result,retry",
     [
-        ({"status": 404, "json": {"status": 404, "title": "The requested resource was not found."}}, "order-not-found", False),
+        (
+            {"status": 404, "json": {"status": 404, "title": "The requested resource was not found."}},
+            "order-not-found",
+            False,
+        ),
         ({"status": 401, "json": {"status": 401, "title": "Unauthorized"}}, "failed", False),
         ({"status": 500, "body": "oops"}, "retry-scheduled", True),
         ({"status": 200, "body": "not json"}, "retry-scheduled", True),
         ({"body": requests.exceptions.ReadTimeout("slow")}, "retry-scheduled", True),
-        ({"status": 429, "headers": {"X-Rate-Limit-Time-Reset-Ms": "600000"}, "json": {}}, "retry-scheduled", True),
+        (
+            {"status": 429, "headers": {"X-Rate-Limit-Time-Reset-Ms": "600000"}, "json": {}},
+            "retry-scheduled",
+            True,
+        ),
     ],
     ids=["404", "401", "500", "bad-json", "timeout", "429"],
 )
@@ -362,6 +390,6 @@ def test_posted_entries_cannot_be_changed_or_deleted(tenant, http):
     with pytest.raises(ImmutablePostingError):
         posting.delete()
     line = posting.lines.first()
-    line.debit = Decimal("1")
+    line.debit = Decimal(1)
     with pytest.raises(ImmutablePostingError):
         line.save()

@@ -34,7 +34,9 @@ def test_url_is_per_tenant():
     assert reverse("bigcommerce-webhook", args=["acme"]) == URL
 
 
-def test_signed_event_is_stored_and_queued_after_commit(client, tenant, no_enqueue, django_capture_on_commit_callbacks):
+def test_signed_event_is_stored_and_queued_after_commit(
+    client, tenant, no_enqueue, django_capture_on_commit_callbacks
+):
     # given
     body = webhook_body("store/order/created", 250)
     headers = standard_headers(body, msg_id="msg_1")
@@ -48,7 +50,11 @@ def test_signed_event_is_stored_and_queued_after_commit(client, tenant, no_enque
     assert response.status_code == 200
     event = WebhookEvent.objects.get()
     assert (event.scope, event.order_id, event.delivery_key, event.verified_by) == (
-        "store/order/created", 250, "wh:msg_1", "standard_webhooks")
+        "store/order/created",
+        250,
+        "wh:msg_1",
+        "standard_webhooks",
+    )
     assert event.body == body.decode()
     assert event.headers["webhook-id"] == "msg_1"
     assert "webhook-signature" not in event.headers
@@ -56,8 +62,13 @@ def test_signed_event_is_stored_and_queued_after_commit(client, tenant, no_enque
 
 
 def test_official_sample_payloads_are_accepted(client, tenant, no_enqueue):
-    for name in ("store_order_created.json", "store_order_updated.json", "store_order_statusUpdated.json",
-                 "store_order_archived.json", "store_order_refund_created.json"):
+    for name in (
+        "store_order_created.json",
+        "store_order_updated.json",
+        "store_order_statusUpdated.json",
+        "store_order_archived.json",
+        "store_order_refund_created.json",
+    ):
         payload = load_fixture(f"bigcommerce/{name}")
         payload["producer"] = "stores/abc123"
         body = json.dumps(payload).encode()
@@ -67,7 +78,9 @@ def test_official_sample_payloads_are_accepted(client, tenant, no_enqueue):
     assert WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED).count() == 5
 
 
-def test_same_delivery_five_more_times_is_stored_once(client, tenant, no_enqueue, django_capture_on_commit_callbacks):
+def test_same_delivery_five_more_times_is_stored_once(
+    client, tenant, no_enqueue, django_capture_on_commit_callbacks
+):
     body = webhook_body()
     with django_capture_on_commit_callbacks(execute=True):
         responses = [post(client, body, standard_headers(body, msg_id="msg_same")) for _ in range(6)]
@@ -99,7 +112,14 @@ def test_without_webhook_id_duplicates_are_found_by_scope_hash_and_time(client, 
         {"X-Webhook-Secret": "wrong"},
         {"X-BC-Signature": "00" * 32},  # scheme not enabled for this tenant
     ],
-    ids=["missing", "wrong-signature", "malformed-signature", "bad-timestamp", "wrong-custom-header", "disabled-scheme"],
+    ids=[
+        "missing",
+        "wrong-signature",
+        "malformed-signature",
+        "bad-timestamp",
+        "wrong-custom-header",
+        "disabled-scheme",
+    ],
 )
 def test_bad_signatures_are_401_and_store_nothing(client, tenant, no_enqueue, headers):
     response = post(client, webhook_body(), headers)
@@ -155,14 +175,20 @@ def test_custom_header_scheme_can_be_switched_off(client, tenant, no_enqueue):
         (json.dumps({"scope": "store/order/created", "data": {"type": "order"}}).encode(), "data.id"),
         (json.dumps({"scope": "store/order/created", "data": {"id": "abc"}}).encode(), "integer"),
         (json.dumps({"scope": "store/order/refund/created", "data": {"id": 5}}).encode(), "refund_id"),
-        (json.dumps({"scope": "store/order/created", "data": {"id": 5}, "producer": "stores/other"}).encode(),
-         "producer"),
+        (
+            json.dumps(
+                {"scope": "store/order/created", "data": {"id": 5}, "producer": "stores/other"}
+            ).encode(),
+            "producer",
+        ),
         (b"\xff\xfe{\x00", "JSON"),
     ],
 )
 def test_malformed_payloads_are_400(client, tenant, no_enqueue, body, message):
     # authenticated by the custom header too, so bytes that are not even UTF-8 still reach the parser
-    response = post(client, body, {**standard_headers(body), "X-Webhook-Secret": "custom-header-secret-value"})
+    response = post(
+        client, body, {**standard_headers(body), "X-Webhook-Secret": "custom-header-secret-value"}
+    )
     assert response.status_code == 400
     assert message in response.json()["error"]
     assert WebhookEvent.objects.count() == 0
@@ -195,7 +221,9 @@ def test_unhandled_scope_is_200_and_recorded_as_ignored(client, tenant, no_enque
 
 
 def test_channel_scoped_hooks_are_understood(client, tenant, no_enqueue):
-    body = json.dumps({"scope": "store/channel/2/order/created", "data": {"order_id": 127}, "hash": "x"}).encode()
+    body = json.dumps(
+        {"scope": "store/channel/2/order/created", "data": {"order_id": 127}, "hash": "x"}
+    ).encode()
     assert post(client, body, standard_headers(body)).status_code == 200
     event = WebhookEvent.objects.get()
     assert (event.scope, event.order_id) == ("store/order/created", 127)

@@ -19,4 +19,8 @@ class Command(BaseCommand):
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from exc
         verb = "Created" if created else "Updated"
-        self.stdout.write(self.style.SUCCESS(f"{verb} tenant {tenant.slug}: webhook URL /webhooks/bigcommerce/{tenant.slug}/"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{verb} tenant {tenant.slug}: webhook URL /webhooks/bigcommerce/{tenant.slug}/"
+            )
+        )

@@ -27,13 +27,29 @@ class Command(BaseCommand):
         self._admin_user_hint()
         procs: list[subprocess.Popen] = [
             subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                [sys.executable, "-m", "gunicorn", "connector.wsgi", "--bind", bind, "--workers", str(web_workers),
-                 "--access-logfile", "-", "--graceful-timeout", "10"]
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "connector.wsgi",
+                    "--bind",
+                    bind,
+                    "--workers",
+                    str(web_workers),
+                    "--access-logfile",
+                    "-",
+                    "--graceful-timeout",
+                    "10",
+                ]
             )
         ]
         if not no_cluster:
             procs.append(subprocess.Popen([sys.executable, "manage.py", "qcluster"]))  # noqa: S603
-        self.stdout.write(self.style.SUCCESS(f"Admin: http://{bind}/admin/  ·  webhooks: http://{bind}/webhooks/bigcommerce/<tenant>/"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Admin: http://{bind}/admin/  ·  webhooks: http://{bind}/webhooks/bigcommerce/<tenant>/"
+            )
+        )
         stopping = False
 
         def stop(*_):
@@ -57,12 +73,23 @@ class Command(BaseCommand):
     def _admin_user_hint(self) -> None:
         User = get_user_model()
         username = os.environ.get("DJANGO_SUPERUSER_USERNAME")
-        if username and os.environ.get("DJANGO_SUPERUSER_PASSWORD") and not User.objects.filter(username=username).exists():
-            call_command("createsuperuser", interactive=False, username=username,
-                         email=os.environ.get("DJANGO_SUPERUSER_EMAIL", ""), verbosity=0)
+        if (
+            username
+            and os.environ.get("DJANGO_SUPERUSER_PASSWORD")
+            and not User.objects.filter(username=username).exists()
+        ):
+            call_command(
+                "createsuperuser",
+                interactive=False,
+                username=username,
+                email=os.environ.get("DJANGO_SUPERUSER_EMAIL", ""),
+                verbosity=0,
+            )
             self.stdout.write(f"Created admin user {username}.")
         elif not User.objects.filter(is_superuser=True).exists():
-            self.stdout.write(self.style.WARNING(
-                "No admin user yet. Create one with: uv run python manage.py createsuperuser "
-                "(or set DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD before starting)."
-            ))
+            self.stdout.write(
+                self.style.WARNING(
+                    "No admin user yet. Create one with: uv run python manage.py createsuperuser "
+                    "(or set DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD before starting)."
+                )
+            )
