@@ -48,6 +48,35 @@ class Tenant(models.Model):
         validators=[MinValueValidator(Decimal(0))],
         help_text="A posting whose difference line exceeds this amount is flagged for review.",
     )
+    class GlDatePolicy(models.TextChoices):
+        CONFIRMED = "confirmed", "Date the order became confirmed (paid)"
+        CREATED = "created", "Date the order was created"
+
+    class OrderRefundPolicy(models.TextChoices):
+        REFUND_ACCOUNT = "refund_account", "Post to the refunds account (no tax, as BigCommerce records it)"
+        PROPORTIONAL = "proportional", "Allocate across the order's revenue, shipping and tax lines"
+
+    gl_date_policy = models.CharField(
+        max_length=20,
+        choices=GlDatePolicy.choices,
+        default=GlDatePolicy.CONFIRMED,
+        help_text="Which date an order's entry is booked on. Refunds use their own date.",
+    )
+    order_refund_policy = models.CharField(
+        max_length=20,
+        choices=OrderRefundPolicy.choices,
+        default=OrderRefundPolicy.REFUND_ACCOUNT,
+        help_text='How order-level ("custom amount") refunds, which carry no tax in BigCommerce, are posted.',
+    )
+    refund_account = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="Refunds account for order-level refunds. Blank: the order's revenue account.",
+    )
+    refund_restock_cogs = models.BooleanField(
+        default=False,
+        help_text="Reverse cost of goods for refunded product quantities (the goods went back to stock).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
