@@ -111,6 +111,9 @@ class Posting(models.Model):
     snapshot = models.JSONField(
         default=dict, blank=True, help_text="The order amounts this entry was built from"
     )
+    accounts = models.JSONField(
+        default=dict, blank=True, help_text="The GL accounts by role this entry used (refunds reuse them)"
+    )
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
