@@ -75,6 +75,7 @@ class Posting(models.Model):
         RETRY = "retry", "Retry scheduled"
         POSTED = "posted", "Posted"
         NEEDS_ATTENTION = "needs_attention", "Needs attention"
+        NEEDS_REAUTH = "needs_reauth", "Needs re-authorization"
         SKIPPED = "skipped", "Skipped"
 
     # States in which the work is not finished and the sweep must keep it moving.

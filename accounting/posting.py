@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from connector.models import Tenant, WebhookEvent
 from integrations.bigcommerce.types import Order
-from integrations.errors import IntegrationError, PermanentError, RateLimitedError
+from integrations.errors import IntegrationError, PermanentError, RateLimitedError, ReauthorizationRequired
 from integrations.http import CallRecord
 from integrations.sagex3.types import Entry, EntryLine, PostedEntry
 
@@ -392,7 +392,10 @@ def backoff_seconds(attempt: int) -> float:
 def _handle_failure(posting: Posting, exc: IntegrationError) -> str:
     now = timezone.now()
     max_attempts = settings.CONNECTOR["MAX_ATTEMPTS"]
-    if not exc.retryable:
+    if isinstance(exc, ReauthorizationRequired):
+        # Not a failure of the entry: it waits until someone reconnects the tenant (resume_after_reauthorization).
+        status, next_at, result = S.NEEDS_REAUTH, None, "needs-reauthorization"
+    elif not exc.retryable:
         status, next_at, result = S.NEEDS_ATTENTION, None, "needs-attention"
     elif posting.attempts >= max_attempts:
         # An unknown outcome among the attempts makes any later re-post ask X3 first (see submit_posting).
@@ -413,3 +416,20 @@ def _handle_failure(posting: Posting, exc: IntegrationError) -> str:
     )
     log_transition(posting, status, message, from_status=S.POSTING)
     return result
+
+
+def resume_after_reauthorization(tenant: Tenant) -> int:
+    """Release the tenant's postings held for re-authorization; returns how many were queued again."""
+    from connector.tasks import enqueue_posting
+
+    now = timezone.now()
+    held = list(Posting.objects.filter(tenant=tenant, status=S.NEEDS_REAUTH))
+    for posting in held:
+        # The call that hit the expired authorization never reached X3's books, but a re-send still checks first
+        # if any earlier attempt of this posting had an unknown outcome (see submit_posting).
+        if Posting.objects.filter(pk=posting.pk, status=S.NEEDS_REAUTH).update(
+            status=S.RETRY, next_attempt_at=now, updated_at=now
+        ):
+            log_transition(posting, S.RETRY, "Sage X3 re-authorized: resuming", from_status=S.NEEDS_REAUTH)
+            enqueue_posting(posting.pk)
+    return len(held)

@@ -72,3 +72,10 @@ class BadResponseError(RetryableError):
     Retryable because it is usually a proxy error page or a half-written response; if it persists the posting
     runs out of attempts and stops at "needs attention" with this message.
     """
+
+
+class ReauthorizationRequired(PermanentError):
+    """The stored OAuth2 authorization is gone (refresh token expired or revoked): a person must reconnect.
+
+    Postings wait in "needs re-authorization" rather than failing: reconnecting resumes them.
+    """
