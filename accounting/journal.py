@@ -216,8 +216,8 @@ def negate(journal: Journal, *, description_prefix: str = "") -> Journal:
             Line(
                 role=line.role,
                 account=line.account,
-                debit=-line.debit,
-                credit=-line.credit,
+                debit=ZERO - line.debit,
+                credit=ZERO - line.credit,
                 description=f"{description_prefix}{line.description}",
             )
             for line in journal.lines
@@ -228,3 +228,190 @@ def negate(journal: Journal, *, description_prefix: str = "") -> Journal:
         flag_reason=journal.flag_reason,
         warnings=journal.warnings,
     )
+
+
+# --- Later entries of an order: refunds and differences -----------------------------------------------------------
+
+# The side each role normally sits on. Refunds, reversals and adjustments keep to it and change the sign instead
+# ("storno"), so every later entry of an order reads against the same accounts and sides as the first one.
+NATURAL_SIDE = {
+    "receivable": "D",
+    "discount": "D",
+    "cogs": "D",
+    "revenue": "C",
+    "shipping": "C",
+    "handling": "C",
+    "wrapping": "C",
+    "fee": "C",
+    "tax": "C",
+    "inventory": "C",
+    "refund": "C",
+    "rounding": "C",
+}
+
+
+def natural_amount(line: Line) -> Decimal:
+    """The line's amount measured on its role's natural side (negative when it sits on the other side)."""
+    net_debit = line.debit - line.credit
+    return net_debit if NATURAL_SIDE.get(line.role, "D") == "D" else ZERO - net_debit
+
+
+def natural_line(role: str, account: str, amount: Decimal, description: str) -> Line:
+    if NATURAL_SIDE.get(role, "D") == "D":
+        return Line(role=role, account=account, debit=amount, credit=ZERO, description=description)
+    return Line(role=role, account=account, debit=ZERO, credit=amount, description=description)
+
+
+def totals_by_account(lines: Iterable[Line]) -> dict[tuple[str, str], Decimal]:
+    totals: dict[tuple[str, str], Decimal] = {}
+    for line in lines:
+        key = (line.role, line.account)
+        totals[key] = totals.get(key, ZERO) + natural_amount(line)
+    return totals
+
+
+def difference(target: Iterable[Line], posted: Iterable[Line], *, description: str) -> tuple[Line, ...]:
+    """Lines that take what was posted to the target, per (role, account), on natural sides (storno style).
+
+    Balanced whenever both inputs are. Empty when nothing changed. A channel change shows up as the old accounts
+    going to zero and the new ones filling, in one entry.
+    """
+    want, have = totals_by_account(target), totals_by_account(posted)
+    lines = []
+    for key in list(have) + [k for k in want if k not in have]:
+        delta = want.get(key, ZERO) - have.get(key, ZERO)
+        if delta:
+            role, account = key
+            lines.append(natural_line(role, account, delta, f"{description} {role}"))
+    return tuple(lines)
+
+
+@dataclass(frozen=True)
+class RefundPolicy:
+    order_level: str = "refund_account"  # or "proportional"
+    refund_account: str = ""  # blank: the revenue account
+    restock_cogs: bool = False
+    rounding_account: str = ""
+
+
+def _allocate(total: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
+    """Split ``total`` in proportion to ``weights``, rounded to the currency, summing exactly to ``total``
+    (largest remainder). Equal split when every weight is zero."""
+    if not weights:
+        return []
+    step = Decimal(1).scaleb(-minor_unit(currency))
+    base = sum(weights, ZERO)
+    shares = [total * w / base for w in weights] if base else [total / len(weights)] * len(weights)
+    rounded = [s.quantize(step, rounding="ROUND_DOWN") for s in shares]
+    remainder = total - sum(rounded, ZERO)
+    order = sorted(range(len(shares)), key=lambda i: shares[i] - rounded[i], reverse=True)
+    i = 0
+    while remainder and order:
+        unit = step if remainder > 0 else -step
+        rounded[order[i % len(order)]] += unit
+        remainder -= unit
+        i += 1
+    return rounded
+
+
+def build_refund_journal(refund, order: Order, accounts: Accounts, policy: RefundPolicy) -> Journal:
+    """The positive journal of what one BigCommerce refund gives back; post it with :func:`negate`.
+
+    Amounts come from the refund: ``total_amount`` goes to the receivable, ``total_tax`` to tax, and the rest is
+    split over the refunded item types (PRODUCT → revenue, SHIPPING, HANDLING, GIFT_WRAPPING, FEE) in proportion
+    to what each item was worth on the order (or its ``requested_amount``). ORDER-level ("custom amount") refunds
+    carry no tax in BigCommerce: by policy they go to the refunds account, or are spread over the order's revenue,
+    shipping and tax lines in proportion to the order's own entry.
+    """
+    cur = order.currency_code
+    q = lambda amount: quantize(amount, cur)  # noqa: E731
+    ref = f"Refund {refund.id} of order {order.id}"
+    products = {p.id: p for p in order.products}
+    total, tax = q(refund.total_amount), q(refund.total_tax)
+
+    order_level = q(sum((i.requested_amount or ZERO for i in refund.items if i.item_type == "ORDER"), ZERO))
+    weighted: list[tuple[str, str, Decimal]] = []  # (role, account, weight) for the taxed, itemised part
+    restock = ZERO
+    for item in refund.items:
+        kind = item.item_type
+        if kind == "ORDER":
+            continue
+        product = products.get(item.item_id)
+        if kind == "PRODUCT":
+            qty = Decimal(item.quantity or 0)
+            if item.requested_amount is not None:
+                weight = item.requested_amount
+            elif product is not None and product.quantity:
+                weight = product.total_inc_tax / product.quantity * qty
+            else:
+                weight = ZERO
+            if product is not None:
+                restock += product.cost_price_ex_tax * qty
+            weighted.append(("revenue", accounts.revenue, weight))
+        elif kind == "SHIPPING":
+            weighted.append(("shipping", accounts.shipping, _weight(item, order.shipping_cost_inc_tax)))
+        elif kind == "HANDLING":
+            weighted.append(("handling", accounts.handling, _weight(item, order.handling_cost_inc_tax)))
+        elif kind == "GIFT_WRAPPING":
+            wrap = (
+                (product.wrapping_cost_ex_tax + product.wrapping_cost_tax)
+                if product
+                else order.wrapping_cost_inc_tax
+            )
+            weighted.append(("wrapping", accounts.wrapping, _weight(item, wrap)))
+        elif kind == "FEE":
+            fee = next((f.cost_inc_tax for f in order.fees if f.id == item.item_id), ZERO)
+            weighted.append(("fee", accounts.fee, _weight(item, fee)))
+        else:  # an item type BigCommerce may add later: treat it as revenue rather than lose it
+            weighted.append(("revenue", accounts.revenue, _weight(item, ZERO)))
+
+    itemised_net = total - tax - order_level
+    if not weighted and itemised_net:
+        weighted.append(("revenue", accounts.revenue, Decimal(1)))  # e.g. a tax-only adjustment with no items
+    parts: list[tuple[str, str, Decimal, str]] = [
+        ("receivable", accounts.receivable, total, f"{ref} receivable")
+    ]
+    for (role, account, _), amount in zip(
+        weighted, _allocate(itemised_net, [w for *_, w in weighted], cur), strict=True
+    ):
+        parts.append((role, account, amount, f"{ref} {role}"))
+    parts.append(("tax", accounts.tax, tax, f"{ref} sales tax"))
+    if order_level:
+        if policy.order_level == "proportional":
+            basis = [
+                (line.role, line.account, natural_amount(line))
+                for line in build_order_journal(order, accounts, Policy(policy.rounding_account)).lines
+                if NATURAL_SIDE.get(line.role) == "C" and line.role not in ("inventory", "rounding")
+            ]
+            if not basis:
+                basis = [("revenue", accounts.revenue, Decimal(1))]
+            amounts = _allocate(order_level, [w for *_, w in basis], cur)
+            for (role, account, _), amount in zip(basis, amounts, strict=True):
+                parts.append((role, account, amount, f"{ref} order-level refund, {role} share"))
+        else:
+            parts.append(
+                (
+                    "refund",
+                    policy.refund_account or accounts.revenue,
+                    order_level,
+                    f"{ref} order-level refund",
+                )
+            )
+
+    credits = sum((amount for role, _, amount, _ in parts if role != "receivable"), ZERO)
+    diff = total - credits
+    if diff:
+        parts.append(("rounding", policy.rounding_account, diff, f"{ref} rounding/difference"))
+    restock = q(restock)
+    if policy.restock_cogs and accounts.cogs and restock:
+        parts.append(("cogs", accounts.cogs, restock, f"{ref} cost of goods returned to stock"))
+        parts.append(("inventory", accounts.inventory, restock, f"{ref} inventory"))
+
+    lines = tuple(
+        natural_line(role, account, amount, desc) for role, account, amount, desc in parts if amount
+    )
+    return Journal(currency=cur, lines=lines, total=total, difference=diff)
+
+
+def _weight(item, default: Decimal) -> Decimal:
+    return item.requested_amount if item.requested_amount is not None else default

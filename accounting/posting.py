@@ -1,4 +1,4 @@
-"""Postings: decide what an order owes the ledger, record it as rows, and deliver it to Sage X3 exactly once.
+"""Delivery: a planned posting row goes to Sage X3 exactly once (planning is accounting/planning.py).
 
 Exactly once against an ERP without idempotency keys (../shared/guides/lessons.md §9):
 
@@ -14,41 +14,30 @@ Exactly once against an ERP without idempotency keys (../shared/guides/lessons.m
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-from typing import Any
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from connector.models import Tenant, WebhookEvent
-from integrations.bigcommerce.types import Order
+from connector.models import Tenant
 from integrations.errors import IntegrationError, PermanentError, RateLimitedError, ReauthorizationRequired
 from integrations.http import CallRecord
 from integrations.sagex3.types import Entry, EntryLine, PostedEntry
 
-from .journal import Accounts, Journal, Policy, build_order_journal
-from .models import ChannelMapping, Posting, PostingAttempt, PostingLine, PostingLog
+from .models import Posting, PostingAttempt, PostingLog
 
 logger = logging.getLogger(__name__)
 
 S = Posting.Status
 # GACCENTRY.REFINT is A25 (../shared/reference/sagex3.md §4.2): a longer reference would be cut and never found again.
 REFERENCE_MAX_LENGTH = 25
-# Statuses whose lines may still be rebuilt from a fresher order: nothing of them can have reached X3.
-REBUILDABLE = (S.WAITING, S.NEEDS_MAPPING, S.SKIPPED, S.NEEDS_ATTENTION)
 
 
-# --- Planning: order snapshot → posting rows ----------------------------------------------------------------------
-
-
-def order_key(order_id: int) -> str:
-    return f"order:{order_id}"
+# --- Shared helpers -------------------------------------------------------------------------------------------
 
 
 def x3_reference(tenant: Tenant, posting: Posting) -> str:
@@ -61,30 +50,6 @@ def x3_reference(tenant: Tenant, posting: Posting) -> str:
         Posting.Kind.REVERSAL: f"-V{posting.idempotency_key.rsplit(':', 1)[-1]}",
     }[Posting.Kind(posting.kind)]
     return f"{prefix}-{posting.order_id}{suffix}"
-
-
-def snapshot_of(order: Order) -> dict[str, Any]:
-    """The order's accounting-relevant fields as JSON (Decimals as strings), kept with the posting for audit."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return str(value)
-        if isinstance(value, datetime | date):
-            return value.isoformat()
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    data = {f.name: getattr(order, f.name) for f in dataclasses.fields(order) if f.name != "raw"}
-    data["products"] = [dataclasses.asdict(p) for p in order.products]
-    data["fees"] = [dataclasses.asdict(f) for f in order.fees]
-    return plain(data)
-
-
-def mapping_for(tenant: Tenant, channel_id: int) -> ChannelMapping | None:
-    return ChannelMapping.objects.filter(tenant=tenant, channel_id=channel_id, is_active=True).first()
 
 
 def log_transition(
@@ -106,143 +71,11 @@ def log_transition(
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    posting: Posting
-    outcome: str  # created, reopened, already-posted, in-progress, unchanged
-
-    @property
-    def should_submit(self) -> bool:
-        return self.posting.status == S.PENDING and self.outcome in ("created", "reopened")
-
-
-def plan_order_posting(
-    *,
-    tenant: Tenant,
-    order: Order,
-    trigger: str,
-    event: WebhookEvent | None = None,
-    user=None,
-) -> Plan:
-    """Record what the order owes the ledger now, as the order posting row (``order:<id>``).
-
-    A posted entry is never touched (edits, refunds and cancellations post further entries: issue #5). An entry in
-    flight is left alone. Anything else is (re)built from this fresh snapshot.
-    """
-    key = order_key(order.id)
-    status, lines, journal, message = _decide(tenant, order)
-    defaults = _posting_fields(tenant, order, status, journal, message, trigger, event)
-    with transaction.atomic():
-        posting = Posting.objects.select_for_update().filter(tenant=tenant, idempotency_key=key).first()
-        if posting is None:
-            try:
-                with transaction.atomic():
-                    posting = Posting.objects.create(
-                        tenant=tenant,
-                        idempotency_key=key,
-                        kind=Posting.Kind.ORDER,
-                        order_id=order.id,
-                        **defaults,
-                    )
-            except IntegrityError:
-                # Another worker created it a moment ago: treat this run as a duplicate of that one.
-                posting = Posting.objects.get(tenant=tenant, idempotency_key=key)
-                return Plan(posting, "in-progress")
-            _write_lines(posting, lines)
-            posting.reference = x3_reference(tenant, posting)
-            posting.save(update_fields=["reference"])
-            log_transition(posting, status, message or "Order posting created", trigger=trigger, user=user)
-            return Plan(posting, "created")
-        if posting.status == S.POSTED:
-            return Plan(posting, "already-posted")
-        if posting.status not in REBUILDABLE:
-            return Plan(posting, "in-progress")
-        previous = posting.status
-        for name, value in defaults.items():
-            setattr(posting, name, value)
-        posting.next_attempt_at = None
-        posting.save()
-        posting.lines.all().delete()
-        _write_lines(posting, lines)
-        log_transition(
-            posting,
-            status,
-            message or "Rebuilt from a fresh order snapshot",
-            from_status=previous,
-            trigger=trigger,
-            user=user,
-        )
-        return Plan(posting, "reopened" if status == S.PENDING else "unchanged")
-
-
-def _decide(tenant: Tenant, order: Order) -> tuple[str, list, Journal | None, str]:
-    if not tenant.is_confirmed_status(order.status_id):
-        return S.WAITING, [], None, f"Order status {order.status_id} ({order.status}) is not confirmed yet"
-    mapping = mapping_for(tenant, order.channel_id)
-    if mapping is None:
-        return (
-            S.NEEDS_MAPPING,
-            [],
-            None,
-            f"No GL mapping for channel {order.channel_id}: add one, then re-post",
-        )
-    journal = build_order_journal(
-        order,
-        Accounts.from_mapping(mapping),
-        Policy(rounding_account=tenant.rounding_account, rounding_threshold=tenant.rounding_threshold),
-    )
-    if not journal.is_balanced:  # cannot happen by construction; never send an unbalanced entry if it does
-        return S.NEEDS_ATTENTION, [], journal, "Internal error: the built entry does not balance"
-    if journal.is_empty:
-        return S.SKIPPED, [], journal, "Nothing to post: every amount of the order is zero"
-    return S.PENDING, list(journal.lines), journal, "; ".join(journal.warnings)
-
-
-def _posting_fields(tenant, order, status, journal, message, trigger, event) -> dict[str, Any]:
-    mapping_site = ""
-    if status == S.PENDING:
-        mapping = mapping_for(tenant, order.channel_id)
-        mapping_site = mapping.site if mapping else ""
-    return {
-        "status": status,
-        "channel_id": order.channel_id,
-        "order_status_id": order.status_id,
-        "currency": order.currency_code,
-        "gl_date": timezone.localdate(order.date_created),
-        "total": journal.total if journal else Decimal(0),
-        "difference": journal.difference if journal else Decimal(0),
-        "flagged": bool(journal and journal.flagged),
-        "flag_reason": journal.flag_reason if journal else "",
-        "description": f"BigCommerce order {order.id}" + (f" site {mapping_site}" if mapping_site else ""),
-        "snapshot": snapshot_of(order),
-        "last_error": message if status in (S.NEEDS_MAPPING, S.NEEDS_ATTENTION) else "",
-        "trigger": trigger,
-        "source_event": event,
-    }
-
-
-def _write_lines(posting: Posting, lines) -> None:
-    PostingLine.objects.bulk_create(
-        PostingLine(
-            posting=posting,
-            line_no=i,
-            role=line.role,
-            account=line.account,
-            debit=line.debit,
-            credit=line.credit,
-            description=line.description[:200],
-        )
-        for i, line in enumerate(lines, start=1)
-    )
-
-
 # --- Delivery: posting row → Sage X3 ------------------------------------------------------------------------------
 
 
 def entry_for(posting: Posting) -> Entry:
-    tenant = posting.tenant
-    x3 = tenant.x3
-    mapping = mapping_for(tenant, posting.channel_id) if posting.channel_id is not None else None
+    x3 = posting.tenant.x3
     return Entry(
         reference=posting.reference,
         accounting_date=posting.gl_date or timezone.localdate(),
@@ -250,7 +83,7 @@ def entry_for(posting: Posting) -> Entry:
         description=posting.description,
         entry_type=x3.entry_type,
         journal=x3.journal,
-        site=(mapping.site if mapping and mapping.site else x3.site),
+        site=posting.accounts.get("site") or x3.site,
         lines=tuple(
             EntryLine(
                 account=line.account, debit=line.debit, credit=line.credit, description=line.description
@@ -380,6 +213,20 @@ def _mark_posted(posting: Posting, posted: PostedEntry, message: str) -> None:
         )
         if updated:
             log_transition(posting, S.POSTED, f"{message}: {posted.document_number}", from_status=S.POSTING)
+            if (
+                posting.kind == Posting.Kind.ORDER
+                and Posting.objects.filter(
+                    tenant_id=posting.tenant_id,
+                    order_id=posting.order_id,
+                    kind=Posting.Kind.REFUND,
+                    status=S.WAITING,
+                ).exists()
+            ):
+                # Refunds that arrived before the order's entry waited for it: plan them now, in order.
+                from connector.tasks import enqueue_order_sync
+
+                tenant_id, order_id = posting.tenant_id, posting.order_id
+                transaction.on_commit(lambda: enqueue_order_sync(tenant_id, order_id))
 
 
 def backoff_seconds(attempt: int) -> float:

@@ -42,6 +42,8 @@ def repost_orders(
             "in-progress": "a posting is already in progress",
             "created": "posting created",
             "reopened": "rebuilt from the current order",
+            "adjusted": "the order changed: an adjustment with only the difference",
+            "reversed": "the order is void: a reversal",
             "unchanged": "not postable yet",
         }.get(result.outcome, result.outcome)
         level = messages.SUCCESS if result.posting_status == S.POSTED else messages.WARNING

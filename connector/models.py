@@ -48,6 +48,7 @@ class Tenant(models.Model):
         validators=[MinValueValidator(Decimal(0))],
         help_text="A posting whose difference line exceeds this amount is flagged for review.",
     )
+
     class GlDatePolicy(models.TextChoices):
         CONFIRMED = "confirmed", "Date the order became confirmed (paid)"
         CREATED = "created", "Date the order was created"

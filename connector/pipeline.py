@@ -14,7 +14,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounting.models import Posting
-from accounting.posting import backoff_seconds, plan_order_posting, submit_posting
+from accounting.planning import plan_order
+from accounting.posting import backoff_seconds, submit_posting
 from integrations.errors import IntegrationError, NotFoundError, RateLimitedError
 
 from .models import Tenant, WebhookEvent
@@ -26,10 +27,10 @@ E = WebhookEvent.Status
 @dataclass(frozen=True)
 class SyncResult:
     order_id: int
-    outcome: str  # created, reopened, already-posted, in-progress, unchanged, not-found
-    posting_id: int | None
+    outcome: str  # created, reopened, adjusted, reversed, already-posted, in-progress, unchanged
+    posting_id: int | None  # the order's own posting (order:<id>)
     posting_status: str
-    submitted: str = ""  # the result of the X3 delivery when one was attempted in this run
+    submitted: tuple[str, ...] = ()  # results of the X3 deliveries attempted in this run
 
 
 def sync_order(
@@ -38,23 +39,54 @@ def sync_order(
     order_id: int,
     trigger: str,
     event: WebhookEvent | None = None,
+    refund_id: int | None = None,
     user=None,
     bc_client=None,
     x3_client=None,
 ) -> SyncResult:
-    """Re-fetch one order and bring its postings up to date; deliver what became due. Raises IntegrationError
-    for BigCommerce failures (the caller decides whether to retry)."""
+    """Re-fetch one order (and its refunds when it has any), bring its postings up to date and deliver what became
+    due, in order. Raises IntegrationError for BigCommerce failures (the caller decides whether to retry)."""
     if bc_client is None:
         from .clients import bigcommerce_client
 
         bc_client = bigcommerce_client(tenant)
     order = bc_client.get_order(order_id)
-    plan = plan_order_posting(tenant=tenant, order=order, trigger=trigger, event=event, user=user)
-    submitted = ""
-    if plan.should_submit:
-        submitted = submit_posting(plan.posting.pk, client=x3_client)
-        plan.posting.refresh_from_db(fields=["status"])
-    return SyncResult(order.id, plan.outcome, plan.posting.pk, plan.posting.status, submitted)
+    refunds = []
+    knows_refunds = Posting.objects.filter(
+        tenant=tenant, order_id=order_id, kind=Posting.Kind.REFUND
+    ).exists()
+    if order.may_have_refunds or refund_id is not None or knows_refunds:
+        refunds = bc_client.get_order_refunds(order_id)
+        if refund_id is not None and all(r.id != refund_id for r in refunds):
+            refunds.append(bc_client.get_refund(refund_id))  # the list may lag behind the webhook
+    plan = plan_order(tenant=tenant, order=order, refunds=refunds, trigger=trigger, event=event, user=user)
+    submitted = []
+    for posting_id in plan.to_submit:
+        result = submit_posting(posting_id, client=x3_client)
+        submitted.append(result)
+        if result != "posted" and result != "found-existing":
+            break  # later entries of the order wait for this one; the sweep carries on when it is through
+    base = Posting.objects.get(pk=plan.order_posting.pk)
+    if (
+        any(s in ("posted", "found-existing") for s in submitted)
+        and Posting.objects.filter(
+            tenant=tenant, order_id=order_id, kind=Posting.Kind.REFUND, status=Posting.Status.WAITING
+        ).exists()
+        and base.status == Posting.Status.POSTED
+    ):
+        # The order's entry was posted in this run: its waiting refunds can be planned right away.
+        plan = plan_order(
+            tenant=tenant, order=order, refunds=refunds, trigger=trigger, event=event, user=user
+        )
+        for posting_id in plan.to_submit:
+            submitted.append(submit_posting(posting_id, client=x3_client))
+    return SyncResult(order.id, plan.outcome, base.pk, base.status, tuple(submitted))
+
+
+def sync_order_by_id(tenant_id: int, order_id: int) -> str:
+    tenant = Tenant.objects.select_related("bigcommerce", "x3").get(pk=tenant_id)
+    result = sync_order(tenant=tenant, order_id=order_id, trigger=Posting.Trigger.SWEEP)
+    return f"{result.outcome}:{result.posting_status}"
 
 
 def process_event(event_id: int) -> str:
@@ -69,7 +101,11 @@ def process_event(event_id: int) -> str:
     event = WebhookEvent.objects.select_related("tenant__bigcommerce", "tenant__x3").get(pk=event_id)
     try:
         result = sync_order(
-            tenant=event.tenant, order_id=event.order_id, trigger=Posting.Trigger.WEBHOOK, event=event
+            tenant=event.tenant,
+            order_id=event.order_id,
+            trigger=Posting.Trigger.WEBHOOK,
+            event=event,
+            refund_id=event.refund_id,
         )
     except NotFoundError as exc:
         _finish(event, E.FAILED, f"Order {event.order_id} not found in BigCommerce: {exc.message}")

@@ -19,6 +19,16 @@ def enqueue_posting(posting_id: int) -> None:
     )
 
 
+def enqueue_order_sync(tenant_id: int, order_id: int) -> None:
+    async_task(
+        "connector.tasks.sync_order",
+        tenant_id,
+        order_id,
+        task_name=f"order-{tenant_id}-{order_id}",
+        group="orders",
+    )
+
+
 def process_event(event_id: int) -> str:
     from .pipeline import process_event as service
 
@@ -29,6 +39,12 @@ def submit_posting(posting_id: int) -> str:
     from accounting.posting import submit_posting as service
 
     return service(posting_id)
+
+
+def sync_order(tenant_id: int, order_id: int) -> str:
+    from .pipeline import sync_order_by_id
+
+    return sync_order_by_id(tenant_id, order_id)
 
 
 def sweep() -> str:
