@@ -111,7 +111,7 @@ def lines_of(postings: Iterable[Posting]) -> list[Line]:
 class Target:
     """What the order part of the ledger should hold now."""
 
-    state: str  # "post", "void", "wait" (not confirmed: changes nothing once posted), "unmapped"
+    state: str  # "post", "void", "wait" (not confirmed yet: only before the first posting), "unmapped"
     lines: tuple[Line, ...] = ()
     journal: Any = None
     accounts: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -119,14 +119,18 @@ class Target:
 
 
 def target_for(tenant: Tenant, order: Order, *, posted_accounts: dict[str, str] | None = None) -> Target:
-    """``posted_accounts``: the accounts the order part already uses. While the order stays on its channel they
-    are kept, so editing a channel mapping later never rewrites the books of orders already posted."""
+    """What the order part should hold. ``posted_accounts`` is given once the order has been posted: from then on
+    only a void status (or archiving) takes it back to nothing — any other status follows the order's amounts —
+    and while the order stays on its channel its accounts are kept, so editing a channel mapping later never
+    rewrites the books of orders already posted."""
     if order.is_deleted or order.status_id in VOID_STATUS_IDS:
         why = "archived" if order.is_deleted else f"{order.status} ({order.status_id})"
         return Target("void", message=f"Order {why}: nothing should remain posted")
-    if not (tenant.is_confirmed_status(order.status_id) or order.status_id in REFUNDED_STATUS_IDS):
+    posted = posted_accounts is not None
+    confirmed = tenant.is_confirmed_status(order.status_id) or order.status_id in REFUNDED_STATUS_IDS
+    if not (posted or confirmed):
         return Target("wait", message=f"Order status {order.status_id} ({order.status}) is not confirmed yet")
-    if posted_accounts:
+    if posted_accounts:  # {} means posted, but on another channel: take that channel's mapping
         accounts, site = accounts_from_json(posted_accounts), posted_accounts.get("site", "")
     else:
         mapping = mapping_for(tenant, order.channel_id)
@@ -170,8 +174,8 @@ def plan_order(
             )
         else:
             current = _current_order_part(tenant, order.id)
-            keep = current.accounts if current and current.channel_id == order.channel_id else None
-            target = target_for(tenant, order, posted_accounts=keep)
+            same_channel = current is not None and current.channel_id == order.channel_id
+            target = target_for(tenant, order, posted_accounts=current.accounts if same_channel else {})
             outcome = _plan_difference(tenant, base, order, target, trigger, event, user)
         _plan_refunds(tenant, base, order, refunds, trigger, event, user)
         now = timezone.now()
@@ -340,8 +344,6 @@ def _plan_difference(tenant, base, order, target: Target, trigger, event, user) 
     )
     open_placeholder = next((p for p in part if p.status in PLACEHOLDER or _rebuildable_failure(p)), None)
     committed = [base] + [p for p in part if p is not open_placeholder and p.status not in PLACEHOLDER]
-    if target.state == "wait":
-        return "already-posted" if base.status == S.POSTED else "in-progress"
     if target.state == "unmapped":
         kind, lines, accounts = K.ADJUSTMENT, (), {}
     elif target.state == "void":

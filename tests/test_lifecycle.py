@@ -438,3 +438,116 @@ def test_restocked_refund_reverses_cost_of_goods_when_chosen(tenant, bc, x3, syn
         if line.account[:2] in ("60", "37")
     }
     assert cogs == {("602000", D("-7.50"), D("0")), ("372000", D("0"), D("-7.50"))}
+
+
+# --- Property: whatever happens to an order, its entries add up to what BigCommerce shows ------------------------
+
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ORDER_IDS = iter(range(10_000, 1_000_000))
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("edit"), st.integers(1, 5), st.integers(0, 3)),
+        st.tuples(st.just("channel"), st.sampled_from([1, 2, 3])),
+        st.tuples(st.just("status"), st.sampled_from([1, 5, 7, 10, 11])),
+        st.tuples(st.just("refund"), st.integers(1, 2)),
+        st.tuples(st.just("x3_down")),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(ops=[("status", 1), ("edit", 3, 0)])
+@given(ops=operations)
+def test_any_history_of_an_order_keeps_the_books_equal_to_the_order(tenant, ops):
+    # each example gets its own order (posted rows cannot be deleted between examples)
+    oid = next(ORDER_IDS)
+    bc, x3 = FakeBigCommerce(), FakeX3()
+    state = {"mugs": 2, "tees": 1, "channel": 2, "status": 11}
+    refund_ids = iter(range(1, 100))
+
+    def put():
+        bc.put_order(
+            order_json(
+                oid,
+                channel_id=state["channel"],
+                status_id=state["status"],
+                products=[
+                    {
+                        "id": 11,
+                        "sku": "MUG",
+                        "quantity": state["mugs"],
+                        "price_ex": "20.00",
+                        "tax": str(D("1.60") * state["mugs"]),
+                        "cost": "7.50",
+                    },
+                    {
+                        "id": 12,
+                        "sku": "TEE",
+                        "quantity": state["tees"],
+                        "price_ex": "40.00",
+                        "tax": str(D("3.20") * state["tees"]),
+                        "cost": "15.00",
+                    },
+                ]
+                if state["tees"]
+                else [
+                    {
+                        "id": 11,
+                        "sku": "MUG",
+                        "quantity": state["mugs"],
+                        "price_ex": "20.00",
+                        "tax": str(D("1.60") * state["mugs"]),
+                        "cost": "7.50",
+                    },
+                ],
+            )
+        )
+
+    def run(refund_id=None):
+        sync_order(
+            tenant=tenant, order_id=oid, trigger="webhook", refund_id=refund_id, bc_client=bc, x3_client=x3
+        )
+
+    put()
+    run()
+    for op in ops:
+        if op[0] == "edit":
+            state["mugs"], state["tees"] = op[1], op[2]
+        elif op[0] == "channel":
+            state["channel"] = op[1]
+        elif op[0] == "status":
+            state["status"] = op[1]
+        elif op[0] == "x3_down":
+            x3.fail_next = [RetryableError("down")]
+        put()
+        refund_id = None
+        if op[0] == "refund":
+            refund_id = next(refund_ids)
+            bc.add_refund(
+                oid, refund_id, total="10.80", tax="0.80", items=[{"item_type": "SHIPPING", "item_id": 99}]
+            )
+        run(refund_id)
+    # let retries through, as the sweep would
+    for _ in range(3):
+        Posting.objects.filter(order_id=oid, status__in=[S.RETRY, S.UNKNOWN]).update(next_attempt_at=None)
+        run()
+
+    order = bc.get_order(oid)
+    void = order.status_id in (5, 6)
+    confirmed_once = Posting.objects.filter(order_id=oid, kind="order", status=S.POSTED).exists()
+    refunds = Posting.objects.filter(order_id=oid, kind="refund", status=S.POSTED)
+    assert all(p.total == D("-10.80") for p in refunds)
+    expected = D(0) if void or not confirmed_once else order.total_inc_tax.quantize(D("0.01"))
+    expected += sum((p.total for p in refunds), D(0))
+    for entry in x3.entries:
+        assert sum(line.debit for line in entry.lines) == sum(line.credit for line in entry.lines)
+    assert x3.receivable_total() == expected
+    # nothing is left half-done, and nothing was posted twice
+    assert not Posting.objects.filter(
+        order_id=oid, status__in=[S.PENDING, S.POSTING, S.RETRY, S.UNKNOWN]
+    ).exists()
+    assert len({e.reference for e in x3.entries}) == len(x3.entries)
