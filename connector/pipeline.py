@@ -6,6 +6,7 @@ Webhooks are hints: every run re-reads the order from BigCommerce and decides fr
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -87,6 +88,24 @@ def sync_order_by_id(tenant_id: int, order_id: int) -> str:
     tenant = Tenant.objects.select_related("bigcommerce", "x3").get(pk=tenant_id)
     result = sync_order(tenant=tenant, order_id=order_id, trigger=Posting.Trigger.SWEEP)
     return f"{result.outcome}:{result.posting_status}"
+
+
+def orders_modified_between(tenant: Tenant, since, until=None, *, bc_client=None) -> Iterator[int]:
+    """IDs of the tenant's orders modified in [since, until], oldest first (for replays and backfills)."""
+    if bc_client is None:
+        from .clients import bigcommerce_client
+
+        bc_client = bigcommerce_client(tenant)
+    page = 1
+    while True:
+        batch = bc_client.list_orders(min_date_modified=since, page=page, limit=250, sort="date_modified:asc")
+        for summary in batch:
+            if until is not None and summary["date_modified"] > until:
+                return
+            yield summary["id"]
+        if len(batch) < 250:
+            return
+        page += 1
 
 
 def process_event(event_id: int) -> str:

@@ -551,3 +551,45 @@ def test_any_history_of_an_order_keeps_the_books_equal_to_the_order(tenant, ops)
         order_id=oid, status__in=[S.PENDING, S.POSTING, S.RETRY, S.UNKNOWN]
     ).exists()
     assert len({e.reference for e in x3.entries}) == len(x3.entries)
+
+
+# --- Replay command -----------------------------------------------------------------------------------------------
+
+
+def test_replay_command_by_id_and_by_date_range(tenant, bc, x3, monkeypatch):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    monkeypatch.setattr("connector.clients.bigcommerce_client", lambda t: bc)
+    monkeypatch.setattr("connector.clients.x3_client", lambda t: x3)
+    bc.put_order(order_json(250))
+    bc.put_order(order_json(251, status_id=7))
+    out = StringIO()
+    call_command("replay_orders", "--tenant", "acme", "250", "251", stdout=out)
+    call_command("replay_orders", "--tenant", "acme", "250", stdout=out)
+    text = out.getvalue()
+    assert "order 250: created (posted)" in text and "order 251: created (waiting)" in text
+    assert "order 250: already-posted (posted)" in text
+    assert len(x3.entries) == 1
+
+    from datetime import UTC, datetime
+
+    bc.list_orders = lambda **kw: (
+        [
+            {"id": 250, "date_modified": datetime(2026, 3, 5, tzinfo=UTC)},
+            {"id": 251, "date_modified": datetime(2026, 4, 5, tzinfo=UTC)},
+        ]
+        if kw["page"] == 1
+        else []
+    )
+    out = StringIO()
+    call_command(
+        "replay_orders", "--tenant", "acme", "--since", "2026-03-01", "--until", "2026-03-31", stdout=out
+    )
+    assert "order 250" in out.getvalue() and "order 251" not in out.getvalue()
+
+    with pytest.raises(CommandError):
+        call_command("replay_orders", "--tenant", "acme")
+    with pytest.raises(CommandError):
+        call_command("replay_orders", "--tenant", "nobody", "1")
