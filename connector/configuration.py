@@ -18,7 +18,7 @@ from accounting.models import ChannelMapping
 
 from .models import BigCommerceStore, Tenant, X3Connection
 
-TENANT_FIELDS = {"name", "is_active", "confirmed_status_ids", "rounding_account", "rounding_threshold"}
+TENANT_FIELDS = {f.name for f in Tenant._meta.fields} - {"id", "slug", "created_at", "updated_at"}
 STORE_FIELDS = {f.name for f in BigCommerceStore._meta.fields} - {"id", "tenant"}
 X3_FIELDS = {f.name for f in X3Connection._meta.fields} - {"id", "tenant"}
 MAPPING_FIELDS = {f.name for f in ChannelMapping._meta.fields} - {"id", "tenant", "created_at", "updated_at"}
