@@ -17,7 +17,7 @@ RUN uv sync --frozen --no-dev --no-install-project
 
 COPY . .
 # collectstatic needs settings but no real secrets or database.
-RUN SECRET_KEY=build-only ENCRYPTION_KEY=build-only ALLOWED_HOSTS=localhost \
+RUN SECRET_KEY=build-only ENCRYPTION_KEY=build-only ALLOWED_HOSTS=localhost DATABASE_URL=sqlite:////tmp/build.sqlite3 \
     python manage.py collectstatic --noinput \
  && mkdir -p /app/var && chown -R connector /app/var
 

@@ -292,6 +292,7 @@ class RefundPolicy:
     refund_account: str = ""  # blank: the revenue account
     restock_cogs: bool = False
     rounding_account: str = ""
+    rounding_threshold: Decimal = Decimal("0.05")
 
 
 def _allocate(total: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
@@ -410,7 +411,11 @@ def build_refund_journal(refund, order: Order, accounts: Accounts, policy: Refun
     lines = tuple(
         natural_line(role, account, amount, desc) for role, account, amount, desc in parts if amount
     )
-    return Journal(currency=cur, lines=lines, total=total, difference=diff)
+    flagged = abs(diff) > policy.rounding_threshold
+    reason = f"Refund items differ from its total by {diff} {cur}" if flagged else ""
+    return Journal(
+        currency=cur, lines=lines, total=total, difference=diff, flagged=flagged, flag_reason=reason
+    )
 
 
 def _weight(item, default: Decimal) -> Decimal:

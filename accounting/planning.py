@@ -237,10 +237,13 @@ def _rebuildable_failure(posting: Posting) -> bool:
     )
 
 
-def _gl_date(tenant: Tenant, order: Order, previous_status: str) -> date:
+def _gl_date(tenant: Tenant, order: Order, base: Posting) -> date:
     # BigCommerce keeps no status history. An order we saw unconfirmed became confirmed at its last modification;
     # one first seen confirmed was confirmed when it was created (or we cannot know better).
-    if tenant.gl_date_policy == Tenant.GlDatePolicy.CONFIRMED and previous_status == S.WAITING:
+    if (
+        tenant.gl_date_policy == Tenant.GlDatePolicy.CONFIRMED
+        and base.log.filter(to_status=S.WAITING).exists()
+    ):
         return timezone.localdate(order.date_modified)
     return timezone.localdate(order.date_created)
 
@@ -255,7 +258,7 @@ def _plan_base(tenant, base, order, target: Target, trigger, event, user, create
             S.SKIPPED,
             dataclasses.replace(target, message="Nothing to post: every amount is zero"),
         )
-    gl_date = _gl_date(tenant, order, previous if not created else "")
+    gl_date = _gl_date(tenant, order, base)
     journal = target.journal
     _fill(
         base,
@@ -497,6 +500,7 @@ def _refund_plan(tenant, base, order, refund: Refund):
                 refund_account=tenant.refund_account,
                 restock_cogs=tenant.refund_restock_cogs,
                 rounding_account=tenant.rounding_account,
+                rounding_threshold=tenant.rounding_threshold,
             ),
         )
     )

@@ -97,8 +97,10 @@ def entry_for(posting: Posting) -> Entry:
 def _claim(posting_id: int) -> tuple[Posting, str] | None:
     """Move the posting to ``posting`` if it is due and nobody else holds it. Returns (posting, previous status)."""
     now = timezone.now()
-    row = Posting.objects.filter(pk=posting_id).values("status", "next_attempt_at").first()
-    if row is None or row["status"] not in (S.PENDING, S.RETRY, S.UNKNOWN):
+    row = (
+        Posting.objects.filter(pk=posting_id).values("status", "next_attempt_at", "tenant__is_active").first()
+    )
+    if row is None or row["status"] not in (S.PENDING, S.RETRY, S.UNKNOWN) or not row["tenant__is_active"]:
         return None
     if row["next_attempt_at"] and row["next_attempt_at"] > now:
         return None
@@ -123,7 +125,11 @@ def submit_posting(posting_id: int, *, client=None) -> str:
     if client is None:
         from connector.clients import x3_client
 
-        client = x3_client(posting.tenant)
+        try:
+            client = x3_client(posting.tenant)
+        except (ValueError, IntegrationError) as exc:  # an X3 connection that cannot work as configured
+            message = exc.message if isinstance(exc, IntegrationError) else str(exc)
+            return _handle_failure(posting, PermanentError(f"Sage X3 connection is misconfigured: {message}"))
     must_check = (
         previous == S.UNKNOWN
         or posting.attempt_log.filter(operation="create", outcome=PostingAttempt.Outcome.UNKNOWN).exists()

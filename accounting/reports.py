@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
 
+from .journal import quantize
 from .models import Posting, PostingLine
 
 
@@ -46,8 +47,8 @@ def account_movements(
         yield AccountMovement(
             account=row["account"],
             currency=row["posting__currency"],
-            debit=Decimal(str(row["debit"] or 0)).quantize(Decimal("0.01")),
-            credit=Decimal(str(row["credit"] or 0)).quantize(Decimal("0.01")),
+            debit=quantize(Decimal(str(row["debit"] or 0)), row["posting__currency"]),
+            credit=quantize(Decimal(str(row["credit"] or 0)), row["posting__currency"]),
         )
 
 

@@ -64,13 +64,14 @@ def retry_now(queryset: QuerySet[Posting], *, user=None) -> int:
     count = 0
     for posting in queryset.filter(status__in=(S.RETRY, S.UNKNOWN, S.NEEDS_ATTENTION)):
         to_status = S.UNKNOWN if posting.status == S.UNKNOWN else S.RETRY
+        # A person asked: the attempt budget starts again (the call log keeps every earlier attempt).
         if Posting.objects.filter(pk=posting.pk, status=posting.status).update(
-            status=to_status, next_attempt_at=now, updated_at=now
+            status=to_status, next_attempt_at=now, updated_at=now, attempts=0
         ):
             log_transition(
                 posting,
                 to_status,
-                "Retry requested",
+                "Retry requested (attempt budget reset)",
                 from_status=posting.status,
                 trigger=Posting.Trigger.ADMIN,
                 user=user,

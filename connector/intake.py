@@ -1,7 +1,7 @@
 """Webhook intake: authenticate, parse, store once, ring the doorbell. No BigCommerce or X3 call happens here.
 
 The order of checks keeps the cheap and unauthenticated rejections first and never parses an unauthenticated body
-as anything but bytes. See docs/decisions/0003-webhook-intake.md for the dedupe key.
+as anything but bytes. See docs/decisions/0003-webhook-intake-and-dedupe.md for the dedupe key.
 """
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ def sweep() -> str:
     * postings ``pending`` (enqueue lost), or ``retry``/``unknown`` whose time has come;
     * postings stuck in ``posting`` (the worker died mid-call) become ``unknown``: X3 is asked before any re-send.
     """
-    from .tasks import enqueue_event, enqueue_posting
+    from .tasks import enqueue_event, enqueue_order_sync, enqueue_posting
 
     now = timezone.now()
     stale = now - timedelta(seconds=settings.CONNECTOR["STALE_AFTER_SECONDS"])
@@ -202,15 +202,31 @@ def sweep() -> str:
             )
 
     events = WebhookEvent.objects.filter(
-        Q(status=E.RECEIVED, received_at__lt=grace) | Q(status=E.FAILED, next_attempt_at__lte=now)
+        Q(status=E.RECEIVED, received_at__lt=grace) | Q(status=E.FAILED, next_attempt_at__lte=now),
+        tenant__is_active=True,
     ).values_list("pk", flat=True)[:1000]
     postings = Posting.objects.filter(
         Q(status=Posting.Status.PENDING, updated_at__lt=grace)
-        | Q(status__in=(Posting.Status.RETRY, Posting.Status.UNKNOWN), next_attempt_at__lte=now)
+        | Q(status__in=(Posting.Status.RETRY, Posting.Status.UNKNOWN), next_attempt_at__lte=now),
+        tenant__is_active=True,
     ).values_list("pk", flat=True)[:1000]
-    event_ids, posting_ids = list(events), list(postings)
+    # Refunds that waited for their order's entry, which has been posted since (its follow-up sync was lost).
+    released = (
+        Posting.objects.filter(
+            kind=Posting.Kind.REFUND,
+            status=Posting.Status.WAITING,
+            parent__status=Posting.Status.POSTED,
+            updated_at__lt=grace,
+            tenant__is_active=True,
+        )
+        .values_list("tenant_id", "order_id")
+        .distinct()[:1000]
+    )
+    event_ids, posting_ids, orders = list(events), list(postings), list(released)
     for pk in event_ids:
         enqueue_event(pk)
     for pk in posting_ids:
         enqueue_posting(pk)
-    return f"events={len(event_ids)} postings={len(posting_ids)} unstuck={len(stuck)}"
+    for tenant_id, order_id in orders:
+        enqueue_order_sync(tenant_id, order_id)
+    return f"events={len(event_ids)} postings={len(posting_ids)} orders={len(orders)} unstuck={len(stuck)}"

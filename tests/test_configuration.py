@@ -173,6 +173,7 @@ def test_production_settings_pass_check_deploy_without_warnings(tmp_path):
         "ENCRYPTION_KEY": "another-long-random-key-for-credentials",
         "ALLOWED_HOSTS": "connector.example.com",
         "CONNECTOR_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
     }
     result = subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -221,3 +222,31 @@ def _request(admin_client):
     request = RequestFactory().get("/admin/")
     request.user = User.objects.get(username="admin")
     return request
+
+
+def test_production_refuses_to_start_without_a_database_url(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(
+        DJANGO_SETTINGS_MODULE="connector.settings",
+        CONNECTOR_ENV="production",
+        SECRET_KEY="x" * 60,
+        ENCRYPTION_KEY="k" * 40,
+        ALLOWED_HOSTS="a.example.com",
+        CONNECTOR_VAR_DIR=str(tmp_path),
+    )
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr
+
+
+@pytest.mark.django_db
+def test_tenant_file_gets_the_same_webhook_checks_as_the_admin(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(
+        '{"tenant": {"slug": "x", "rounding_account": "1"}, "bigcommerce": {"store_hash": "h",'
+        ' "accept_custom_header": true, "webhook_header_value": ""}}'
+    )
+    with pytest.raises(CommandError, match="custom header scheme needs"):
+        call_command("configure_tenant", str(path))
