@@ -323,6 +323,16 @@ def _fill(
     posting.source_event = event
 
 
+def _store(tenant: Tenant, posting: Posting, lines: Iterable[Line]) -> None:
+    """Save a (re)planned posting with its reference and exactly these lines."""
+    posting.save()
+    if not posting.reference:
+        posting.reference = x3_reference(tenant, posting)
+        posting.save(update_fields=["reference"])
+    posting.lines.all().delete()
+    _write_lines(posting, lines)
+
+
 def _write_lines(posting: Posting, lines: Iterable[Line]) -> None:
     PostingLine.objects.bulk_create(
         PostingLine(
@@ -390,12 +400,7 @@ def _plan_difference(tenant, base, order, target: Target, trigger, event, user) 
         message=target.message,
         total=receivable,
     )
-    posting.save()
-    if not posting.reference:
-        posting.reference = x3_reference(tenant, posting)
-        posting.save(update_fields=["reference"])
-    posting.lines.all().delete()
-    _write_lines(posting, lines)
+    _store(tenant, posting, lines)
     log_transition(
         posting,
         status,
@@ -460,12 +465,7 @@ def _plan_refunds(tenant, base, order, refunds: Iterable[Refund], trigger, event
         }
         if status == S.NEEDS_ATTENTION:
             posting.last_error = message
-        posting.save()
-        if not posting.reference:
-            posting.reference = x3_reference(tenant, posting)
-            posting.save(update_fields=["reference"])
-        posting.lines.all().delete()
-        _write_lines(posting, lines)
+        _store(tenant, posting, lines)
         if previous != status or status == S.PENDING:
             log_transition(
                 posting,
