@@ -1,13 +1,49 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
-from django.utils.html import format_html
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
-from accounting.models import ChannelMapping
+from accounting.models import ChannelMapping, Posting
+from integrations.errors import IntegrationError
 
-from . import pipeline
+from . import pipeline, x3auth
 from .forms import BigCommerceStoreForm, X3ConnectionForm
 from .models import BigCommerceStore, Tenant, WebhookEvent, X3Connection, redact
+
+M = X3Connection.Method
+_GRAPHQL = ("x3-method", f"x3-method-{M.GRAPHQL_OAUTH2}", f"x3-method-{M.GRAPHQL_JWT}")
+
+
+def held_for_reauthorization(tenant: Tenant) -> int:
+    return Posting.objects.filter(tenant=tenant, status=Posting.Status.NEEDS_REAUTH).count()
+
+
+def x3_authorization_summary(x3: X3Connection) -> tuple[str, str]:
+    """(level, text) describing an OAuth2 connection's authorization: level is "ok", "warning" or "error"."""
+    if x3.method != M.GRAPHQL_OAUTH2:
+        return "ok", ""
+    if x3.authorization_error:
+        return "error", f"Re-authorization needed: {x3.authorization_error}"
+    if not x3.refresh_token:
+        return "error", "Not connected yet: use 'Connect to Sage X3'."
+    days = x3auth.refresh_days_left(x3)
+    if days is None:
+        return "ok", "Connected."
+    expires = f"{x3.refresh_token_expires_at:%Y-%m-%d %H:%M} UTC"
+    if days < 0:
+        return "error", f"The authorization expired on {expires}: reconnect with 'Connect to Sage X3'."
+    text = f"Refresh token: {days} day{'s' if days != 1 else ''} left (expires {expires})."
+    if days < settings.CONNECTOR["X3_REFRESH_WARNING_DAYS"]:
+        return "warning", text + " Reconnect before then, or postings will wait for re-authorization."
+    return "ok", text
 
 
 class BigCommerceStoreInline(admin.StackedInline):
@@ -32,15 +68,92 @@ class BigCommerceStoreInline(admin.StackedInline):
 
 
 class X3ConnectionInline(admin.StackedInline):
+    """One form for every method; JavaScript shows the fieldsets of the chosen one (x3-method-<method> classes)."""
+
     model = X3Connection
     form = X3ConnectionForm
     can_delete = False
+    readonly_fields = ("x3_status", "gateway_endpoint")
     fieldsets = (
-        (None, {"fields": ("method", "server_url", "folder", "username", "password")}),
+        (None, {"fields": ("method", "server_url", "folder", "x3_status")}),
+        (
+            "REST api1 + HTTP Basic",
+            {"fields": ("username", "password"), "classes": ("x3-method", f"x3-method-{M.REST_BASIC}")},
+        ),
+        (
+            "GraphQL + OAuth2 (Sage X3 cloud gateway)",
+            {
+                "fields": (
+                    "oauth_client_id",
+                    "oauth_client_secret",
+                    "oauth_authorise_url",
+                    "oauth_token_url",
+                    "oauth_scope",
+                    "oauth_token_format",
+                    "gateway_endpoint",
+                ),
+                "classes": ("x3-method", f"x3-method-{M.GRAPHQL_OAUTH2}"),
+            },
+        ),
+        (
+            "GraphQL + connected application (JWT)",
+            {
+                "fields": ("app_client_id", "app_secret", "app_user", "app_audience", "app_token_lifetime"),
+                "classes": ("x3-method", f"x3-method-{M.GRAPHQL_JWT}"),
+            },
+        ),
         ("Entry defaults", {"fields": ("entry_type", "journal", "site", "reference_prefix")}),
         ("Transport", {"fields": ("timeout_seconds", "verify_tls", "ca_bundle")}),
-        ("api1 mapping", {"fields": ("rest_mapping",), "classes": ("collapse",)}),
+        (
+            "api1 mapping",
+            {"fields": ("rest_mapping",), "classes": ("collapse", "x3-method", f"x3-method-{M.REST_BASIC}")},
+        ),
+        (
+            "GraphQL mapping (docs/x3-graphql.md)",
+            {
+                "fields": (
+                    "graphql_url",
+                    "graphql_mutation",
+                    "graphql_variables",
+                    "graphql_lookup_query",
+                    "graphql_mapping",
+                ),
+                "classes": ("collapse", *_GRAPHQL),
+            },
+        ),
     )
+
+    class Media:
+        js = ("connector/x3_method.js",)
+
+    @admin.display(description="Status")
+    def x3_status(self, obj: X3Connection | None) -> str:
+        if obj is None or obj.pk is None:
+            return "Save the tenant first; then you can test the connection."
+        links = [(reverse("admin:connector_tenant_x3_test", args=[obj.tenant_id]), "Test connection")]
+        if obj.method == M.GRAPHQL_OAUTH2:
+            links.insert(
+                0, (reverse("admin:connector_tenant_x3_connect", args=[obj.tenant_id]), "Connect to Sage X3")
+            )
+        buttons = format_html_join(" ", '<a class="button" href="{}">{}</a>', links)
+        level, text = x3_authorization_summary(obj)
+        held = held_for_reauthorization(obj.tenant)
+        parts = [buttons]
+        if obj.is_graphql:
+            parts.append(
+                format_html("<div>GraphQL URL: <code>{}</code></div>", x3auth.graphql_url(obj) or "—")
+            )
+        if text:
+            colour = {"ok": "inherit", "warning": "#b35c00", "error": "#ba2121"}[level]
+            parts.append(format_html('<div style="color: {}; font-weight: bold">{}</div>', colour, text))
+        if held:
+            parts.append(
+                format_html(
+                    '<div style="color: #ba2121; font-weight: bold">{} posting(s) wait for re-authorization.</div>',
+                    held,
+                )
+            )
+        return format_html_join("", "{}", ((p,) for p in parts))
 
 
 class ChannelMappingInline(admin.TabularInline):
@@ -83,7 +196,156 @@ class TenantAdmin(admin.ModelAdmin):
     @admin.display(description="Sage X3")
     def x3(self, obj: Tenant) -> str:
         x3 = getattr(obj, "x3", None)
-        return str(x3) if x3 else "—"
+        if not x3:
+            return "—"
+        level, text = x3_authorization_summary(x3)
+        held = getattr(obj, "held_for_reauth", 0)
+        if level == "ok" and not held:
+            return f"{x3} ({x3.get_method_display()})"
+        colour = "#ba2121" if level == "error" or held else "#b35c00"
+        note = text + (f" {held} posting(s) wait for re-authorization." if held else "")
+        return format_html('{} <span style="color: {}; font-weight: bold">{}</span>', str(x3), colour, note)
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                held_for_reauth=Count("postings", filter=Q(postings__status=Posting.Status.NEEDS_REAUTH))
+            )
+        )
+
+    # -- Sage X3 notices and actions --
+
+    def _x3_notices(self, request: HttpRequest, tenant: Tenant) -> None:
+        x3 = getattr(tenant, "x3", None)
+        held = held_for_reauthorization(tenant)
+        if held:
+            messages.error(
+                request,
+                format_html(
+                    "<strong>{} posting(s) of {} wait for Sage X3 re-authorization.</strong> Nothing is lost: "
+                    "use 'Connect to Sage X3' below and they are posted again.",
+                    held,
+                    tenant.name,
+                ),
+            )
+        if x3 is not None:
+            level, text = x3_authorization_summary(x3)
+            if level == "warning" or (level == "error" and not held):
+                messages.warning(request, text)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "GET":
+            tenant = self.get_object(request, object_id)
+            if tenant is not None:
+                self._x3_notices(request, tenant)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            waiting = (
+                Tenant.objects.filter(postings__status=Posting.Status.NEEDS_REAUTH)
+                .annotate(n=Count("postings"))
+                .order_by("name")
+            )
+            if waiting:
+                messages.error(
+                    request,
+                    format_html(
+                        "<strong>Postings wait for Sage X3 re-authorization:</strong> {}. Open the tenant and use "
+                        "'Connect to Sage X3'.",
+                        format_html_join(", ", "{} ({})", ((t.name, t.n) for t in waiting)),
+                    ),
+                )
+        return super().changelist_view(request, extra_context)
+
+    def get_urls(self):
+        urls = [
+            path(
+                "<int:object_id>/x3-test/",
+                self.admin_site.admin_view(self.x3_test_view),
+                name="connector_tenant_x3_test",
+            ),
+            path(
+                "<int:object_id>/x3-connect/",
+                self.admin_site.admin_view(self.x3_connect_view),
+                name="connector_tenant_x3_connect",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def _tenant_for_action(self, request: HttpRequest, object_id: int) -> Tenant:
+        tenant = get_object_or_404(Tenant.objects.select_related("x3"), pk=object_id)
+        if not self.has_change_permission(request, tenant):
+            raise PermissionDenied
+        if not hasattr(tenant, "x3"):
+            raise PermissionDenied("This tenant has no Sage X3 connection.")
+        return tenant
+
+    def _action_page(self, request: HttpRequest, tenant: Tenant, **context) -> TemplateResponse:
+        return TemplateResponse(
+            request,
+            "admin/connector/tenant/x3_action.html",
+            {**self.admin_site.each_context(request), "opts": self.opts, "original": tenant, **context},
+        )
+
+    def x3_test_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """GET: confirm; POST: one harmless authenticated call with the tenant's method; X3's own error if any."""
+        from .clients import x3_client
+
+        tenant = self._tenant_for_action(request, object_id)
+        change_url = reverse("admin:connector_tenant_change", args=[tenant.pk])
+        if request.method != "POST":
+            return self._action_page(
+                request,
+                tenant,
+                title=f"Test the Sage X3 connection of {tenant.name}",
+                explanation=[
+                    f"Method: {tenant.x3.get_method_display()}. This makes one read-only, authenticated call to "
+                    "Sage X3 and reports its answer; nothing is posted.",
+                ],
+                details=[],
+                action_url=request.path,
+                button="Test connection",
+            )
+        started = timezone.now()
+        try:
+            result = x3_client(tenant).test_connection()
+        except IntegrationError as exc:
+            messages.error(request, f"Sage X3 connection test failed: {exc.message}")
+        else:
+            elapsed = (timezone.now() - started).total_seconds()
+            messages.success(request, f"Sage X3 connection test passed in {elapsed:.1f} s. {result}")
+        return HttpResponseRedirect(change_url)
+
+    def x3_connect_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """GET: explain and confirm; the button POSTs to the OAuth start view (connector.views.x3_oauth_start)."""
+        from .views import x3_oauth_redirect_uri
+
+        tenant = self._tenant_for_action(request, object_id)
+        x3 = tenant.x3
+        if x3.method != M.GRAPHQL_OAUTH2:
+            messages.error(request, "This tenant's Sage X3 connection does not use OAuth2.")
+            return HttpResponseRedirect(reverse("admin:connector_tenant_change", args=[tenant.pk]))
+        return self._action_page(
+            request,
+            tenant,
+            title=f"Connect {tenant.name} to Sage X3",
+            explanation=[
+                "You will be sent to Sage to approve access for this connector and choose the X3 folder(s) it may "
+                "use. Sage then sends you back here; postings waiting for re-authorization are resumed.",
+                "The redirect URI below must be registered for the app in the Sage App Registry.",
+            ],
+            details=[
+                ("Authorise URL", x3.oauth_authorise_url or "(not set)"),
+                ("Client ID", x3.oauth_client_id or "(not set)"),
+                ("Scope", x3.oauth_scope),
+                ("Redirect URI", x3_oauth_redirect_uri(request)),
+            ],
+            action_url=reverse("x3-oauth-start", args=[tenant.pk]),
+            button="Connect to Sage X3",
+        )
 
     @admin.display(description="Webhook URL")
     def webhook_url(self, obj: Tenant) -> str:

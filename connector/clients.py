@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from integrations.bigcommerce.client import BigCommerceClient, StoreConfig
+from integrations.errors import PermanentError
+from integrations.http import CallRecord
+from integrations.sagex3.graphql import GraphQLConfig, SageX3GraphQLClient, TokenSource
 from integrations.sagex3.rest import RestConfig, SageX3RestClient
+from integrations.sagex3.types import Entry, PostedEntry, X3Client
 
 from .models import Tenant, X3Connection
 
@@ -28,17 +32,74 @@ def bigcommerce_client(tenant: Tenant) -> BigCommerceClient:
     return client
 
 
-def x3_client(tenant: Tenant) -> SageX3RestClient:
+class UnusableX3Client:
+    """Stands in when the stored settings cannot make a client: every call raises the reason as a permanent error,
+    so a posting stops at "needs attention" with it instead of crashing half-claimed."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.call_log: list[CallRecord] = []
+
+    def create_entry(self, entry: Entry) -> PostedEntry:
+        raise PermanentError(self.reason)
+
+    def find_entry(self, reference: str) -> PostedEntry | None:
+        raise PermanentError(self.reason)
+
+    def test_connection(self) -> str:
+        raise PermanentError(self.reason)
+
+
+def x3_client(tenant: Tenant) -> X3Client:
+    """The tenant's Sage X3 client for its connection method. All of them take the same :class:`Entry`.
+
+    Never raises for bad settings: the returned client raises them on use (see :class:`UnusableX3Client`).
+    """
+    try:
+        return _x3_client(tenant)
+    except PermanentError as exc:
+        return UnusableX3Client(exc.message)
+
+
+def _x3_client(tenant: Tenant) -> X3Client:
+    from . import x3auth
+
     x3: X3Connection = tenant.x3
     verify: bool | str = x3.ca_bundle or x3.verify_tls
-    return SageX3RestClient(
-        RestConfig(
-            base_url=x3.server_url,
-            folder=x3.folder,
-            username=x3.username,
-            password=x3.password,
-            mapping=x3.rest_mapping or {},
-            timeout=(5.0, float(x3.timeout_seconds)),
-            verify=verify,
+    timeout = (5.0, float(x3.timeout_seconds))
+    if x3.method == X3Connection.Method.REST_BASIC:
+        try:
+            config = RestConfig(
+                base_url=x3.server_url,
+                folder=x3.folder,
+                username=x3.username,
+                password=x3.password,
+                mapping=x3.rest_mapping or {},
+                timeout=timeout,
+                verify=verify,
+            )
+        except ValueError as exc:
+            raise PermanentError(f"Sage X3 REST settings: {exc}") from exc
+        return SageX3RestClient(config)
+    tokens: TokenSource
+    if x3.method == X3Connection.Method.GRAPHQL_OAUTH2:
+        tokens = x3auth.StoredOAuthTokens(x3.pk)
+    elif x3.method == X3Connection.Method.GRAPHQL_JWT:
+        try:
+            tokens = x3auth.connected_app_tokens(x3)
+        except ValueError as exc:
+            raise PermanentError(f"Sage X3 connected application settings: {exc}") from exc
+    else:
+        raise PermanentError(f"Unknown Sage X3 connection method {x3.method!r}")
+    url = x3auth.graphql_url(x3)
+    if not url:
+        raise PermanentError(
+            "No Sage X3 GraphQL URL: set it, or the token URL, or connect with 'Connect to Sage X3' first"
         )
-    )
+    try:
+        graphql_config = GraphQLConfig(
+            url=url, endpoint=x3.folder, mapping=x3.graphql_overrides(), timeout=timeout, verify=verify
+        )
+    except ValueError as exc:
+        raise PermanentError(f"Sage X3 GraphQL settings: {exc}") from exc
+    return SageX3GraphQLClient(graphql_config, tokens)

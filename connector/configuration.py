@@ -20,7 +20,18 @@ from .models import BigCommerceStore, Tenant, X3Connection
 
 TENANT_FIELDS = {f.name for f in Tenant._meta.fields} - {"id", "slug", "created_at", "updated_at"}
 STORE_FIELDS = {f.name for f in BigCommerceStore._meta.fields} - {"id", "tenant"}
-X3_FIELDS = {f.name for f in X3Connection._meta.fields} - {"id", "tenant"}
+# OAuth2 tokens and their bookkeeping are written only by "Connect to Sage X3" and refreshes, never by a file.
+X3_RUNTIME_FIELDS = {
+    "access_token",
+    "access_token_expires_at",
+    "refresh_token",
+    "refresh_token_expires_at",
+    "authorized_at",
+    "tokens_refreshed_at",
+    "authorization_error",
+    "gateway_endpoint",
+}
+X3_FIELDS = {f.name for f in X3Connection._meta.fields} - {"id", "tenant"} - X3_RUNTIME_FIELDS
 MAPPING_FIELDS = {f.name for f in ChannelMapping._meta.fields} - {"id", "tenant", "created_at", "updated_at"}
 
 

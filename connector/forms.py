@@ -66,7 +66,12 @@ class BigCommerceStoreForm(SecretFieldsForm):
 
 
 class X3ConnectionForm(SecretFieldsForm):
-    secret_fields = ("password",)
+    """Every method's fields; the admin shows those of the chosen method, and ``X3Connection.clean`` requires them.
+
+    OAuth2 tokens are not form fields at all: only "Connect to Sage X3" writes them.
+    """
+
+    secret_fields = ("password", "oauth_client_secret", "app_secret")
 
     class Meta:
         model = X3Connection
@@ -84,7 +89,29 @@ class X3ConnectionForm(SecretFieldsForm):
             "verify_tls",
             "ca_bundle",
             "rest_mapping",
+            "graphql_url",
+            "graphql_mutation",
+            "graphql_variables",
+            "graphql_lookup_query",
+            "graphql_mapping",
+            "oauth_client_id",
+            "oauth_client_secret",
+            "oauth_authorise_url",
+            "oauth_token_url",
+            "oauth_scope",
+            "oauth_token_format",
+            "app_client_id",
+            "app_secret",
+            "app_user",
+            "app_audience",
+            "app_token_lifetime",
         )
+        widgets = {
+            "graphql_mutation": forms.Textarea(attrs={"rows": 12, "cols": 90, "class": "vLargeTextField"}),
+            "graphql_lookup_query": forms.Textarea(
+                attrs={"rows": 12, "cols": 90, "class": "vLargeTextField"}
+            ),
+        }
 
     def clean_rest_mapping(self):
         from integrations.sagex3.rest import effective_mapping, validate_mapping
@@ -96,3 +123,11 @@ class X3ConnectionForm(SecretFieldsForm):
         if problems:
             raise forms.ValidationError(problems)
         return mapping
+
+    # Blank JSON boxes mean "the default": store {} rather than null. The GraphQL mapping itself is checked with
+    # graphql-core by X3Connection.clean, each problem next to the field it concerns.
+    def clean_graphql_variables(self):
+        return self.cleaned_data.get("graphql_variables") or {}
+
+    def clean_graphql_mapping(self):
+        return self.cleaned_data.get("graphql_mapping") or {}

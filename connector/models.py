@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django_cryptography.fields import encrypt
@@ -29,10 +30,12 @@ def redact(value: str | None) -> str:
 class Tenant(models.Model):
     """One merchant: one BigCommerce store and one Sage X3 connection."""
 
-    slug = models.SlugField(unique=True, help_text="Used in the webhook URL: /webhooks/bigcommerce/<slug>/")
+    slug = models.SlugField(unique=True, help_text="Used in the webhook URL: /webhooks/bigcommerce/SLUG/")
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(
-        default=True, help_text="Inactive tenants get 404 on webhooks; nothing posts."
+        default=True,
+        help_text="Inactive tenants get 404 on webhooks and nothing is sent to X3: their postings wait until the "
+        "tenant is active again.",
     )
     confirmed_status_ids = models.JSONField(
         default=default_confirmed_status_ids,
@@ -121,14 +124,34 @@ class BigCommerceStore(models.Model):
     def __str__(self) -> str:
         return f"store {self.store_hash}"
 
+    def clean(self) -> None:
+        # Here rather than in the admin form, so a tenant file (configure_tenant) gets the same checks.
+        from django.core.exceptions import ValidationError
+
+        if not (self.accept_standard_webhooks or self.accept_custom_header or self.accept_x_bc_signature):
+            raise ValidationError("Enable at least one webhook authentication scheme.")
+        if self.accept_custom_header and not (self.webhook_header_name and self.webhook_header_value):
+            raise ValidationError("The custom header scheme needs a header name and a secret value.")
+
 
 class X3Connection(models.Model):
+    """How one tenant reaches Sage X3: the transport and authentication (``method``), entry defaults, and for
+    GraphQL the tenant's mapping. Token fields are runtime state written by connector/x3auth.py, never typed in."""
+
     class Method(models.TextChoices):
         REST_BASIC = "rest_basic", "REST api1 + HTTP Basic"
+        GRAPHQL_OAUTH2 = "graphql_oauth2", "GraphQL + OAuth2 (Sage X3 cloud gateway)"
+        GRAPHQL_JWT = "graphql_jwt", "GraphQL + connected application (JWT)"
+
+    class TokenFormat(models.TextChoices):
+        JSON = "json", "JSON body (Sage's example)"
+        FORM = "form", "Form-encoded body"
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="x3")
     method = models.CharField(max_length=20, choices=Method.choices, default=Method.REST_BASIC)
-    server_url = models.URLField(help_text="Syracuse server with port, e.g. https://x3.example.com:8124")
+    server_url = models.URLField(
+        help_text="Syracuse server with port, e.g. https://x3.example.com:8124. For the cloud: the customer's X3 URL."
+    )
     folder = models.CharField(max_length=40, help_text="X3 endpoint/folder, e.g. SEED")
     username = models.CharField(max_length=100, blank=True)
     password = encrypt(models.CharField(max_length=200, blank=True))
@@ -147,7 +170,7 @@ class X3Connection(models.Model):
     reference_prefix = models.CharField(
         max_length=16,
         blank=True,
-        help_text="Start of the reference written into X3 (REFINT, 25 characters). Blank: BC-<store hash>.",
+        help_text="Start of the reference written into X3 (REFINT, 25 characters). Blank: BC-STOREHASH.",
     )
     rest_mapping = models.JSONField(
         default=dict,
@@ -155,11 +178,186 @@ class X3Connection(models.Model):
         help_text="Overrides of the default api1 class/representation and field mapping (docs/x3-mapping.md).",
     )
 
+    # --- GraphQL (both GraphQL methods) ---
+    graphql_url = models.URLField(
+        "GraphQL URL",
+        blank=True,
+        help_text="Blank: {server URL}/xtrem/api (connected application) or {gateway endpoint}/service/{folder}/api "
+        "(cloud).",
+    )
+    graphql_mutation = models.TextField(
+        "create mutation",
+        blank=True,
+        help_text="The GraphQL mutation that creates a journal entry in this X3 (built with X3 Builder API "
+        "operations). Blank: the default template (docs/x3-graphql.md).",
+    )
+    graphql_variables = models.JSONField(
+        "mutation variables template",
+        default=dict,
+        blank=True,
+        help_text="JSON template of the mutation's variables, with ${reference}, ${account}, … and one $lines object. "
+        "Blank: the default.",
+    )
+    graphql_lookup_query = models.TextField(
+        "lookup query",
+        blank=True,
+        help_text="The query that finds an entry by our reference before any re-post. Blank: the default.",
+    )
+    graphql_mapping = models.JSONField(
+        "GraphQL result paths and options",
+        default=dict,
+        blank=True,
+        help_text="Overrides of lookup_variables, document_number_path, lookup_nodes_path, "
+        "lookup_document_number_field, lookup_reference_field, date_format.",
+    )
+
+    # --- OAuth2, Sage X3 cloud gateway (authorization code) ---
+    oauth_client_id = models.CharField("OAuth client ID", max_length=200, blank=True)
+    oauth_client_secret = encrypt(models.CharField("OAuth client secret", max_length=500, blank=True))
+    oauth_authorise_url = models.URLField(
+        "authorise URL",
+        blank=True,
+        help_text="e.g. https://api.eu-prod-sagex3.com/v1/token/authorise",
+    )
+    oauth_token_url = models.URLField(
+        "token URL", blank=True, help_text="e.g. https://api.eu-prod-sagex3.com/v1/token"
+    )
+    oauth_scope = models.CharField(
+        "OAuth scope", max_length=300, blank=True, default="businessDomain.ALL api.graphQL"
+    )
+    oauth_token_format = models.CharField(
+        "token request body",
+        max_length=10,
+        choices=TokenFormat.choices,
+        default=TokenFormat.JSON,
+        help_text="How requests to the token endpoint are encoded (the refresh body is not confirmed by Sage).",
+    )
+    gateway_endpoint = models.URLField(
+        blank=True,
+        help_text="The regional gateway the authorization named (set by 'Connect to Sage X3'); used for every call.",
+    )
+    access_token = encrypt(models.TextField(blank=True))
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_token = encrypt(models.TextField(blank=True))
+    refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
+    authorized_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last successful 'Connect to Sage X3'"
+    )
+    tokens_refreshed_at = models.DateTimeField(null=True, blank=True)
+    authorization_error = models.TextField(
+        blank=True, help_text="Why the authorization cannot be renewed; cleared by reconnecting."
+    )
+
+    # --- Connected application (on-premise, client-signed JWT) ---
+    app_client_id = models.CharField("connected app client ID", max_length=200, blank=True)
+    app_secret = encrypt(models.CharField("connected app secret", max_length=500, blank=True))
+    app_user = models.CharField(
+        "allowed user",
+        max_length=100,
+        blank=True,
+        help_text="The connected application's allowed Syracuse user",
+    )
+    app_audience = models.URLField(
+        "audience URL",
+        blank=True,
+        help_text="The URL registered on the connected application, byte for byte. Blank: the GraphQL URL.",
+    )
+    app_token_lifetime = models.PositiveIntegerField(
+        "token lifetime (seconds)",
+        default=300,
+        validators=[MinValueValidator(120)],
+        help_text="At most the connected application's 'Tokens validity'.",
+    )
+
     class Meta:
         verbose_name = "Sage X3 connection"
 
     def __str__(self) -> str:
         return f"{self.server_url} / {self.folder}"
+
+    REQUIRED_BY_METHOD = {
+        Method.REST_BASIC: ("username", "password"),
+        Method.GRAPHQL_OAUTH2: (
+            "oauth_client_id",
+            "oauth_client_secret",
+            "oauth_authorise_url",
+            "oauth_token_url",
+        ),
+        Method.GRAPHQL_JWT: ("app_client_id", "app_secret", "app_user"),
+    }
+
+    @property
+    def is_graphql(self) -> bool:
+        return self.method in (self.Method.GRAPHQL_OAUTH2, self.Method.GRAPHQL_JWT)
+
+    def graphql_overrides(self) -> dict:
+        """The tenant's GraphQL mapping overrides, as integrations.sagex3.graphql.effective_graphql_mapping takes."""
+        overrides = dict(self.graphql_mapping or {})
+        if self.graphql_mutation.strip():
+            overrides["mutation"] = self.graphql_mutation
+        if self.graphql_variables:
+            overrides["variables"] = self.graphql_variables
+        if self.graphql_lookup_query.strip():
+            overrides["lookup_query"] = self.graphql_lookup_query
+        return overrides
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        errors: dict[str, list[str]] = {}
+        label = self.Method(self.method).label if self.method in self.Method.values else self.method
+        for name in self.REQUIRED_BY_METHOD.get(self.method, ()):
+            if not getattr(self, name):
+                errors.setdefault(name, []).append(f"Required for {label}.")
+        if not isinstance(self.graphql_mapping, dict):
+            errors.setdefault("graphql_mapping", []).append("Must be a JSON object.")
+        elif not isinstance(self.graphql_variables, dict):
+            errors.setdefault("graphql_variables", []).append("Must be a JSON object.")
+        elif self.is_graphql or self.graphql_overrides():
+            from integrations.sagex3.graphql import effective_graphql_mapping, graphql_mapping_problems
+
+            problems = graphql_mapping_problems(effective_graphql_mapping(self.graphql_overrides()))
+            for key, messages in problems.items():
+                field = GRAPHQL_MAPPING_FIELDS.get(key, "graphql_mapping")
+                prefix = "" if field != "graphql_mapping" or key == "mapping" else f"{key}: "
+                errors.setdefault(field, []).extend(prefix + m for m in messages)
+        if errors:
+            raise ValidationError(errors)
+
+
+# Which model field holds each key of the effective GraphQL mapping (the others live in graphql_mapping).
+GRAPHQL_MAPPING_FIELDS = {
+    "mutation": "graphql_mutation",
+    "variables": "graphql_variables",
+    "lookup_query": "graphql_lookup_query",
+}
+
+
+class X3AuthorizationRequest(models.Model):
+    """One "Connect to Sage X3" attempt: the OAuth2 ``state`` we sent, stored server-side and usable once.
+
+    Only a SHA-256 of the state is kept, so a database read cannot complete someone's flow. The row remembers who
+    started it, the redirect URI that the code exchange must repeat, and when it was used.
+    """
+
+    connection = models.ForeignKey(
+        X3Connection, on_delete=models.CASCADE, related_name="authorization_requests"
+    )
+    state_hash = models.CharField(max_length=64, unique=True)
+    redirect_uri = models.URLField(max_length=500)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"authorization request {self.pk} for {self.connection}"
 
 
 class WebhookEvent(models.Model):

@@ -13,12 +13,12 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("CONNECTOR_VAR_DIR", default=str(BASE_DIR / "var")))
 
 env = environ.Env()
 env_file = BASE_DIR / ".env"
 if env_file.exists():
     environ.Env.read_env(env_file)
+VAR_DIR = Path(env.str("CONNECTOR_VAR_DIR", default=str(BASE_DIR / "var")))
 
 CONNECTOR_ENV = env.str("CONNECTOR_ENV", default="development")
 if CONNECTOR_ENV not in ("development", "production", "test"):
@@ -85,7 +85,12 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'connector.sqlite3'}")}
+# Production must say where its database is; only development falls back to the embedded SQLite file.
+DATABASES = {
+    "default": env.db("DATABASE_URL")
+    if PRODUCTION
+    else env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'connector.sqlite3'}")
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, workers) share the file: wait for locks instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
@@ -155,9 +160,7 @@ else:
 CONNECTOR = {
     # Bodies above this are refused with 413 before any parsing; BigCommerce payloads are under 1 KB.
     "WEBHOOK_MAX_BODY_BYTES": env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024),
-    # Standard Webhooks timestamp tolerance, seconds either way.
-    "WEBHOOK_TOLERANCE_SECONDS": env.int("WEBHOOK_TOLERANCE_SECONDS", default=300),
-    # Posting retries: attempt n waits min(cap, base * 2**(n-1)) seconds with full jitter.
+    # Posting retries: attempt n waits between half and all of min(cap, base * 2**(n-1)) seconds ("equal jitter").
     "RETRY_BASE_SECONDS": env.int("RETRY_BASE_SECONDS", default=30),
     "RETRY_CAP_SECONDS": env.int("RETRY_CAP_SECONDS", default=3600),
     "MAX_ATTEMPTS": env.int("POSTING_MAX_ATTEMPTS", default=8),
@@ -167,6 +170,16 @@ CONNECTOR = {
     "STALE_AFTER_SECONDS": env.int("STALE_AFTER_SECONDS", default=300),
     "SWEEP_INTERVAL_MINUTES": env.int("SWEEP_INTERVAL_MINUTES", default=5),
     "AUDIT_BODY_LIMIT": env.int("AUDIT_BODY_LIMIT", default=20_000),
+    # Sage X3 OAuth2 ("Connect to Sage X3"). The redirect URI must match the one registered in the Sage App Registry
+    # exactly; blank: built from the request (https://<host>/x3/oauth/callback/).
+    "X3_OAUTH_REDIRECT_URI": env.str("X3_OAUTH_REDIRECT_URI", default=""),
+    "X3_OAUTH_STATE_TTL_SECONDS": env.int("X3_OAUTH_STATE_TTL_SECONDS", default=900),
+    # The callback may name another regional gateway; the client secret is sent there, so only such hosts pass.
+    "X3_OAUTH_ENDPOINT_HOST_PATTERN": env.str(
+        "X3_OAUTH_ENDPOINT_HOST_PATTERN", default=r"api\.[a-z0-9-]+-sagex3\.com"
+    ),
+    # The admin warns this many days before the refresh token (30 days, rotating) expires.
+    "X3_REFRESH_WARNING_DAYS": env.int("X3_REFRESH_WARNING_DAYS", default=7),
 }
 
 LOGGING = {

@@ -5,12 +5,18 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.db import DatabaseError, connection, transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import intake
+from . import intake, x3auth
+from .models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +61,68 @@ def healthz(request: HttpRequest) -> HttpResponse:
     except DatabaseError:
         return JsonResponse({"status": "database unavailable"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+# --- "Connect to Sage X3" (OAuth2 authorization code) -------------------------------------------------------------
+
+
+def x3_oauth_redirect_uri(request: HttpRequest) -> str:
+    """The redirect URI registered in the Sage App Registry: the setting, else this site's callback URL."""
+    return settings.CONNECTOR["X3_OAUTH_REDIRECT_URI"] or request.build_absolute_uri(
+        reverse("x3-oauth-callback")
+    )
+
+
+@never_cache
+@staff_member_required
+@require_POST
+def x3_oauth_start(request: HttpRequest, tenant_id: int) -> HttpResponse:
+    """``POST /x3/oauth/<tenant>/start/`` (admin, CSRF-protected): record a single-use state, go to Sage."""
+    if not request.user.has_perm("connector.change_tenant"):
+        return HttpResponseForbidden("You may not change tenants.")
+    tenant = get_object_or_404(Tenant.objects.select_related("x3"), pk=tenant_id)
+    change_url = reverse("admin:connector_tenant_change", args=[tenant.pk])
+    try:
+        url = x3auth.x3_authorization_start(
+            x3=tenant.x3, user=request.user, redirect_uri=x3_oauth_redirect_uri(request)
+        )
+    except x3auth.AuthorizationFlowError as exc:
+        messages.error(request, exc.message)
+        return HttpResponseRedirect(change_url)
+    return HttpResponseRedirect(url)
+
+
+@never_cache
+@csrf_exempt  # Sage calls back (possibly with a cross-site POST); the single-use state is the CSRF check
+@require_http_methods(["GET", "POST"])
+def x3_oauth_callback(request: HttpRequest) -> HttpResponse:
+    """``/x3/oauth/callback/``: Sage's redirect after the customer approved (or refused) the pairing.
+
+    Accepted only with a state we issued, unused and unexpired; if a user is logged in, it must be the one who
+    started the flow. Sage documents the parameters as ``authorizationCode``, ``state`` and ``endpoint``; the
+    standard ``code`` is accepted too.
+    """
+    params = request.POST if request.method == "POST" else request.GET
+    try:
+        result = x3auth.x3_authorization_complete(
+            state=params.get("state", ""),
+            code=params.get("authorizationCode") or params.get("code", ""),
+            endpoint=params.get("endpoint", ""),
+            error=params.get("error_description") or params.get("error", ""),
+            user=request.user,
+        )
+    except x3auth.AuthorizationFlowError as exc:
+        return render(
+            request,
+            "connector/x3_oauth_result.html",
+            {"ok": False, "message": exc.message},
+            status=exc.status,
+        )
+    tenant = result.connection.tenant
+    message = f"Sage X3 connected for {tenant.name}." + (
+        f" {result.resumed} posting(s) waiting for re-authorization were resumed." if result.resumed else ""
+    )
+    if request.user.is_authenticated and request.user.is_staff:
+        messages.success(request, message)
+        return HttpResponseRedirect(reverse("admin:connector_tenant_change", args=[tenant.pk]))
+    return render(request, "connector/x3_oauth_result.html", {"ok": True, "message": message})

@@ -39,6 +39,7 @@ from integrations.errors import (
 )
 from integrations.http import CallRecord, new_session, send
 
+from .calls import RecordsCalls
 from .diagnoses import collect_diagnoses, error_diagnoses, join_messages
 from .types import DEFAULT_REST_MAPPING, Entry, EntryLine, PostedEntry
 
@@ -356,7 +357,7 @@ def _snippet(text: str, limit: int = 200) -> str:
 # --- the client ---------------------------------------------------------------------------------------------------
 
 
-class SageX3RestClient:
+class SageX3RestClient(RecordsCalls):
     """api1 client for one X3 folder. Not thread-safe (``call_log`` is a plain list): one client per posting."""
 
     def __init__(self, config: RestConfig, *, session: requests.Session | None = None) -> None:
@@ -609,29 +610,6 @@ class SageX3RestClient:
         if warnings:
             record.extra["diagnoses"] = warnings
         return payload
-
-    def _failed(self, error: IntegrationError) -> IntegrationError:
-        """An error found while reading a successful answer: note it on the last call record (and its body)."""
-        record = self.call_log[-1]
-        if error.status_code is None:
-            error.status_code = record.status_code
-        if error.response_body is None:
-            error.response_body = record.response_body[:2000]
-        return self._recorded(record, error)
-
-    def _recorded(self, record: CallRecord, error: IntegrationError) -> IntegrationError:
-        """Scrub credentials from the error, note it on the call record, and hand it back for raising."""
-        error.message = self._redact(error.message)
-        error.args = (error.message,)
-        if error.response_body is not None:
-            error.response_body = self._redact(error.response_body)
-        record.error = error.message
-        return error
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "********")
-        return text
 
 
 def _secret_forms(username: str, password: str) -> list[str]:

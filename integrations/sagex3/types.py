@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
+
+from integrations.http import CallRecord
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,18 @@ class PostedEntry:
     reference: str
     uuid: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+class X3Client(Protocol):
+    """What the posting service needs from a Sage X3 client, whichever transport and authentication it uses."""
+
+    call_log: list[CallRecord]  # every HTTP call made, for the audit trail; never holds credentials or tokens
+
+    def create_entry(self, entry: Entry) -> PostedEntry: ...
+
+    def find_entry(self, reference: str) -> PostedEntry | None: ...
+
+    def test_connection(self) -> str: ...
 
 
 # The default api1 field mapping. Every X3 installation publishes its own class/representation for journal entries
