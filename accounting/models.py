@@ -109,6 +109,11 @@ class Posting(models.Model):
     reference = models.CharField(max_length=60, blank=True, help_text="Idempotency reference written into X3")
     x3_document_number = models.CharField(max_length=60, blank=True, db_index=True)
     x3_uuid = models.CharField(max_length=80, blank=True)
+    order_modified_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="BigCommerce's date_modified of the order this entry was planned from",
+    )
     snapshot = models.JSONField(
         default=dict, blank=True, help_text="The order amounts this entry was built from"
     )

@@ -309,6 +309,7 @@ def _fill(
     posting.channel_id = order.channel_id
     posting.order_status_id = order.status_id
     posting.currency = order.currency_code
+    posting.order_modified_at = order.date_modified
     posting.gl_date = gl_date
     posting.total = total if total is not None else (journal.total if journal else Decimal(0))
     posting.difference = journal.difference if journal else Decimal(0)

@@ -77,6 +77,12 @@ class Tenant(models.Model):
         blank=True,
         help_text="Refunds account for order-level refunds. Blank: the order's revenue account.",
     )
+    reconciled_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The reconciliation poll has compared BigCommerce with our postings up to this time.",
+    )
     refund_restock_cogs = models.BooleanField(
         default=False,
         help_text="Reverse cost of goods for refunded product quantities (the goods went back to stock).",

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from django.conf import settings
 
-SWEEP_NAME = "connector-sweep"
+SCHEDULES = {
+    # name: (task, setting holding the interval in minutes)
+    "connector-sweep": ("connector.tasks.sweep", "SWEEP_INTERVAL_MINUTES"),
+    "connector-reconcile": ("connector.tasks.reconcile", "RECONCILE_INTERVAL_MINUTES"),
+}
 
 
 def ensure_schedules(**kwargs) -> None:
     from django_q.models import Schedule
 
-    Schedule.objects.update_or_create(
-        name=SWEEP_NAME,
-        defaults={
-            "func": "connector.tasks.sweep",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": settings.CONNECTOR["SWEEP_INTERVAL_MINUTES"],
-            "repeats": -1,
-        },
-    )
+    for name, (func, interval) in SCHEDULES.items():
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": settings.CONNECTOR[interval],
+                "repeats": -1,
+            },
+        )

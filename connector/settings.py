@@ -169,6 +169,9 @@ CONNECTOR = {
     # Work untouched for this long is considered lost by its worker and re-queued by the sweep.
     "STALE_AFTER_SECONDS": env.int("STALE_AFTER_SECONDS", default=300),
     "SWEEP_INTERVAL_MINUTES": env.int("SWEEP_INTERVAL_MINUTES", default=5),
+    # Webhooks get lost, and BigCommerce deactivates hooks: every so often compare the store with our postings.
+    "RECONCILE_INTERVAL_MINUTES": env.int("RECONCILE_INTERVAL_MINUTES", default=15),
+    "RECONCILE_FIRST_LOOKBACK_HOURS": env.int("RECONCILE_FIRST_LOOKBACK_HOURS", default=24),
     "AUDIT_BODY_LIMIT": env.int("AUDIT_BODY_LIMIT", default=20_000),
     # Sage X3 OAuth2 ("Connect to Sage X3"). The redirect URI must match the one registered in the Sage App Registry
     # exactly; blank: built from the request (https://<host>/x3/oauth/callback/).

@@ -47,6 +47,12 @@ def sync_order(tenant_id: int, order_id: int) -> str:
     return sync_order_by_id(tenant_id, order_id)
 
 
+def reconcile() -> str:
+    from .reconcile import reconcile_all
+
+    return reconcile_all()
+
+
 def sweep() -> str:
     from .pipeline import sweep as service
 

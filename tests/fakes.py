@@ -19,6 +19,7 @@ class FakeBigCommerce:
     def __init__(self) -> None:
         self.orders: dict[int, dict] = {}
         self.refunds: dict[int, list[dict]] = {}
+        self.hooks: list = []
         self.calls = 0
 
     def put_order(self, data: dict) -> None:
@@ -69,6 +70,41 @@ class FakeBigCommerce:
     def get_order_refunds(self, order_id: int):
         self.calls += 1
         return [parse_refund(r) for r in self.refunds.get(order_id, [])]
+
+    def list_orders(self, *, min_date_modified=None, page=1, limit=250, sort="date_modified:asc", **_):
+        self.calls += 1
+        rows = sorted((self.get_order(i) for i in self.orders), key=lambda o: (o.date_modified, o.id))
+        self.calls -= len(rows)  # get_order above is bookkeeping, not API calls
+        rows = [o for o in rows if min_date_modified is None or o.date_modified >= min_date_modified]
+        chunk = rows[(page - 1) * limit : page * limit]
+        return [
+            {
+                "id": o.id,
+                "date_modified": o.date_modified,
+                "status_id": o.status_id,
+                "channel_id": o.channel_id,
+            }
+            for o in chunk
+        ]
+
+    def list_refunds(self, *, created_min=None, page=1, limit=250):
+        self.calls += 1
+        rows = [parse_refund(r) for refunds in self.refunds.values() for r in refunds]
+        rows = sorted(
+            (r for r in rows if created_min is None or r.created >= created_min), key=lambda r: r.id
+        )
+        return rows[(page - 1) * limit : page * limit], len(rows) > page * limit
+
+    def list_hooks(self):
+        self.calls += 1
+        return list(self.hooks)
+
+    def update_hook(self, hook_id: int, **fields):
+        self.calls += 1
+        from dataclasses import replace
+
+        self.hooks = [replace(h, **fields) if h.id == hook_id else h for h in self.hooks]
+        return next(h for h in self.hooks if h.id == hook_id)
 
     def get_refund(self, refund_id: int):
         self.calls += 1
