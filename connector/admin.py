@@ -166,6 +166,9 @@ class ChannelMappingInline(admin.TabularInline):
         "receivable_account",
         "revenue_account",
         "shipping_account",
+        "handling_account",
+        "wrapping_account",
+        "fee_account",
         "tax_account",
         "discount_account",
         "cogs_account",
@@ -183,9 +186,15 @@ class TenantAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     inlines = (BigCommerceStoreInline, X3ConnectionInline, ChannelMappingInline)
     list_select_related = ("bigcommerce", "x3")
+    readonly_fields = ("reconciled_until",)
     fieldsets = (
         (None, {"fields": ("name", "slug", "is_active")}),
-        ("Accounting", {"fields": ("confirmed_status_ids", "rounding_account", "rounding_threshold")}),
+        (
+            "Accounting",
+            {"fields": ("confirmed_status_ids", "gl_date_policy", "rounding_account", "rounding_threshold")},
+        ),
+        ("Refunds", {"fields": ("order_refund_policy", "refund_account", "refund_restock_cogs")}),
+        ("Reconciliation", {"fields": ("reconciled_until",)}),
     )
 
     @admin.display(description="BigCommerce store")

@@ -51,18 +51,7 @@ class BigCommerceStoreForm(SecretFieldsForm):
             "accept_x_bc_signature",
         )
 
-    def clean(self):
-        cleaned = super().clean()
-        if not any(
-            cleaned.get(f)
-            for f in ("accept_standard_webhooks", "accept_custom_header", "accept_x_bc_signature")
-        ):
-            raise forms.ValidationError("Enable at least one webhook authentication scheme.")
-        if cleaned.get("accept_custom_header") and not (
-            cleaned.get("webhook_header_name") and cleaned.get("webhook_header_value")
-        ):
-            raise forms.ValidationError("The custom header scheme needs a header name and a secret value.")
-        return cleaned
+    # Which authentication schemes may be combined is checked by BigCommerceStore.clean(), for files too.
 
 
 class X3ConnectionForm(SecretFieldsForm):
