@@ -14,6 +14,7 @@ from connector.admin import ReadOnlyAdmin
 from connector.models import Tenant
 
 from . import services
+from .journal import quantize
 from .models import ChannelMapping, Posting, PostingAttempt, PostingLine, PostingLog
 
 
@@ -102,18 +103,17 @@ class PostingLogInline(admin.TabularInline):
 @admin.register(Posting)
 class PostingAdmin(ReadOnlyAdmin):
     list_display = (
-        "created_at",
-        "tenant",
+        "idempotency_key",
         "order_link",
-        "kind",
         "status_badge",
-        "channel_id",
+        "amount",
         "gl_date",
-        "total",
-        "currency",
         "x3_document_number",
+        "channel_id",
         "flagged",
         "attempts",
+        "tenant",
+        "created_at",
     )
     list_filter = ("status", "tenant", "kind", "channel_id", "flagged", "trigger", "gl_date", "created_at")
     search_fields = ("=order_id", "reference", "x3_document_number", "idempotency_key")
@@ -163,13 +163,17 @@ class PostingAdmin(ReadOnlyAdmin):
         ("Order snapshot", {"fields": ("snapshot",), "classes": ("collapse",)}),
     )
 
-    @admin.display(description="Order", ordering="order_id")
+    @admin.display(description="Order (all entries)", ordering="order_id")
     def order_link(self, obj: Posting) -> str:
         url = (
             reverse("admin:accounting_posting_changelist")
             + f"?tenant__id__exact={obj.tenant_id}&q={obj.order_id}"
         )
         return format_html('<a href="{}">{}</a>', url, obj.order_id)
+
+    @admin.display(description="Amount", ordering="total")
+    def amount(self, obj: Posting) -> str:
+        return f"{quantize(obj.total, obj.currency or 'USD')} {obj.currency}"
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Posting) -> str:

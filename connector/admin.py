@@ -15,7 +15,7 @@ from accounting.models import ChannelMapping, Posting
 from integrations.errors import IntegrationError
 
 from . import pipeline, x3auth
-from .forms import BigCommerceStoreForm, X3ConnectionForm
+from .forms import BigCommerceStoreForm, TenantForm, X3ConnectionForm
 from .models import BigCommerceStore, Tenant, WebhookEvent, X3Connection, redact
 
 M = X3Connection.Method
@@ -186,6 +186,7 @@ class TenantAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     inlines = (BigCommerceStoreInline, X3ConnectionInline, ChannelMappingInline)
     list_select_related = ("bigcommerce", "x3")
+    form = TenantForm
     readonly_fields = ("reconciled_until",)
     fieldsets = (
         (None, {"fields": ("name", "slug", "is_active")}),

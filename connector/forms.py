@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from .models import BigCommerceStore, X3Connection, redact
+from .models import BigCommerceStore, Tenant, X3Connection, redact
 
 
 class SecretFieldsForm(forms.ModelForm):
@@ -31,6 +31,58 @@ class SecretFieldsForm(forms.ModelForm):
             if not cleaned.get(name) and self.instance.pk:
                 cleaned[name] = getattr(self.instance, name)
         return cleaned
+
+
+# BigCommerce's fixed order status IDs (../shared/reference/bigcommerce.md §6.3); merchants may rename the labels.
+ORDER_STATUSES = [
+    (0, "Incomplete"),
+    (1, "Pending"),
+    (2, "Shipped"),
+    (3, "Partially Shipped"),
+    (4, "Refunded"),
+    (5, "Cancelled"),
+    (6, "Declined"),
+    (7, "Awaiting Payment"),
+    (8, "Awaiting Pickup"),
+    (9, "Awaiting Shipment"),
+    (10, "Completed"),
+    (11, "Awaiting Fulfillment"),
+    (12, "Manual Verification Required"),
+    (13, "Disputed"),
+    (14, "Partially Refunded"),
+]
+
+
+class TenantForm(forms.ModelForm):
+    confirmed_status_ids = forms.TypedMultipleChoiceField(
+        choices=[(str(i), f"{i} · {label}") for i, label in ORDER_STATUSES],
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        label="Confirmed statuses",
+        help_text="An order posts once it reaches one of these (default: BigCommerce's paid statuses). Refunded "
+        "and Partially Refunded orders also post; Cancelled and Declined ones are reversed.",
+    )
+
+    class Meta:
+        model = Tenant
+        fields = (
+            "name",
+            "slug",
+            "is_active",
+            "confirmed_status_ids",
+            "gl_date_policy",
+            "rounding_account",
+            "rounding_threshold",
+            "order_refund_policy",
+            "refund_account",
+            "refund_restock_cogs",
+        )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial["confirmed_status_ids"] = [
+            str(i) for i in self.initial.get("confirmed_status_ids") or []
+        ]
 
 
 class BigCommerceStoreForm(SecretFieldsForm):

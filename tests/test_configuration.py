@@ -250,3 +250,27 @@ def test_tenant_file_gets_the_same_webhook_checks_as_the_admin(tmp_path):
     )
     with pytest.raises(CommandError, match="custom header scheme needs"):
         call_command("configure_tenant", str(path))
+
+
+def test_tenant_form_offers_statuses_as_checkboxes(tenant):
+    from connector.forms import TenantForm
+
+    form = TenantForm(instance=tenant)
+    html = form.as_p()
+    assert 'type="checkbox"' in html and "11 · Awaiting Fulfillment" in html
+    data = {
+        "name": "Acme",
+        "slug": "acme",
+        "is_active": "on",
+        "confirmed_status_ids": ["10", "2"],
+        "gl_date_policy": "created",
+        "rounding_account": "658000",
+        "rounding_threshold": "0.05",
+        "order_refund_policy": "refund_account",
+        "refund_account": "",
+    }
+    form = TenantForm(data=data, instance=tenant)
+    assert form.is_valid(), form.errors
+    form.save()
+    tenant.refresh_from_db()
+    assert sorted(tenant.confirmed_status_ids) == [2, 10]
