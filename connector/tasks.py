@@ -6,27 +6,33 @@ task paths, so tests and the sweep ring the same doorbell.
 
 from __future__ import annotations
 
+from functools import cache
+
+from django_q.brokers import Broker, get_broker
 from django_q.tasks import async_task
 
 
+@cache
+def broker() -> Broker:
+    """One broker per process. Without one, django-q2 builds a broker (for Redis: a new connection pool, so a new
+    TCP connection) on every ``async_task`` — most of the cost of a webhook request."""
+    return get_broker()
+
+
+def _enqueue(func: str, *args: int, name: str, group: str) -> None:
+    async_task(f"connector.tasks.{func}", *args, task_name=name, group=group, broker=broker())
+
+
 def enqueue_event(event_id: int) -> None:
-    async_task("connector.tasks.process_event", event_id, task_name=f"event-{event_id}", group="events")
+    _enqueue("process_event", event_id, name=f"event-{event_id}", group="events")
 
 
 def enqueue_posting(posting_id: int) -> None:
-    async_task(
-        "connector.tasks.submit_posting", posting_id, task_name=f"posting-{posting_id}", group="postings"
-    )
+    _enqueue("submit_posting", posting_id, name=f"posting-{posting_id}", group="postings")
 
 
 def enqueue_order_sync(tenant_id: int, order_id: int) -> None:
-    async_task(
-        "connector.tasks.sync_order",
-        tenant_id,
-        order_id,
-        task_name=f"order-{tenant_id}-{order_id}",
-        group="orders",
-    )
+    _enqueue("sync_order", tenant_id, order_id, name=f"order-{tenant_id}-{order_id}", group="orders")
 
 
 def process_event(event_id: int) -> str:
