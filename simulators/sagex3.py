@@ -1,4 +1,4 @@
-"""Sage X3 (Syracuse) simulator: api1 REST journal entries with HTTP Basic auth, accounting rules, faults.
+"""Sage X3 (Syracuse) simulator: api1 REST and GraphQL journal entries, Basic / OAuth2 / connected-app auth, faults.
 
 Run as a process::
 
@@ -21,11 +21,18 @@ Errors: ``{"$diagnoses": [{"$severity": "error", "$message": "..."}]}`` with 400
 Rules: the entry must balance (negative storno amounts allowed), accounts must be in the chart, ACCDAT must be in
 an open period, and site / journal / entry type / currency must be known when those lists are configured.
 
-GraphQL (``/xtrem/api``) and the token endpoint (``/v1/token``) are reserved and answer 501 for now: a later
-simulator plugs in by overriding :meth:`SageX3Sim.graphql` and :meth:`SageX3Sim.token`.
+GraphQL (protocol details in :mod:`simulators.xtrem`), both over the same entries, rules and sequences as api1:
+
+* ``POST /xtrem/api`` with ``x-xtrem-endpoint: <FOLDER>`` and a connected-application JWT (on-premise style);
+* ``POST /v1/service/{FOLDER}/api`` with an OAuth2 access token from the gateway below (Sage X3 cloud style);
+* ``GET /v1/token/authorise`` (pairing, auto-approved) and ``POST /v1/token`` (authorization code, rotating refresh).
+
+For fault injection a GraphQL mutation counts as a ``POST`` and a query as a ``GET`` (so ``methods: ["POST"]``
+hits creates on both APIs); the token service counts as ``TOKEN`` (``methods: ["TOKEN"]``).
 
 Control API (no auth): ``GET /_sim/entries``, ``POST /_sim/reset``, ``GET|POST /_sim/config``,
-``GET|POST /_sim/faults`` (latency, 5xx, refused connections, resets, timeouts, commit-then-drop), ``GET /_sim/stats``.
+``GET|POST /_sim/faults`` (latency, 5xx, refused connections, resets, timeouts, commit-then-drop), ``GET /_sim/stats``,
+``GET /_sim/oauth`` (authorizations), ``POST /_sim/oauth/revoke``, ``POST /_sim/oauth/expire``.
 """
 
 from __future__ import annotations
@@ -34,17 +41,21 @@ import argparse
 import base64
 import binascii
 import copy
+import dataclasses
 import hmac
 import json
 import re
 import threading
+import time
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
+from . import xtrem
 from ._http import (
+    JSON_TYPE,
     FaultError,
     Faults,
     HttpError,
@@ -135,6 +146,13 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "reject_duplicate_reference": False,  # real X3: REFINT (key HAE5) allows duplicates
     "max_lines": 9999,
     "realm": "Syracuse",
+    # GraphQL authorization (simulators/xtrem.py): the cloud gateway's OAuth2 clients and token lifetimes, merged
+    # key by key; connected applications client_id -> {"secret", "user", "url" (None: this server's /xtrem/api),
+    # "enabled", "max_lifetime_s"}, replaced as a whole.
+    "oauth": xtrem.OAUTH_DEFAULTS,
+    "connected_apps": {},
+    "jwt_leeway_s": 60,  # a connected-app token's iat may be this far in the future (clock skew)
+    "clock_offset_s": 0,  # added to the simulator's clock for tokens and codes (a test can jump ahead)
 }
 
 
@@ -201,6 +219,7 @@ class SageX3Sim(SimApp):
         self.config = self._merged_config(self._initial_config)
         self.entries: list[dict[str, Any]] = []
         self.sequences: dict[tuple[str, str], int] = {}
+        self.oauth = xtrem.OAuthGateway()
         self.stats = self._empty_stats()
         self.api = Router()
         self.control = Router()
@@ -217,6 +236,25 @@ class SageX3Sim(SimApp):
             "created": 0,
             "rejected": 0,
             "unauthorized": 0,
+            "graphql": {
+                "requests": 0,
+                "xtrem": 0,  # POST /xtrem/api (connected application)
+                "gateway": 0,  # POST /v1/service/{folder}/api (OAuth2)
+                "mutations": 0,
+                "queries": 0,
+                "created": 0,
+                "rejected": 0,
+                "errors": 0,  # answers carrying errors[] (any status)
+                "unauthorized": 0,
+            },
+            "token": {
+                "requests": 0,  # authorise + token
+                "authorise": 0,
+                "authorization_code": 0,
+                "refresh_token": 0,
+                "issued": 0,
+                "refused": 0,
+            },
         }
 
     @staticmethod
@@ -225,7 +263,9 @@ class SageX3Sim(SimApp):
         for key, value in changes.items():
             if key not in DEFAULT_CONFIG:
                 raise ValueError(f"unknown config key {key!r}")
-            if key == "fields" and isinstance(value, dict):
+            if key == "oauth":
+                config["oauth"] = xtrem.merge_oauth(config["oauth"], value)
+            elif key == "fields" and isinstance(value, dict):
                 fields = copy.deepcopy(config["fields"])
                 for sub, sub_value in value.items():
                     if isinstance(sub_value, dict):
@@ -237,7 +277,12 @@ class SageX3Sim(SimApp):
                 config[key] = copy.deepcopy(value)
         if isinstance(config["folders"], str):
             config["folders"] = [config["folders"]]
+        xtrem.check_auth_config(config)
         return config
+
+    def now(self) -> float:
+        """The simulator's clock for tokens and codes (wall clock plus ``clock_offset_s``)."""
+        return time.time() + float(self.config["clock_offset_s"] or 0)
 
     def close(self) -> None:
         pass
@@ -251,11 +296,13 @@ class SageX3Sim(SimApp):
         a.add("POST", "/api1/x3/erp/{folder}/{cls:name}", self.api1_create, "POST api1 $create")
         a.add("GET", "/api1/x3/erp/{folder}/{cls:name}", self.api1_query, "GET api1 $query")
         a.add("GET", "/api1/x3/erp/{folder}/{cls:name}('{key}')", self.api1_details, "GET api1 $details")
-        # GraphQL and its token endpoint: reserved for a later simulator
+        # GraphQL: on-premise (connected application) and through the cloud gateway (OAuth2)
         a.add("POST", "/xtrem/api", self.graphql, "POST /xtrem/api")
         a.add("GET", "/xtrem/api", self.graphql, "GET /xtrem/api")
+        a.add("POST", "/v1/service/{folder}/api", self.graphql_gateway, "POST /v1/service/{folder}/api")
+        a.add("GET", "/v1/service/{folder}/api", self.graphql_gateway, "GET /v1/service/{folder}/api")
         a.add("POST", "/v1/token", self.token, "POST /v1/token")
-        a.add("GET", "/v1/token/authorise", self.token, "GET /v1/token/authorise")
+        a.add("GET", "/v1/token/authorise", self.authorise, "GET /v1/token/authorise")
         c = self.control
         c.add("GET", "/_sim/health", self.c_health)
         c.add("GET", "/_sim/entries", self.c_entries)
@@ -266,6 +313,9 @@ class SageX3Sim(SimApp):
         c.add("POST", "/_sim/faults", self.c_faults)
         c.add("GET", "/_sim/stats", self.c_stats)
         c.add("POST", "/_sim/stats/reset", self.c_stats_reset)
+        c.add("GET", "/_sim/oauth", self.c_oauth)
+        c.add("POST", "/_sim/oauth/revoke", self.c_oauth_revoke)
+        c.add("POST", "/_sim/oauth/expire", self.c_oauth_expire)
 
     def handle(self, req: Request) -> Response:
         if req.path == "/_sim" or req.path.startswith("/_sim/"):
@@ -304,8 +354,9 @@ class SageX3Sim(SimApp):
         if route is None:
             return diagnoses(405 if allowed else 404, f"No resource at {req.method} {req.path}")
         req.params, req.route_name = params, route.name
-        if req.path.startswith("/api1/"):
-            self._authenticate(req)
+        if not req.path.startswith("/api1/"):
+            return route.handler(req)  # GraphQL and tokens: own auth, faults after reading the operation
+        self._authenticate(req)
         fault = apply_pre_faults(req, self.faults, server_error)
         if fault is not None:
             return fault
@@ -419,21 +470,129 @@ class SageX3Sim(SimApp):
                     return json_response(200, self._public(entry, with_lines=True), {"ETag": entry["$etag"]})
         return diagnoses(404, f"Record {key} does not exist")
 
+    # --------------------------------------------------------------------------------------------------- GraphQL
     def graphql(self, req: Request) -> Response:
-        """Reserved: the GraphQL simulator is added later (override this method)."""
-        return json_response(
-            501,
-            {
-                "$severity": "error",
-                "$dataCode": "NotImplemented",
-                "$message": "GraphQL is not simulated yet",
-                "$source": "Simulator",
-            },
-        )
+        """``/xtrem/api``: on-premise GraphQL, folder in ``x-xtrem-endpoint``, connected-application JWT."""
+        return self._graphql(req, "xtrem")
+
+    def graphql_gateway(self, req: Request) -> Response:
+        """``/v1/service/{folder}/api``: GraphQL through the cloud gateway, OAuth2 access token."""
+        return self._graphql(req, "gateway")
+
+    def _graphql(self, req: Request, api: str) -> Response:
+        with self.lock:
+            self.stats["graphql"]["requests"] += 1
+            self.stats["graphql"][api] += 1
+        response = self._graphql_answer(req, api)
+        with self.lock:
+            if response.status == 401:
+                self.stats["graphql"]["unauthorized"] += 1
+            if response.body and response.content_type == JSON_TYPE and b'"errors"' in response.body:
+                try:
+                    has_errors = bool(json.loads(response.body).get("errors"))
+                except (ValueError, AttributeError):
+                    has_errors = False
+                self.stats["graphql"]["errors"] += has_errors
+        return response
+
+    def _graphql_answer(self, req: Request, api: str) -> Response:
+        header_folder = (req.headers.get(xtrem.ENDPOINT_HEADER) or "").strip()
+        token = xtrem.bearer(req)
+        with self.lock:
+            config = self.config
+            now = self.now()
+            if api == "xtrem":
+                if not token:
+                    return xtrem.unauthorised()
+                try:
+                    xtrem.check_connected_app_token(
+                        token,
+                        config["connected_apps"],
+                        now=now,
+                        leeway=float(config["jwt_leeway_s"]),
+                        default_url=f"{self._base(req)}/xtrem/api",
+                    )
+                except xtrem.InvalidToken as exc:
+                    return xtrem.invalid_token(exc.code)
+                if not header_folder:
+                    return xtrem.request_errors(400, f"The {xtrem.ENDPOINT_HEADER} header is required")
+                folder = header_folder
+            else:
+                authorization = self.oauth.check_access(token, now=now)
+                if authorization is None:
+                    return xtrem.unauthorised()
+                folder = req.params["folder"]
+                if header_folder and header_folder != folder:
+                    return xtrem.request_errors(
+                        400,
+                        f"{xtrem.ENDPOINT_HEADER} {header_folder} does not match the endpoint {folder} of the URL",
+                    )
+                if folder in config["folders"] and folder not in authorization["folders"]:
+                    return xtrem.gateway_error(
+                        403, f"The application is not authorised for endpoint {folder}", "Forbidden"
+                    )
+            if folder not in config["folders"]:
+                return xtrem.gateway_error(404, f"Endpoint {folder} not found", "NotFound")
+        operation = xtrem.read_operation(req)
+        if isinstance(operation, Response):
+            return operation
+        with self.lock:
+            self.stats["graphql"]["mutations" if operation.kind == "mutation" else "queries"] += 1
+        # For the fault settings' "methods", a mutation is a write (POST) and a query a read (GET).
+        as_method = dataclasses.replace(req, method="POST" if operation.kind == "mutation" else "GET")
+        fault = apply_pre_faults(as_method, self.faults, xtrem.injected_error)
+        if fault is not None:
+            return fault
+        response, committed = xtrem.run_operation(self, operation, folder)
+        if committed:
+            fault = apply_post_commit_faults(as_method, self.faults, xtrem.injected_error)
+            if fault is not None:
+                return fault
+        return response
+
+    # ------------------------------------------------------------------------------------------ OAuth2 gateway
+    def _gateway(self, req: Request) -> str:
+        return f"{self._base(req)}/v1"
+
+    def authorise(self, req: Request) -> Response:
+        """``GET /v1/token/authorise``: the pairing page. Approves at once (or refuses) and redirects back."""
+        fault = apply_pre_faults(dataclasses.replace(req, method="TOKEN"), self.faults, xtrem.injected_error)
+        if fault is not None:
+            return fault
+        params = {k: v[0] for k, v in req.query.items() if v}
+        with self.lock:
+            self.stats["token"]["requests"] += 1
+            self.stats["token"]["authorise"] += 1
+            response = self.oauth.authorise(
+                params,
+                self.config["oauth"],
+                now=self.now(),
+                gateway=self._gateway(req),
+                folders=list(self.config["folders"]),
+            )
+            if response.status != 302:
+                self.stats["token"]["refused"] += 1
+        return response
 
     def token(self, req: Request) -> Response:
-        """Reserved: the OAuth2 token endpoint is added later (override this method)."""
-        return json_response(501, {"message": "The token endpoint is not simulated yet"})
+        """``POST /v1/token``: exchange an authorization code, or a refresh token (rotating), for a token pair."""
+        fault = apply_pre_faults(dataclasses.replace(req, method="TOKEN"), self.faults, xtrem.injected_error)
+        if fault is not None:
+            return fault
+        params = xtrem.token_params(req)
+        with self.lock:
+            self.stats["token"]["requests"] += 1
+            if isinstance(params, Response):
+                response = params
+            else:
+                grant = params.get("grant_type")
+                if grant in ("authorization_code", "refresh_token"):
+                    self.stats["token"][grant] += 1
+                response = self.oauth.token(
+                    params, self.config["oauth"], now=self.now(), gateway=self._gateway(req)
+                )
+            self.stats["token"]["issued" if response.status == 200 else "refused"] += 1
+        return response
 
     # ----------------------------------------------------------------------------------------------- validation
     def _validate(self, body: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -571,7 +730,13 @@ class SageX3Sim(SimApp):
 
     # ------------------------------------------------------------------------------------------------ storage
     def _store(
-        self, folder: str, cls: str, body: dict[str, Any], normalized: list[dict[str, Any]]
+        self,
+        folder: str,
+        cls: str,
+        body: dict[str, Any],
+        normalized: list[dict[str, Any]],
+        *,
+        api: str = "api1",
     ) -> dict[str, Any]:
         cfg = self.config
         h = cfg["fields"]["header"]
@@ -600,6 +765,7 @@ class SageX3Sim(SimApp):
         entry["$etag"] = now.isoformat().replace("+00:00", "Z")
         entry["_folder"] = folder
         entry["_class"] = cls
+        entry["_api"] = api
         entry["_created_at"] = now.isoformat()
         entry["_lines"] = normalized
         self.entries.append(entry)
@@ -616,6 +782,7 @@ class SageX3Sim(SimApp):
         out["_sim"] = {
             "folder": entry["_folder"],
             "class": entry["_class"],
+            "api": entry["_api"],
             "created_at": entry["_created_at"],
             "debit_total": str(sum((ln["debit"] for ln in lines), ZERO)),
             "credit_total": str(sum((ln["credit"] for ln in lines), ZERO)),
@@ -656,6 +823,7 @@ class SageX3Sim(SimApp):
             self.sequences.clear()
             self.stats = self._empty_stats()
             self.faults.clear()
+            self.oauth.clear()
             if body.get("config", True):
                 self.config = self._merged_config(self._initial_config)
         return json_response(200, {"reset": True})
@@ -692,6 +860,47 @@ class SageX3Sim(SimApp):
             self.faults.counters.clear()
         return json_response(200, {"reset": True})
 
+    def c_oauth(self, req: Request) -> Response:
+        with self.lock:
+            return json_response(
+                200,
+                {
+                    "authorizations": self.oauth.summary(now=self.now()),
+                    "pending_codes": len(self.oauth.codes),
+                },
+            )
+
+    @staticmethod
+    def _selector(body: Any, *, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ValueError("expected a JSON object")
+        unknown = sorted(set(body) - {"authorization", "client_id", "customer", *extra})
+        if unknown:
+            raise ValueError(
+                f"unknown key(s): {', '.join(unknown)} (select by authorization, client_id, customer)"
+            )
+        return {k: v for k, v in body.items() if k not in extra and v is not None}
+
+    def c_oauth_revoke(self, req: Request) -> Response:
+        """Revoke authorizations (``authorization`` id, ``client_id``, ``customer``; none: all): every token of
+        theirs is refused from now on; only a new pairing helps."""
+        body = req.json(lambda m: json_response(400, {"error": m})) or {}
+        with self.lock:
+            return json_response(200, {"revoked": self.oauth.revoke(self._selector(body))})
+
+    def c_oauth_expire(self, req: Request) -> Response:
+        """Expire the live tokens of the selected authorizations now (``access``: default true, ``refresh``:
+        default false). Clients still believe them valid: the next call gets a 401 (or a refused refresh)."""
+        body = req.json(lambda m: json_response(400, {"error": m})) or {}
+        with self.lock:
+            count = self.oauth.expire(
+                self._selector(body, extra=("access", "refresh")),
+                access=bool(body.get("access", True)),
+                refresh=bool(body.get("refresh", False)),
+                now=self.now(),
+            )
+        return json_response(200, {"expired": count})
+
 
 # -------------------------------------------------------------------------------------------------------- entry points
 
@@ -711,6 +920,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--closed-period", action="append", help="YYYY-MM period that is closed (repeatable)")
     parser.add_argument(
+        "--oauth-client",
+        action="append",
+        metavar="ID:SECRET",
+        help="OAuth2 client of the cloud gateway (repeatable; any redirect URI is accepted)",
+    )
+    parser.add_argument(
+        "--connected-app",
+        action="append",
+        metavar="ID:SECRET:USER[:URL]",
+        help="connected application for /xtrem/api (repeatable; URL default: this server's /xtrem/api)",
+    )
+    parser.add_argument(
         "--config", help="JSON file with /_sim/config keys (and optionally a 'faults' object)"
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -729,6 +950,24 @@ def main(argv: list[str] | None = None) -> None:
         config["users"] = dict(u.split(":", 1) for u in args.user)
     if args.closed_period:
         config["closed_periods"] = args.closed_period
+    if args.oauth_client:
+        clients = dict(config.get("oauth", {}).get("clients") or {})
+        for spec in args.oauth_client:
+            client_id, _, secret = spec.partition(":")
+            clients[client_id] = {"secret": secret, "redirect_uris": []}
+        config["oauth"] = {**config.get("oauth", {}), "clients": clients}
+    if args.connected_app:
+        apps = dict(config.get("connected_apps") or {})
+        for spec in args.connected_app:
+            parts = spec.split(":", 3)
+            if len(parts) < 3:
+                parser.error("--connected-app takes ID:SECRET:USER[:URL]")
+            apps[parts[0]] = {
+                "secret": parts[1],
+                "user": parts[2],
+                "url": parts[3] if len(parts) > 3 else None,
+            }
+        config["connected_apps"] = apps
     app = SageX3Sim(config=config, faults=faults, seed=args.seed, verbose=args.verbose)
 
     def banner(base_url: str) -> dict[str, Any]:
@@ -736,9 +975,13 @@ def main(argv: list[str] | None = None) -> None:
             "simulator": "sagex3",
             "base_url": base_url,
             "api1": f"{base_url}/api1/x3/erp/{app.config['folders'][0]}/{app.config['class']}",
+            "graphql": f"{base_url}/xtrem/api",
+            "gateway": f"{base_url}/v1",
             "control": f"{base_url}/_sim/",
             "folders": app.config["folders"],
             "users": sorted(app.config["users"]),
+            "oauth_clients": sorted(app.config["oauth"]["clients"]),
+            "connected_apps": sorted(app.config["connected_apps"]),
         }
 
     run_forever(app, args.host, args.port, banner)

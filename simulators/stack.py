@@ -31,6 +31,13 @@ STORE_HASH = "demostore1"
 ACCESS_TOKEN = "demo-access-token-0123456789abcdef"  # noqa: S105 - simulator credentials
 CLIENT_SECRET = "demo-client-secret-0123456789abcdefghijklmnopqrstuv"  # noqa: S105
 X3_USER, X3_PASSWORD = "WEBSVC", "demo-x3-password"
+# The GraphQL methods (x3_method="graphql_jwt" / "graphql_oauth2"): the connected application and the OAuth2 client
+# registered on the simulated X3 and typed into the tenant's connection.
+X3_METHODS = ("rest_basic", "graphql_jwt", "graphql_oauth2")
+X3_APP_CLIENT_ID = "demo-connected-app"
+X3_APP_SECRET = "demo-connected-app-secret-0123456789abcdef"  # noqa: S105
+X3_OAUTH_CLIENT_ID = "demo-oauth-client"
+X3_OAUTH_CLIENT_SECRET = "demo-oauth-client-secret-0123456789"  # noqa: S105
 
 # Three storefront channels, each on its own receivable, revenue and shipping accounts.
 CHANNELS = [
@@ -90,8 +97,50 @@ def wait_for(
         time.sleep(interval)
 
 
-def tenant_document(bc_api_base: str, x3_url: str, *, slug: str = TENANT) -> dict[str, Any]:
+def x3_method_fields(x3_url: str, x3_method: str = "rest_basic") -> dict[str, Any]:
+    """The tenant's extra X3 connection fields for a method, against the simulated X3 at ``x3_url``."""
+    if x3_method == "rest_basic":
+        return {}
+    if x3_method == "graphql_jwt":  # GraphQL URL and audience default to {server_url}/xtrem/api
+        return {
+            "method": x3_method,
+            "app_client_id": X3_APP_CLIENT_ID,
+            "app_secret": X3_APP_SECRET,
+            "app_user": X3_USER,
+        }
+    if x3_method == "graphql_oauth2":  # GraphQL goes to {x3_url}/v1/service/SEED/api once connected
+        return {
+            "method": x3_method,
+            "oauth_client_id": X3_OAUTH_CLIENT_ID,
+            "oauth_client_secret": X3_OAUTH_CLIENT_SECRET,
+            "oauth_authorise_url": f"{x3_url}/v1/token/authorise",
+            "oauth_token_url": f"{x3_url}/v1/token",
+        }
+    raise ValueError(f"x3_method must be one of {', '.join(X3_METHODS)}, not {x3_method!r}")
+
+
+def x3_simulator_auth(x3_url: str, connector_url: str) -> dict[str, Any]:
+    """Simulator config registering the connected application and the OAuth2 client (redirect URI: the
+    connector's callback) that :func:`x3_method_fields` uses."""
     return {
+        "connected_apps": {
+            X3_APP_CLIENT_ID: {"secret": X3_APP_SECRET, "user": X3_USER, "url": f"{x3_url}/xtrem/api"}
+        },
+        "oauth": {
+            "clients": {
+                X3_OAUTH_CLIENT_ID: {
+                    "secret": X3_OAUTH_CLIENT_SECRET,
+                    "redirect_uris": [f"{connector_url}/x3/oauth/callback/"],
+                }
+            }
+        },
+    }
+
+
+def tenant_document(
+    bc_api_base: str, x3_url: str, *, slug: str = TENANT, x3_method: str = "rest_basic"
+) -> dict[str, Any]:
+    doc = {
         "tenant": {
             "slug": slug,
             "name": "Demo merchant",
@@ -121,6 +170,8 @@ def tenant_document(bc_api_base: str, x3_url: str, *, slug: str = TENANT) -> dic
         },
         "channels": CHANNELS,
     }
+    doc["x3"].update(x3_method_fields(x3_url, x3_method))
+    return doc
 
 
 @dataclass
@@ -188,12 +239,18 @@ def start_stack(
     migrate: bool = True,
     extra_env: dict[str, str] | None = None,
     bc_args: tuple[str, ...] = (),
+    x3_method: str = "rest_basic",
 ) -> Stack:
     """Start both simulators and the connector (``manage.py serve``) on free ports, configured for one tenant.
 
     The connector uses ``database_url`` (and ``redis_url`` as its broker when given), short retry delays so faults
     resolve in seconds, and the tenant ``demo`` with three storefront channels mapped to distinct accounts.
+
+    ``x3_method`` picks the tenant's X3 connection: ``rest_basic`` (api1), ``graphql_jwt`` (connected application,
+    posts at once) or ``graphql_oauth2`` (cloud gateway: postings wait for re-authorization until someone runs
+    "Connect to Sage X3", e.g. ``tests/e2e/test_x3_graphql_e2e.py``).
     """
+    x3_method_fields("", x3_method)  # an unknown method fails before anything starts
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="connector-stack-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen] = []
@@ -217,6 +274,8 @@ def start_stack(
         x3.configure(chart=sorted(set(DEFAULT_CHART) | set(EXTRA_ACCOUNTS)), closed_periods=[])
 
         port = free_port()
+        if x3_method != "rest_basic":
+            x3.configure(**x3_simulator_auth(x3_banner["base_url"], f"http://127.0.0.1:{port}"))
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_SETTINGS_MODULE", "Q_"))},
             "DJANGO_SETTINGS_MODULE": "connector.settings",
@@ -246,7 +305,7 @@ def start_stack(
         if migrate:
             stack.manage("migrate", "--noinput")
         doc = log_dir / "tenant.json"
-        doc.write_text(json.dumps(tenant_document(bc_banner["base_url"], stack.x3_url)))
+        doc.write_text(json.dumps(tenant_document(bc_banner["base_url"], stack.x3_url, x3_method=x3_method)))
         stack.manage("configure_tenant", str(doc))
         log = (log_dir / "connector.log").open("w")
         stack.files.append(log)

@@ -180,11 +180,6 @@ def test_bad_targets(x3: X3) -> None:
     assert r.status_code == 400
 
 
-def test_graphql_and_token_routes_are_reserved(x3: X3) -> None:
-    assert x3.http.post(x3.base_url + "/xtrem/api", json={"query": "{}"}, timeout=5).status_code == 501
-    assert x3.http.post(x3.base_url + "/v1/token", json={}, timeout=5).status_code == 501
-
-
 # ------------------------------------------------------------------------------------------------------------ faults
 
 
