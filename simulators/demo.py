@@ -87,7 +87,7 @@ def run_story(stack) -> None:
         "order"
     ]
     stack.x3.set_faults(fail_next=1, fail_status=503, methods=["POST"])  # X3 hiccups once: retried, not lost
-    settle(stack, lambda: posted(stack) >= len(orders))
+    stack.settle(lambda: posted(stack) >= len(orders), timeout=40, what="The demo's orders")
     say("Paying the pending order, refunding a mug, cancelling an order…")
     bc.set_status(STORE_HASH, pending["id"], 11)
     mug_line = created[0]["products"][0]["id"]
@@ -95,24 +95,13 @@ def run_story(stack) -> None:
         STORE_HASH, orders[0]["id"], items=[{"item_type": "PRODUCT", "item_id": mug_line, "quantity": 1}]
     )
     bc.set_status(STORE_HASH, orders[5]["id"], 5)
-    settle(stack, lambda: posted(stack) >= len(orders) + 3)
+    stack.settle(lambda: posted(stack) >= len(orders) + 3, timeout=40, what="The demo's changes")
     bc.wait_for_webhooks(timeout=10)
     stack.manage("sweep")
 
 
 def posted(stack) -> int:
     return sum(1 for _ in stack.entries())
-
-
-def settle(stack, predicate, timeout: float = 40) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(
-                f"The demo did not settle in {timeout:.0f} s; see {stack.log_dir / 'connector.log'}"
-            )
-        stack.manage("sweep")  # the cluster's schedule does this every few minutes; the demo cannot wait
-        time.sleep(0.5)
 
 
 def print_summary(stack, elapsed: float) -> None:

@@ -200,6 +200,24 @@ class Stack:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
+    def settle(
+        self,
+        predicate: Callable[[], Any],
+        *,
+        timeout: float = 60,
+        what: str = "the work",
+        describe: Callable[[], str] = lambda: "",
+    ) -> None:
+        """Wait until ``predicate()`` holds, running the sweep now and then as the cluster's schedule would (every
+        few minutes in production; tests and the demo cannot wait that long)."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                log = (self.log_dir / "connector.log").read_text(errors="replace")[-3000:]
+                raise TimeoutError(f"{what} did not settle in {timeout:.0f} s. {describe()}\n{log}")
+            self.manage("sweep")
+            time.sleep(0.5)
+
     def entries(self, reference: str | None = None) -> list[dict[str, Any]]:
         return self.x3.entries(reference=reference)
 

@@ -21,6 +21,7 @@ from connector.forms import X3ConnectionForm
 from connector.models import BigCommerceStore, Tenant, X3Connection
 from connector.pipeline import sync_order
 from integrations.errors import AuthenticationError, PermanentError
+from integrations.sagex3.calls import DuplicateEntryError
 from integrations.sagex3.connected_app import ConnectedApp, ConnectedAppTokens
 from integrations.sagex3.graphql import (
     DEFAULT_MUTATION,
@@ -31,7 +32,7 @@ from integrations.sagex3.graphql import (
     effective_graphql_mapping,
     validate_graphql_mapping,
 )
-from integrations.sagex3.rest import DuplicateEntryError, SageX3RestClient
+from integrations.sagex3.rest import SageX3RestClient
 from integrations.sagex3.types import Entry, EntryLine
 from tests.conftest import BC_BASE, X3_BASE, X3_ENTRY_URL, order_json, order_url
 

@@ -63,7 +63,7 @@ from integrations.http import CallRecord, new_session, send
 
 from .calls import RecordsCalls
 from .diagnoses import collect_diagnoses, error_diagnoses, join_messages
-from .rest import AMOUNT_STYLES, DuplicateEntryError, _retry_after, _snippet, dumps, json_amount
+from .rest import AMOUNT_STYLES, _retry_after, _snippet, dumps, json_amount
 from .types import Entry, EntryLine, PostedEntry
 
 RESPONSE_LOG_LIMIT = 10_000
@@ -161,7 +161,6 @@ DEFAULT_GRAPHQL_MAPPING: dict[str, Any] = {
     "lookup_reference_field": "internalReference",
     "date_format": "%Y-%m-%d",
 }
-FIND_PAGE_SIZE = 10
 
 
 class GraphQLMappingError(PermanentError):
@@ -742,17 +741,7 @@ class SageX3GraphQLClient(RecordsCalls):
                     raw=dict(node),
                 )
             )
-        if len(found) > 1:
-            numbers = [p.document_number for p in found]
-            more = " (or more)" if len(found) >= FIND_PAGE_SIZE else ""
-            raise self._failed(
-                DuplicateEntryError(
-                    f"X3 holds {len(found)}{more} entries with reference {reference}: {', '.join(numbers)}. "
-                    "An accountant must check them before anything else is posted.",
-                    document_numbers=numbers,
-                )
-            )
-        return found[0] if found else None
+        return self._one_or_none(found, f"reference {reference}")
 
     def test_connection(self) -> str:
         """A harmless authenticated read: the lookup query for a reference no order has. Returns a description."""

@@ -39,13 +39,12 @@ from integrations.errors import (
 )
 from integrations.http import CallRecord, new_session, send
 
-from .calls import RecordsCalls
+from .calls import FIND_PAGE_SIZE, RecordsCalls
 from .diagnoses import collect_diagnoses, error_diagnoses, join_messages
 from .types import DEFAULT_REST_MAPPING, Entry, EntryLine, PostedEntry
 
 RESPONSE_LOG_LIMIT = 10_000  # characters of each response body kept in call_log
 AMOUNT_STYLES = ("debit_credit", "sign_amount")
-FIND_PAGE_SIZE = 10  # more than one hit is already an error; 10 lets the message name the duplicates
 
 # Logical fields an entry header can be mapped from: the scalar fields of ``Entry``.
 HEADER_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Entry) if f.name != "lines")
@@ -86,14 +85,6 @@ class RestConfig:
             raise ValueError("X3 base URL must not contain a query string or fragment")
         if not self.folder.strip():
             raise ValueError("X3 folder (endpoint) is required")
-
-
-class DuplicateEntryError(PermanentError):
-    """X3 holds more than one entry with our reference. An accountant must decide which one stays."""
-
-    def __init__(self, message: str, *, document_numbers: list[str], **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.document_numbers = document_numbers
 
 
 class MappingError(PermanentError):
@@ -475,17 +466,7 @@ class SageX3RestClient(RecordsCalls):
                     raw=dict(resource),
                 )
             )
-        if len(found) > 1:
-            numbers = [p.document_number for p in found]
-            more = " (or more)" if len(found) >= FIND_PAGE_SIZE else ""
-            raise self._failed(
-                DuplicateEntryError(
-                    f"X3 holds {len(found)}{more} entries with {ref_field} = {reference}: {', '.join(numbers)}. "
-                    "An accountant must check them before anything else is posted.",
-                    document_numbers=numbers,
-                )
-            )
-        return found[0] if found else None
+        return self._one_or_none(found, f"{ref_field} = {reference}")
 
     def test_connection(self) -> str:
         """A harmless authenticated read (the ``$query`` facet, one record). Returns a short success description."""

@@ -12,6 +12,16 @@ from django.db import connection
 from simulators.stack import start_stack
 
 
+def settle(stack, predicate, *, timeout: float = 60, what: str = "postings") -> None:
+    """``Stack.settle`` that also names every posting's state when it times out."""
+    from accounting.models import Posting
+
+    def describe() -> str:
+        return str(list(Posting.objects.values_list("idempotency_key", "status", "last_error")))
+
+    stack.settle(predicate, timeout=timeout, what=what, describe=describe)
+
+
 def database_url() -> str:
     s = connection.settings_dict
     if connection.vendor == "sqlite":

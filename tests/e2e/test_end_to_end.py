@@ -9,6 +9,7 @@ import pytest
 
 from accounting.models import Posting
 from simulators.stack import STORE_HASH, wait_for
+from tests.e2e.conftest import settle
 
 pytestmark = pytest.mark.e2e
 S = Posting.Status
@@ -16,21 +17,6 @@ S = Posting.Status
 
 def posted(count: int):
     return lambda: Posting.objects.filter(status=S.POSTED).count() >= count
-
-
-def settle(stack, predicate, *, timeout: float = 60, what: str = "postings") -> None:
-    """Wait for the workers, running the sweep now and then as the cluster's schedule would."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            states = list(Posting.objects.values_list("idempotency_key", "status", "last_error"))
-            raise TimeoutError(
-                f"{what} did not settle: {states}\n{(stack.log_dir / 'connector.log').read_text()[-3000:]}"
-            )
-        stack.manage("sweep")
-        time.sleep(1)
 
 
 def order(stack, channel_id: int, **fields):

@@ -7,7 +7,6 @@ create whose response is lost after X3 committed it."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -28,7 +27,7 @@ from simulators.stack import (
     start_stack,
     wait_for,
 )
-from tests.e2e.conftest import database_url
+from tests.e2e.conftest import database_url, settle
 
 pytestmark = pytest.mark.e2e
 S = Posting.Status
@@ -59,21 +58,6 @@ def oauth_stack(transactional_db, tmp_path) -> Iterator[Stack]:
 
 def posted(count: int) -> Callable[[], bool]:
     return lambda: Posting.objects.filter(status=S.POSTED).count() >= count
-
-
-def settle(
-    stack: Stack, predicate: Callable[[], bool], *, timeout: float = 60, what: str = "postings"
-) -> None:
-    """Wait for the workers, running the sweep now and then as the cluster's schedule would."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            states = list(Posting.objects.values_list("idempotency_key", "status", "last_error"))
-            raise TimeoutError(
-                f"{what} did not settle: {states}\n{(stack.log_dir / 'connector.log').read_text()[-3000:]}"
-            )
-        stack.manage("sweep")
-        time.sleep(1)
 
 
 def order(stack: Stack, channel_id: int) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from integrations.errors import (
     RateLimitedError,
     RetryableError,
 )
+from integrations.sagex3.calls import DuplicateEntryError
 from integrations.sagex3.diagnoses import Diagnosis, collect_diagnoses, error_diagnoses
 from integrations.sagex3.rest import (
-    DuplicateEntryError,
     MappingError,
     RestConfig,
     SageX3RestClient,
