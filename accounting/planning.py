@@ -204,27 +204,25 @@ def _lock_base(tenant, order, trigger, event) -> tuple[Posting, bool]:
     """The ``order:<id>`` row, created if needed, locked for the rest of the transaction: it serialises all planning
     for one order across workers (on PostgreSQL; SQLite serialises writers anyway)."""
     key = order_key(order.id)
-    created = False
-    if not Posting.objects.filter(tenant=tenant, idempotency_key=key).exists():
-        try:
-            with transaction.atomic():
-                Posting.objects.create(
-                    tenant=tenant,
-                    idempotency_key=key,
-                    kind=K.ORDER,
-                    order_id=order.id,
-                    status=S.WAITING,
-                    trigger=trigger,
-                    source_event=event,
-                )
-                created = True
-        except IntegrityError:
-            pass  # another worker created it: we lock it below and see its state
-    base = Posting.objects.select_for_update().get(tenant=tenant, idempotency_key=key)
-    if created:
-        base.reference = x3_reference(tenant, base)
-        base.save(update_fields=["reference"])
-    return base, created
+    base = Posting.objects.select_for_update().filter(tenant=tenant, idempotency_key=key).first()
+    if base is not None:
+        return base, False
+    base = Posting(
+        tenant=tenant,
+        idempotency_key=key,
+        kind=K.ORDER,
+        order_id=order.id,
+        status=S.WAITING,
+        trigger=trigger,
+        source_event=event,
+    )
+    base.reference = x3_reference(tenant, base)
+    try:
+        with transaction.atomic():
+            base.save(force_insert=True)  # our insert holds the row until we commit: no lock needed
+        return base, True
+    except IntegrityError:  # another worker created it a moment ago: wait for its lock and see its state
+        return Posting.objects.select_for_update().get(tenant=tenant, idempotency_key=key), False
 
 
 def _rebuildable_failure(posting: Posting) -> bool:
@@ -237,11 +235,12 @@ def _rebuildable_failure(posting: Posting) -> bool:
     )
 
 
-def _gl_date(tenant: Tenant, order: Order, base: Posting) -> date:
+def _gl_date(tenant: Tenant, order: Order, base: Posting, created: bool) -> date:
     # BigCommerce keeps no status history. An order we saw unconfirmed became confirmed at its last modification;
     # one first seen confirmed was confirmed when it was created (or we cannot know better).
     if (
         tenant.gl_date_policy == Tenant.GlDatePolicy.CONFIRMED
+        and not created
         and base.log.filter(to_status=S.WAITING).exists()
     ):
         return timezone.localdate(order.date_modified)
@@ -258,7 +257,7 @@ def _plan_base(tenant, base, order, target: Target, trigger, event, user, create
             S.SKIPPED,
             dataclasses.replace(target, message="Nothing to post: every amount is zero"),
         )
-    gl_date = _gl_date(tenant, order, base)
+    gl_date = _gl_date(tenant, order, base, created)
     journal = target.journal
     _fill(
         base,
@@ -273,7 +272,8 @@ def _plan_base(tenant, base, order, target: Target, trigger, event, user, create
         journal=journal,
     )
     base.save()
-    base.lines.all().delete()
+    if not created:
+        base.lines.all().delete()
     if status == S.PENDING:
         _write_lines(base, target.lines)
     if created:
@@ -430,6 +430,9 @@ def refund_key(order_id: int, refund_id: int) -> str:
 
 
 def _plan_refunds(tenant, base, order, refunds: Iterable[Refund], trigger, event, user) -> None:
+    refunds = list(refunds)
+    if not refunds:
+        return
     existing = {
         p.refund_id: p for p in Posting.objects.filter(tenant=tenant, order_id=order.id, kind=K.REFUND)
     }

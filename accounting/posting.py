@@ -95,25 +95,21 @@ def entry_for(posting: Posting) -> Entry:
 
 
 def _claim(posting_id: int) -> tuple[Posting, str] | None:
-    """Move the posting to ``posting`` if it is due and nobody else holds it. Returns (posting, previous status)."""
+    """Move the posting to ``posting`` if it is due and nobody else holds it. Returns (posting, previous status).
+
+    A compare-and-set ``UPDATE``: only the worker whose update changed the row goes on. The two statuses that need
+    different handling afterwards are tried one after the other, the common one first.
+    """
     now = timezone.now()
-    row = (
-        Posting.objects.filter(pk=posting_id).values("status", "next_attempt_at", "tenant__is_active").first()
+    due = Posting.objects.filter(pk=posting_id, tenant__is_active=True).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     )
-    if row is None or row["status"] not in (S.PENDING, S.RETRY, S.UNKNOWN) or not row["tenant__is_active"]:
-        return None
-    if row["next_attempt_at"] and row["next_attempt_at"] > now:
-        return None
-    claimed = (
-        Posting.objects.filter(pk=posting_id, status=row["status"])
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(status=S.POSTING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now)
-    )
-    if claimed != 1:
-        return None  # another worker got there first
-    return Posting.objects.select_related("tenant__x3", "tenant__bigcommerce").get(pk=posting_id), row[
-        "status"
-    ]
+    claim = {"status": S.POSTING, "claimed_at": now, "attempts": F("attempts") + 1, "updated_at": now}
+    for previous in ((S.PENDING, S.RETRY), (S.UNKNOWN,)):
+        if due.filter(status__in=previous).update(**claim) == 1:
+            posting = Posting.objects.select_related("tenant__x3", "tenant__bigcommerce").get(pk=posting_id)
+            return posting, previous[0]
+    return None  # not due, not open, or another worker got there first
 
 
 def submit_posting(posting_id: int, *, client=None) -> str:
@@ -130,9 +126,10 @@ def submit_posting(posting_id: int, *, client=None) -> str:
         except (ValueError, IntegrationError) as exc:  # an X3 connection that cannot work as configured
             message = exc.message if isinstance(exc, IntegrationError) else str(exc)
             return _handle_failure(posting, PermanentError(f"Sage X3 connection is misconfigured: {message}"))
-    must_check = (
-        previous == S.UNKNOWN
-        or posting.attempt_log.filter(operation="create", outcome=PostingAttempt.Outcome.UNKNOWN).exists()
+    # X3 is asked first when an earlier attempt may have reached it: the last one ended unknown, or any did.
+    must_check = previous == S.UNKNOWN or (
+        posting.attempts > 1
+        and posting.attempt_log.filter(operation="create", outcome=PostingAttempt.Outcome.UNKNOWN).exists()
     )
     operation = "find"
     try:
@@ -143,20 +140,16 @@ def submit_posting(posting_id: int, *, client=None) -> str:
             )
         if must_check:
             found = client.find_entry(posting.reference)
-            _record_calls(
-                posting,
-                client,
-                "find",
-                PostingAttempt.Outcome.OK if found else PostingAttempt.Outcome.NOT_FOUND,
-            )
             if found is not None:
-                _mark_posted(
-                    posting, found, "Found in X3 by reference after an unknown outcome: not re-posted"
-                )
+                with transaction.atomic():
+                    _record_calls(posting, client, "find", PostingAttempt.Outcome.OK)
+                    _mark_posted(
+                        posting, found, "Found in X3 by reference after an unknown outcome: not re-posted"
+                    )
                 return "found-existing"
+            _record_calls(posting, client, "find", PostingAttempt.Outcome.NOT_FOUND)
         operation = "create"
         posted = client.create_entry(entry_for(posting))
-        _record_calls(posting, client, "create", PostingAttempt.Outcome.OK)
     except IntegrationError as exc:
         outcome = (
             PostingAttempt.Outcome.UNKNOWN
@@ -177,7 +170,11 @@ def submit_posting(posting_id: int, *, client=None) -> str:
             posting,
             IntegrationError(f"Unexpected error: {type(exc).__name__}", retryable=True, outcome_unknown=True),
         )
-    _mark_posted(posting, posted, "Posted to X3")
+    # If the database fails here the posting stays "posting"; the sweep then makes it "unknown" and the next
+    # attempt finds the entry in X3 by reference instead of posting it again.
+    with transaction.atomic():
+        _record_calls(posting, client, "create", PostingAttempt.Outcome.OK)
+        _mark_posted(posting, posted, "Posted to X3")
     return "posted"
 
 
@@ -206,33 +203,31 @@ def _record_calls(posting: Posting, client, operation: str, outcome: str, *, err
 
 
 def _mark_posted(posting: Posting, posted: PostedEntry, message: str) -> None:
+    """Record the X3 document. Runs inside the caller's transaction, together with the call log of the attempt."""
     now = timezone.now()
-    with transaction.atomic():
-        updated = Posting.objects.filter(pk=posting.pk, status=S.POSTING).update(
-            status=S.POSTED,
-            x3_document_number=posted.document_number[:60],
-            x3_uuid=(posted.uuid or "")[:80],
-            posted_at=now,
-            last_error="",
-            next_attempt_at=None,
-            updated_at=now,
-        )
-        if updated:
-            log_transition(posting, S.POSTED, f"{message}: {posted.document_number}", from_status=S.POSTING)
-            if (
-                posting.kind == Posting.Kind.ORDER
-                and Posting.objects.filter(
-                    tenant_id=posting.tenant_id,
-                    order_id=posting.order_id,
-                    kind=Posting.Kind.REFUND,
-                    status=S.WAITING,
-                ).exists()
-            ):
-                # Refunds that arrived before the order's entry waited for it: plan them now, in order.
-                from connector.tasks import enqueue_order_sync
+    updated = Posting.objects.filter(pk=posting.pk, status=S.POSTING).update(
+        status=S.POSTED,
+        x3_document_number=posted.document_number[:60],
+        x3_uuid=(posted.uuid or "")[:80],
+        posted_at=now,
+        last_error="",
+        next_attempt_at=None,
+        updated_at=now,
+    )
+    if not updated:
+        return
+    log_transition(posting, S.POSTED, f"{message}: {posted.document_number}", from_status=S.POSTING)
+    if (
+        posting.kind == Posting.Kind.ORDER
+        and Posting.objects.filter(
+            tenant_id=posting.tenant_id, order_id=posting.order_id, kind=Posting.Kind.REFUND, status=S.WAITING
+        ).exists()
+    ):
+        # Refunds that arrived before the order's entry waited for it: plan them now, in order.
+        from connector.tasks import enqueue_order_sync
 
-                tenant_id, order_id = posting.tenant_id, posting.order_id
-                transaction.on_commit(lambda: enqueue_order_sync(tenant_id, order_id))
+        tenant_id, order_id = posting.tenant_id, posting.order_id
+        transaction.on_commit(lambda: enqueue_order_sync(tenant_id, order_id))
 
 
 def backoff_seconds(attempt: int) -> float:

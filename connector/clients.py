@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import requests
+
 from integrations.bigcommerce.client import BigCommerceClient, StoreConfig
 from integrations.errors import PermanentError
-from integrations.http import CallRecord
+from integrations.http import CallRecord, new_session
 from integrations.sagex3.graphql import GraphQLConfig, SageX3GraphQLClient, TokenSource
 from integrations.sagex3.rest import RestConfig, SageX3RestClient
 from integrations.sagex3.types import Entry, PostedEntry, X3Client
@@ -30,6 +32,22 @@ def bigcommerce_client(tenant: Tenant) -> BigCommerceClient:
             del _bc_clients[stale]
         client = _bc_clients[key] = BigCommerceClient(config)
     return client
+
+
+# One HTTP session per X3 server and process, so a worker keeps its connection (and TLS session) to the X3 server
+# across postings. Clients themselves are cheap and made per posting: each keeps the call log of that posting.
+_x3_sessions: dict[tuple, requests.Session] = {}
+
+
+def _x3_session(tenant: Tenant, verify: bool | str) -> requests.Session:
+    x3 = tenant.x3
+    key = (tenant.pk, verify, x3.method, x3.server_url, x3.username)  # a new server or user: a fresh session
+    session = _x3_sessions.get(key)
+    if session is None:
+        for stale in [k for k in _x3_sessions if k[0] == tenant.pk]:
+            _x3_sessions.pop(stale).close()
+        session = _x3_sessions[key] = new_session(verify=verify)
+    return session
 
 
 class UnusableX3Client:
@@ -80,7 +98,7 @@ def _x3_client(tenant: Tenant) -> X3Client:
             )
         except ValueError as exc:
             raise PermanentError(f"Sage X3 REST settings: {exc}") from exc
-        return SageX3RestClient(config)
+        return SageX3RestClient(config, session=_x3_session(tenant, verify))
     tokens: TokenSource
     if x3.method == X3Connection.Method.GRAPHQL_OAUTH2:
         tokens = x3auth.StoredOAuthTokens(x3.pk)
@@ -102,4 +120,4 @@ def _x3_client(tenant: Tenant) -> X3Client:
         )
     except ValueError as exc:
         raise PermanentError(f"Sage X3 GraphQL settings: {exc}") from exc
-    return SageX3GraphQLClient(graphql_config, tokens)
+    return SageX3GraphQLClient(graphql_config, tokens, session=_x3_session(tenant, verify))

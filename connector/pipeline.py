@@ -67,13 +67,15 @@ def sync_order(
         submitted.append(result)
         if result != "posted" and result != "found-existing":
             break  # later entries of the order wait for this one; the sweep carries on when it is through
-    base = Posting.objects.get(pk=plan.order_posting.pk)
+    base = plan.order_posting
+    base.status = Posting.objects.filter(pk=base.pk).values_list("status", flat=True).get()
     if (
-        any(s in ("posted", "found-existing") for s in submitted)
+        refunds
+        and base.status == Posting.Status.POSTED
+        and any(s in ("posted", "found-existing") for s in submitted)
         and Posting.objects.filter(
             tenant=tenant, order_id=order_id, kind=Posting.Kind.REFUND, status=Posting.Status.WAITING
         ).exists()
-        and base.status == Posting.Status.POSTED
     ):
         # The order's entry was posted in this run: its waiting refunds can be planned right away.
         plan = plan_order(

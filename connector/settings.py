@@ -92,7 +92,9 @@ DATABASES = {
     else env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'connector.sqlite3'}")
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no var/
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(
+        parents=True, exist_ok=True
+    )  # a fresh checkout has no var/
     # Several processes (web, workers) share the file: wait for locks instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 else:
