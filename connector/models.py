@@ -7,7 +7,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
-from django_cryptography.fields import encrypt
+
+from .fields import encrypted
 
 # BigCommerce's "paid" statuses: Shipped, Partially Shipped, Awaiting Pickup, Awaiting Shipment, Completed,
 # Awaiting Fulfillment (../shared/reference/bigcommerce.md §6.3). Refunded (4) is "neither paid nor unpaid".
@@ -103,9 +104,9 @@ class Tenant(models.Model):
 class BigCommerceStore(models.Model):
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="bigcommerce")
     store_hash = models.CharField(max_length=40, unique=True)
-    access_token = encrypt(models.CharField(max_length=200, blank=True))
+    access_token = encrypted(models.CharField(max_length=200, blank=True))
     client_id = models.CharField(max_length=100, blank=True)
-    client_secret = encrypt(models.CharField(max_length=200, blank=True))
+    client_secret = encrypted(models.CharField(max_length=200, blank=True))
     api_base_url = models.URLField(
         blank=True, help_text="Leave blank for BigCommerce. Set only for tests or a simulator."
     )
@@ -122,7 +123,7 @@ class BigCommerceStore(models.Model):
         help_text="X-BC-Signature: HMAC-SHA256 of the body with the client secret. Not in BigCommerce's docs.",
     )
     webhook_header_name = models.CharField(max_length=64, blank=True, default="X-Webhook-Secret")
-    webhook_header_value = encrypt(models.CharField(max_length=200, blank=True))
+    webhook_header_value = encrypted(models.CharField(max_length=200, blank=True))
 
     class Meta:
         verbose_name = "BigCommerce store"
@@ -160,7 +161,7 @@ class X3Connection(models.Model):
     )
     folder = models.CharField(max_length=40, help_text="X3 endpoint/folder, e.g. SEED")
     username = models.CharField(max_length=100, blank=True)
-    password = encrypt(models.CharField(max_length=200, blank=True))
+    password = encrypted(models.CharField(max_length=200, blank=True))
     verify_tls = models.BooleanField(default=True)
     ca_bundle = models.CharField(
         max_length=300,
@@ -219,7 +220,7 @@ class X3Connection(models.Model):
 
     # --- OAuth2, Sage X3 cloud gateway (authorization code) ---
     oauth_client_id = models.CharField("OAuth client ID", max_length=200, blank=True)
-    oauth_client_secret = encrypt(models.CharField("OAuth client secret", max_length=500, blank=True))
+    oauth_client_secret = encrypted(models.CharField("OAuth client secret", max_length=500, blank=True))
     oauth_authorise_url = models.URLField(
         "authorise URL",
         blank=True,
@@ -242,9 +243,9 @@ class X3Connection(models.Model):
         blank=True,
         help_text="The regional gateway the authorization named (set by 'Connect to Sage X3'); used for every call.",
     )
-    access_token = encrypt(models.TextField(blank=True))
+    access_token = encrypted(models.TextField(blank=True))
     access_token_expires_at = models.DateTimeField(null=True, blank=True)
-    refresh_token = encrypt(models.TextField(blank=True))
+    refresh_token = encrypted(models.TextField(blank=True))
     refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
     authorized_at = models.DateTimeField(
         null=True, blank=True, help_text="Last successful 'Connect to Sage X3'"
@@ -256,7 +257,7 @@ class X3Connection(models.Model):
 
     # --- Connected application (on-premise, client-signed JWT) ---
     app_client_id = models.CharField("connected app client ID", max_length=200, blank=True)
-    app_secret = encrypt(models.CharField("connected app secret", max_length=500, blank=True))
+    app_secret = encrypted(models.CharField("connected app secret", max_length=500, blank=True))
     app_user = models.CharField(
         "allowed user",
         max_length=100,

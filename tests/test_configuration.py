@@ -274,3 +274,23 @@ def test_tenant_form_offers_statuses_as_checkboxes(tenant):
     form.save()
     tenant.refresh_from_db()
     assert sorted(tenant.confirmed_status_ids) == [2, 10]
+
+
+def test_credentials_do_not_depend_on_secret_key(tenant, settings):
+    import pickle
+
+    from django_cryptography.core.signing import FernetSigner
+    from django_cryptography.utils.crypto import FernetBytes
+
+    from connector.fields import mac_key
+
+    raw = raw_column(BigCommerceStore, "access_token", tenant.bigcommerce.pk)
+    original_secret_key = settings.SECRET_KEY
+    # signed with a key derived from ENCRYPTION_KEY: readable whatever SECRET_KEY is …
+    settings.SECRET_KEY = "rotated-" + "x" * 50
+    assert pickle.loads(FernetBytes(signer=FernetSigner(key=mac_key())).decrypt(raw)) == ACCESS_TOKEN  # noqa: S301
+    tenant.bigcommerce.refresh_from_db()
+    assert tenant.bigcommerce.access_token == ACCESS_TOKEN
+    # … and not with SECRET_KEY, which upstream django-cryptography would have used
+    with pytest.raises(Exception):  # noqa: B017 - the library raises its own BadSignature
+        FernetBytes(signer=FernetSigner(key=original_secret_key)).decrypt(raw)
