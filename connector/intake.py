@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -135,6 +136,54 @@ def delivery_key(headers: Mapping[str, str], event: ParsedEvent, body: bytes) ->
     return "b:" + hashlib.sha256(body).hexdigest()
 
 
+@dataclass(frozen=True)
+class Receiver:
+    """What intake needs to know about a tenant, kept briefly in process memory (see :func:`receiver_for`)."""
+
+    tenant_id: int
+    slug: str
+    store_hash: str
+    schemes: tuple[str, ...]
+    client_secret: str
+    header_name: str
+    header_value: str
+
+
+# slug -> (expires at, Receiver or None for "no such active tenant"). Every delivery would otherwise load and
+# decrypt the tenant's store again: the cache makes intake as cheap as one INSERT. Saving a tenant or its store
+# clears it in this process (connector.apps); other processes follow within RECEIVER_CACHE_SECONDS.
+_receivers: dict[str, tuple[float, Receiver | None]] = {}
+RECEIVER_CACHE_SECONDS = 10.0
+
+
+def receiver_for(slug: str) -> Receiver | None:
+    now = time.monotonic()
+    cached = _receivers.get(slug)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    tenant = Tenant.objects.select_related("bigcommerce").filter(slug=slug, is_active=True).first()
+    store = getattr(tenant, "bigcommerce", None) if tenant else None
+    receiver = None
+    if tenant is not None and store is not None:
+        receiver = Receiver(
+            tenant_id=tenant.pk,
+            slug=tenant.slug,
+            store_hash=store.store_hash,
+            schemes=tuple(schemes_for(store)),
+            client_secret=store.client_secret,
+            header_name=store.webhook_header_name,
+            header_value=store.webhook_header_value,
+        )
+    if len(_receivers) > 10_000:  # unknown slugs from the internet must not grow memory without bound
+        _receivers.clear()
+    _receivers[slug] = (now + RECEIVER_CACHE_SECONDS, receiver)
+    return receiver
+
+
+def forget_receivers(**kwargs) -> None:
+    _receivers.clear()
+
+
 def schemes_for(store: BigCommerceStore) -> list[str]:
     schemes = []
     if store.accept_standard_webhooks:
@@ -148,31 +197,30 @@ def schemes_for(store: BigCommerceStore) -> list[str]:
 
 def receive(*, tenant_slug: str, body: bytes, headers: Mapping[str, str]) -> IntakeResult:
     """Authenticate, validate and store one delivery; queue its processing once the row is committed."""
-    tenant = Tenant.objects.select_related("bigcommerce").filter(slug=tenant_slug, is_active=True).first()
-    store = getattr(tenant, "bigcommerce", None) if tenant else None
-    if tenant is None or store is None:
+    receiver = receiver_for(tenant_slug)
+    if receiver is None:
         raise IntakeError(404, "Unknown tenant")
     try:
         scheme = signatures.verify(
             body,
             headers,
-            schemes=schemes_for(store),
-            client_secret=store.client_secret,
-            header_name=store.webhook_header_name,
-            header_value=store.webhook_header_value,
+            schemes=list(receiver.schemes),
+            client_secret=receiver.client_secret,
+            header_name=receiver.header_name,
+            header_value=receiver.header_value,
         )
     except signatures.SignatureError as exc:
-        logger.warning("Webhook for tenant %s rejected: %s", tenant.slug, exc)
+        logger.warning("Webhook for tenant %s rejected: %s", receiver.slug, exc)
         raise IntakeError(401, "Signature verification failed") from None
 
     event = parse_payload(body)
-    if event.producer and event.producer != f"stores/{store.store_hash}":
+    if event.producer and event.producer != f"stores/{receiver.store_hash}":
         raise IntakeError(400, "producer does not match this tenant's store")
 
     lowered = {k.lower(): v for k, v in headers.items()}
     key = delivery_key(lowered, event, body)
     row = WebhookEvent(
-        tenant=tenant,
+        tenant_id=receiver.tenant_id,
         delivery_key=key,
         webhook_id=lowered.get("webhook-id", "")[:200],
         scope=event.scope,
@@ -194,7 +242,9 @@ def receive(*, tenant_slug: str, body: bytes, headers: Mapping[str, str]) -> Int
 
                 transaction.on_commit(lambda: enqueue_event(row.pk))
     except IntegrityError:
-        WebhookEvent.objects.filter(tenant=tenant, delivery_key=key).update(deliveries=F("deliveries") + 1)
+        WebhookEvent.objects.filter(tenant_id=receiver.tenant_id, delivery_key=key).update(
+            deliveries=F("deliveries") + 1
+        )
         return IntakeResult(200, "Duplicate delivery: already received", duplicate=True)
     if not event.handled:
         return IntakeResult(200, f"Scope {event.scope} is not handled: recorded as ignored", event_id=row.pk)

@@ -270,3 +270,22 @@ def test_concurrent_duplicate_deliveries_store_one_event(tenant, no_enqueue):
     assert codes == [200] * 6
     assert WebhookEvent.objects.count() == 1
     assert WebhookEvent.objects.get().deliveries == 6
+
+
+def test_tenant_lookup_is_cached_briefly_and_forgotten_when_saved(
+    client, tenant, no_enqueue, django_assert_num_queries
+):
+    from connector import intake
+
+    intake.forget_receivers()
+    first = webhook_body(order_id=1)
+    post(client, first, standard_headers(first))  # loads the tenant and its store
+    second = webhook_body(order_id=2)
+    with django_assert_num_queries(3):  # SAVEPOINT, INSERT, RELEASE (the test's transaction): no tenant query
+        post(client, second, standard_headers(second))
+    # a new client secret applies at once in this process
+    tenant.bigcommerce.client_secret = "rotated-client-secret-000"
+    tenant.bigcommerce.save()
+    third = webhook_body(order_id=3)
+    assert post(client, third, standard_headers(third)).status_code == 401
+    assert post(client, third, standard_headers(third, secret="rotated-client-secret-000")).status_code == 200
