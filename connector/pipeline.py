@@ -120,6 +120,10 @@ def process_event(event_id: int) -> str:
     if claimed != 1:
         return "not-due"
     event = WebhookEvent.objects.select_related("tenant__bigcommerce", "tenant__x3").get(pk=event_id)
+    # BigCommerce sends several events for one change (a new order: created and statusUpdated; a refund: three).
+    # The order's other waiting events are taken along: one re-read of the order serves them all. Refund events
+    # stay separate, since each names a refund that must be fetched.
+    companions = _take_companions(event, now)
     try:
         result = sync_order(
             tenant=event.tenant,
@@ -129,7 +133,9 @@ def process_event(event_id: int) -> str:
             refund_id=event.refund_id,
         )
     except NotFoundError as exc:
-        _finish(event, E.FAILED, f"Order {event.order_id} not found in BigCommerce: {exc.message}")
+        _finish(
+            event, companions, E.FAILED, f"Order {event.order_id} not found in BigCommerce: {exc.message}"
+        )
         return "order-not-found"
     except IntegrationError as exc:
         retry_at = None
@@ -138,18 +144,35 @@ def process_event(event_id: int) -> str:
             if isinstance(exc, RateLimitedError) and exc.retry_after:
                 delay = max(delay, exc.retry_after)
             retry_at = timezone.now() + timedelta(seconds=delay)
-        _finish(event, E.FAILED, exc.message, next_attempt_at=retry_at)
+        _finish(event, companions, E.FAILED, exc.message, next_attempt_at=retry_at)
         return "retry-scheduled" if retry_at else "failed"
     except Exception as exc:
         logger.exception("Unexpected error processing webhook event %s", event_id)
-        _finish(event, E.FAILED, f"Unexpected error: {type(exc).__name__}: {exc}"[:2000])
+        _finish(event, companions, E.FAILED, f"Unexpected error: {type(exc).__name__}: {exc}"[:2000])
         raise
-    _finish(event, E.PROCESSED, "")
+    _finish(event, companions, E.PROCESSED, "")
     return f"{result.outcome}:{result.posting_status}"
 
 
-def _finish(event: WebhookEvent, status: str, error: str, *, next_attempt_at=None) -> None:
-    WebhookEvent.objects.filter(pk=event.pk).update(
+def _take_companions(event: WebhookEvent, now) -> list[int]:
+    taken = []
+    waiting = WebhookEvent.objects.filter(
+        tenant_id=event.tenant_id, order_id=event.order_id, status=E.RECEIVED, refund_id__isnull=True
+    ).exclude(pk=event.pk)
+    for pk in waiting.values_list("pk", flat=True)[:50]:
+        claimed = WebhookEvent.objects.filter(pk=pk, status=E.RECEIVED).update(
+            status=E.PROCESSING, attempts=F("attempts") + 1, processing_started_at=now
+        )
+        if claimed:  # else another worker took it first: it will do its own re-read
+            taken.append(pk)
+    return taken
+
+
+def _finish(
+    event: WebhookEvent, companions: list[int], status: str, error: str, *, next_attempt_at=None
+) -> None:
+    """Record the outcome on the event and on the events taken along with it."""
+    WebhookEvent.objects.filter(pk__in=[event.pk, *companions]).update(
         status=status, error=error[:5000], processed_at=timezone.now(), next_attempt_at=next_attempt_at
     )
 

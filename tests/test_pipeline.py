@@ -393,3 +393,36 @@ def test_posted_entries_cannot_be_changed_or_deleted(tenant, http):
     line.debit = Decimal(1)
     with pytest.raises(ImmutablePostingError):
         line.save()
+
+
+def test_one_re_read_serves_the_events_bigcommerce_sends_together(tenant, http):
+    # given created and statusUpdated for a new order, both waiting (and a refund event, which stays separate)
+    http.get(order_url(250), json=order_json(250))
+    http.post(X3_ENTRY_URL, json=created(), status=201)
+    first = stored_event(tenant)
+    second = WebhookEvent.objects.create(
+        tenant=tenant,
+        delivery_key="k-status",
+        scope="store/order/statusUpdated",
+        order_id=250,
+        body="{}",
+        verified_by="standard_webhooks",
+    )
+    refund = WebhookEvent.objects.create(
+        tenant=tenant,
+        delivery_key="k-refund",
+        scope="store/order/refund/created",
+        order_id=250,
+        refund_id=7,
+        body="{}",
+        verified_by="standard_webhooks",
+    )
+    # when the first is processed
+    assert process_event(first.pk) == "created:posted"
+    # then the second was taken along: processed, and its own task finds nothing to do
+    second.refresh_from_db()
+    refund.refresh_from_db()
+    assert second.status == WebhookEvent.Status.PROCESSED
+    assert refund.status == WebhookEvent.Status.RECEIVED
+    assert process_event(second.pk) == "not-due"
+    assert len(calls_to(http, "GET", "https://bc.test")) == 1
