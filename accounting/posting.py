@@ -101,13 +101,21 @@ def _claim(posting_id: int) -> tuple[Posting, str] | None:
     different handling afterwards are tried one after the other, the common one first.
     """
     now = timezone.now()
-    due = Posting.objects.filter(pk=posting_id, tenant__is_active=True).filter(
+    # Only columns of the posting row in the WHERE clause: PostgreSQL re-checks them against the row a concurrent
+    # claim just committed. A join (say, on the tenant) would turn it into "id IN (subquery)", whose snapshot is
+    # not re-checked, and two workers could both claim the same posting — and post it twice.
+    due = Posting.objects.filter(pk=posting_id).filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     )
     claim = {"status": S.POSTING, "claimed_at": now, "attempts": F("attempts") + 1, "updated_at": now}
     for previous in ((S.PENDING, S.RETRY), (S.UNKNOWN,)):
         if due.filter(status__in=previous).update(**claim) == 1:
             posting = Posting.objects.select_related("tenant__x3", "tenant__bigcommerce").get(pk=posting_id)
+            if not posting.tenant.is_active:  # an inactive tenant sends nothing: give the claim back
+                Posting.objects.filter(pk=posting_id, status=S.POSTING).update(
+                    status=previous[0], claimed_at=None, attempts=F("attempts") - 1
+                )
+                return None
             return posting, previous[0]
     return None  # not due, not open, or another worker got there first
 

@@ -426,3 +426,42 @@ def test_one_re_read_serves_the_events_bigcommerce_sends_together(tenant, http):
     assert refund.status == WebhookEvent.Status.RECEIVED
     assert process_event(second.pk) == "not-due"
     assert len(calls_to(http, "GET", "https://bc.test")) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_of_one_posting_call_x3_once(tenant, monkeypatch):
+    """Many workers ringing for the same posting at once: exactly one claims it and calls X3."""
+    import threading
+
+    from django.db import connection, connections
+
+    from tests.fakes import FakeBigCommerce, FakeX3
+
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite serialises writers; this race is checked on PostgreSQL in CI")
+    bc, x3 = FakeBigCommerce(), FakeX3()
+    bc.put_order(order_json(250, status_id=7))
+    sync_order(tenant=tenant, order_id=250, trigger="webhook", bc_client=bc, x3_client=x3)
+    bc.put_order(order_json(250))
+    Posting.objects.filter(idempotency_key="order:250").update(status=S.PENDING)
+    posting = Posting.objects.get(idempotency_key="order:250")
+    from accounting.planning import plan_order
+
+    plan_order(tenant=tenant, order=bc.get_order(250), trigger="webhook")  # lines for the pending posting
+    barrier = threading.Barrier(6)
+    results = []
+
+    def worker():
+        try:
+            barrier.wait()
+            results.append(submit_posting(posting.pk, client=x3))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["not-due"] * 5 + ["posted"]
+    assert len(x3.entries) == 1
