@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,10 @@ def new_session(*, verify: bool | str = True) -> requests.Session:
     """A session with our User-Agent and no retries. ``verify`` may be a CA bundle path (self-signed X3 servers)."""
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
+    # Proxies from the environment are read once here, not on every request (requests' trust_env costs ~0.25 ms a
+    # call); .netrc credentials are never picked up implicitly.
+    session.trust_env = False
+    session.proxies.update(urllib.request.getproxies())
     session.verify = verify
     adapter = requests.adapters.HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=8)
     session.mount("http://", adapter)
