@@ -449,13 +449,13 @@ def foreign_note(watch: dict[str, float]) -> str:
     )
 
 
-def wait_until_quiet(max_wait: float = 30.0, threshold_pct: float = 10.0) -> float:
+def wait_until_quiet(max_wait: float = 15.0, threshold_pct: float = 10.0) -> float:
     """Wait (up to ``max_wait`` s) until the machine's busy CPU, outside this bench, is under ``threshold_pct`` of
     one core over a 2-second look; return the last reading."""
     deadline = time.monotonic() + max_wait
     while True:
         watch = CpuWatch()
-        time.sleep(2)
+        time.sleep(1.5)
         reading = watch.stop()
         pct = reading["foreign_pct_of_one_core"] + reading["postgres_redis_pct_of_one_core"]
         if pct <= threshold_pct or time.monotonic() > deadline:

@@ -57,7 +57,7 @@ def measure(args, *, whatif: str = "", replay: bool = True) -> dict:
     from simulators.stack import STORE_HASH, start_stack
 
     k = args.orders or (12 if args.quick else 60)
-    m = args.replay_orders or (100 if args.quick else 500)
+    m = args.replay_orders or (100 if args.quick else 300)
     refunds = max(2, k // 4)
     from django.conf import settings
     from django.db import connections

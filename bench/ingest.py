@@ -137,9 +137,9 @@ def measure_closed(server: Server, *, conns: int, seconds: float, budget: int) -
 def run(args) -> Report:
     report = Report(BENCH)
     quick = args.quick
-    rounds = args.rounds or (1 if quick else 4)
+    rounds = args.rounds or (1 if quick else 3)
     seconds = args.seconds or (4.0 if quick else 6.0)
-    open_seconds = args.open_seconds or (5.0 if quick else 15.0)
+    open_seconds = args.open_seconds or (5.0 if quick else 10.0)
     work = common.RESULTS_DIR / "tmp" / BENCH
     work.mkdir(parents=True, exist_ok=True)
 

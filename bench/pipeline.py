@@ -298,8 +298,8 @@ def real_cluster(world: common.World, order_ids: list[int], timeout: float) -> d
 
 def run(args) -> Report:
     report = Report(BENCH)
-    n = args.orders or (150 if args.quick else 800)
-    n_cluster = args.cluster_orders if args.cluster_orders is not None else (100 if args.quick else 500)
+    n = args.orders or (150 if args.quick else 600)
+    n_cluster = args.cluster_orders if args.cluster_orders is not None else (100 if args.quick else 300)
     n_profile = 50 if args.quick else 100
     world = common.prepare_world(DB, cluster="bench-pipeline", LOG_LEVEL="WARNING")
     try:
