@@ -120,7 +120,7 @@ def _claim(posting_id: int) -> tuple[Posting, str] | None:
     return None  # not due, not open, or another worker got there first
 
 
-def submit_posting(posting_id: int, *, client=None) -> str:
+def submit_posting(posting_id: int, *, client=None, release_refunds: bool = True) -> str:
     """Deliver one posting to X3 if it is due. Returns a short status for the task log (and tests)."""
     claim = _claim(posting_id)
     if claim is None:
@@ -152,7 +152,10 @@ def submit_posting(posting_id: int, *, client=None) -> str:
                 with transaction.atomic():
                     _record_calls(posting, client, "find", PostingAttempt.Outcome.OK)
                     _mark_posted(
-                        posting, found, "Found in X3 by reference after an unknown outcome: not re-posted"
+                        posting,
+                        found,
+                        release_refunds,
+                        "Found in X3 by reference after an unknown outcome: not re-posted",
                     )
                 return "found-existing"
             _record_calls(posting, client, "find", PostingAttempt.Outcome.NOT_FOUND)
@@ -182,7 +185,7 @@ def submit_posting(posting_id: int, *, client=None) -> str:
     # attempt finds the entry in X3 by reference instead of posting it again.
     with transaction.atomic():
         _record_calls(posting, client, "create", PostingAttempt.Outcome.OK)
-        _mark_posted(posting, posted, "Posted to X3")
+        _mark_posted(posting, posted, release_refunds, "Posted to X3")
     return "posted"
 
 
@@ -210,7 +213,7 @@ def _record_calls(posting: Posting, client, operation: str, outcome: str, *, err
     )
 
 
-def _mark_posted(posting: Posting, posted: PostedEntry, message: str) -> None:
+def _mark_posted(posting: Posting, posted: PostedEntry, release_refunds: bool, message: str) -> None:
     """Record the X3 document. Runs inside the caller's transaction, together with the call log of the attempt."""
     now = timezone.now()
     updated = Posting.objects.filter(pk=posting.pk, status=S.POSTING).update(
@@ -226,12 +229,14 @@ def _mark_posted(posting: Posting, posted: PostedEntry, message: str) -> None:
         return
     log_transition(posting, S.POSTED, f"{message}: {posted.document_number}", from_status=S.POSTING)
     if (
-        posting.kind == Posting.Kind.ORDER
+        release_refunds
+        and posting.kind == Posting.Kind.ORDER
         and Posting.objects.filter(
             tenant_id=posting.tenant_id, order_id=posting.order_id, kind=Posting.Kind.REFUND, status=S.WAITING
         ).exists()
     ):
-        # Refunds that arrived before the order's entry waited for it: plan them now, in order.
+        # Refunds that arrived before the order's entry waited for it: plan them now, in order. (sync_order
+        # passes release_refunds=False: it plans them itself in the same run.)
         from connector.tasks import enqueue_order_sync
 
         tenant_id, order_id = posting.tenant_id, posting.order_id

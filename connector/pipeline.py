@@ -63,7 +63,7 @@ def sync_order(
     plan = plan_order(tenant=tenant, order=order, refunds=refunds, trigger=trigger, event=event, user=user)
     submitted = []
     for posting_id in plan.to_submit:
-        result = submit_posting(posting_id, client=x3_client)
+        result = submit_posting(posting_id, client=x3_client, release_refunds=False)
         submitted.append(result)
         if result != "posted" and result != "found-existing":
             break  # later entries of the order wait for this one; the sweep carries on when it is through
@@ -82,7 +82,7 @@ def sync_order(
             tenant=tenant, order=order, refunds=refunds, trigger=trigger, event=event, user=user
         )
         for posting_id in plan.to_submit:
-            submitted.append(submit_posting(posting_id, client=x3_client))
+            submitted.append(submit_posting(posting_id, client=x3_client, release_refunds=False))
     return SyncResult(order.id, plan.outcome, base.pk, base.status, tuple(submitted))
 
 
