@@ -121,6 +121,12 @@ class Posting(models.Model):
         default=dict, blank=True, help_text="The GL accounts by role this entry used (refunds reuse them)"
     )
     attempts = models.PositiveIntegerField(default=0)
+    may_exist_in_x3 = models.BooleanField(
+        default=False,
+        help_text="A create request may have reached Sage X3: every further attempt asks X3 for the reference "
+        "before sending again. Set before a send; cleared only when that very send provably did not reach X3; "
+        "never reset by retries or operators.",
+    )
     last_error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
@@ -238,3 +244,34 @@ class PostingLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status or '∅'} → {self.to_status}"
+
+
+class X3Circuit(models.Model):
+    """A tenant's circuit breaker for Sage X3 (see docs/decisions/0009-exactly-once-and-circuit-breaker.md).
+
+    Closed: postings go out as usual. After ``CIRCUIT_FAILURE_THRESHOLD`` consecutive "X3 unavailable" failures
+    (refused, reset, timeout, 408, 5xx) it opens: postings wait without spending their attempt budget, and one
+    posting at a time is let through as a probe when ``next_probe_at`` comes. The first success closes it and the
+    waiting postings are made due again. Kept apart from the X3 connection so saving credentials in the admin can
+    never overwrite its state.
+    """
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="x3_circuit")
+    failures = models.PositiveIntegerField(default=0, help_text="Consecutive 'X3 unavailable' failures")
+    opened_at = models.DateTimeField(
+        null=True, blank=True, help_text="When X3 was found down (blank: closed)"
+    )
+    next_probe_at = models.DateTimeField(null=True, blank=True)
+    probes = models.PositiveIntegerField(default=0, help_text="Probes sent since the circuit opened")
+    last_error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "X3 circuit"
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: {'open since ' + self.opened_at.isoformat() if self.opened_at else 'closed'}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None

@@ -37,7 +37,7 @@ from .journal import (
     natural_amount,
     negate,
 )
-from .models import ChannelMapping, Posting, PostingAttempt, PostingLine
+from .models import ChannelMapping, Posting, PostingLine
 from .posting import log_transition, x3_reference
 
 logger = logging.getLogger(__name__)
@@ -226,13 +226,9 @@ def _lock_base(tenant, order, trigger, event) -> tuple[Posting, bool]:
 
 
 def _rebuildable_failure(posting: Posting) -> bool:
-    """A posting X3 refused outright may be rebuilt — unless an attempt's outcome was unknown (X3 might hold it)."""
-    return (
-        posting.status == S.NEEDS_ATTENTION
-        and not posting.attempt_log.filter(
-            operation="create", outcome=PostingAttempt.Outcome.UNKNOWN
-        ).exists()
-    )
+    """A posting X3 refused outright may be rebuilt — unless an earlier send may have reached X3 (X3 might hold it
+    with the old lines)."""
+    return posting.status == S.NEEDS_ATTENTION and not posting.may_exist_in_x3
 
 
 def _gl_date(tenant: Tenant, order: Order, base: Posting, created: bool) -> date:

@@ -5,17 +5,21 @@ Exactly once against an ERP without idempotency keys (../shared/guides/lessons.m
 1. *Intent row* — a :class:`Posting` with a unique ``(tenant, idempotency_key)`` and its lines, committed before
    anything is sent.
 2. *Claim* — a compare-and-set ``UPDATE`` moves it to ``posting``; only the worker that changed the row calls X3.
-3. *Check* — when an earlier attempt may have reached X3 (timeout, reset, 5xx on create, a worker that died while
-   posting), X3 is first asked for our reference; if the entry is there, it is recorded and nothing is re-sent.
+3. *Check* — when an earlier send may have reached X3 (``may_exist_in_x3``, set by the claim before anything is
+   sent: a timeout, reset or 5xx on create, a worker that died while posting, an error answer to a write), X3 is
+   first asked for our reference; if the entry is there, it is recorded and nothing is re-sent. No retry counter
+   or operator action resets that fact.
 4. *Post* — otherwise create the entry; record the document number, or the error with X3's own message.
 5. *Retry* — retryable failures wait in the database (``next_attempt_at``) for the sweep; permanent ones stop at
-   ``needs_attention``. Nothing is dropped silently.
+   ``needs_attention``. Nothing is dropped silently. X3 being unavailable is not a failure of the entry: the
+   tenant's circuit breaker (:class:`X3Circuit`) holds postings without spending attempts until X3 answers.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -28,7 +32,7 @@ from integrations.errors import IntegrationError, PermanentError, RateLimitedErr
 from integrations.http import CallRecord
 from integrations.sagex3.types import Entry, EntryLine, PostedEntry
 
-from .models import Posting, PostingAttempt, PostingLog
+from .models import Posting, PostingAttempt, PostingLog, X3Circuit
 
 logger = logging.getLogger(__name__)
 
@@ -94,11 +98,19 @@ def entry_for(posting: Posting) -> Entry:
     )
 
 
-def _claim(posting_id: int) -> tuple[Posting, str] | None:
-    """Move the posting to ``posting`` if it is due and nobody else holds it. Returns (posting, previous status).
+@dataclass(frozen=True)
+class _Claim:
+    posting: Posting
+    may_exist: bool  # an earlier send may have reached X3: ask X3 for the reference before sending
 
-    A compare-and-set ``UPDATE``: only the worker whose update changed the row goes on. The two statuses that need
-    different handling afterwards are tried one after the other, the common one first.
+
+def _claim(posting_id: int) -> _Claim | None:
+    """Move the posting to ``posting`` if it is due and nobody else holds it.
+
+    A compare-and-set ``UPDATE``: only the worker whose update changed the row goes on. The same statement sets
+    ``may_exist_in_x3`` *before* anything is sent, so a worker that dies mid-call, a lost response or an operator's
+    retry can never lead to a second create without asking X3 first. A fresh posting (nothing sent yet) is tried
+    first: the common case costs one statement.
     """
     now = timezone.now()
     # Only columns of the posting row in the WHERE clause: PostgreSQL re-checks them against the row a concurrent
@@ -107,25 +119,62 @@ def _claim(posting_id: int) -> tuple[Posting, str] | None:
     due = Posting.objects.filter(pk=posting_id).filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     )
-    claim = {"status": S.POSTING, "claimed_at": now, "attempts": F("attempts") + 1, "updated_at": now}
-    for previous in ((S.PENDING, S.RETRY), (S.UNKNOWN,)):
-        if due.filter(status__in=previous).update(**claim) == 1:
-            posting = Posting.objects.select_related("tenant__x3", "tenant__bigcommerce").get(pk=posting_id)
-            if not posting.tenant.is_active:  # an inactive tenant sends nothing: give the claim back
-                Posting.objects.filter(pk=posting_id, status=S.POSTING).update(
-                    status=previous[0], claimed_at=None, attempts=F("attempts") - 1
-                )
-                return None
-            return posting, previous[0]
-    return None  # not due, not open, or another worker got there first
+    claim = {
+        "status": S.POSTING,
+        "claimed_at": now,
+        "attempts": F("attempts") + 1,
+        "updated_at": now,
+        "may_exist_in_x3": True,
+    }
+    fresh = due.filter(status__in=(S.PENDING, S.RETRY), may_exist_in_x3=False)
+    if fresh.update(**claim) == 1:
+        may_exist = False
+    elif due.filter(status__in=(S.PENDING, S.RETRY, S.UNKNOWN)).update(**claim) == 1:
+        may_exist = True
+    else:
+        return None  # not due, not open, or another worker got there first
+    posting = Posting.objects.select_related("tenant__x3", "tenant__bigcommerce", "tenant__x3_circuit").get(
+        pk=posting_id
+    )
+    claimed = _Claim(posting, may_exist)
+    if not posting.tenant.is_active:  # an inactive tenant sends nothing: give the claim back
+        _release(claimed, S.UNKNOWN if may_exist else S.PENDING, None)
+        return None
+    return claimed
+
+
+def _release(claim: _Claim, status: str, next_attempt_at, message: str = "") -> None:
+    """Give a claim back untouched: the attempt is not counted and the flag keeps its earlier value."""
+    updated = Posting.objects.filter(pk=claim.posting.pk, status=S.POSTING).update(
+        status=status,
+        claimed_at=None,
+        attempts=F("attempts") - 1,
+        may_exist_in_x3=claim.may_exist,
+        next_attempt_at=next_attempt_at,
+    )
+    if updated and message:
+        log_transition(claim.posting, status, message, from_status=S.POSTING)
 
 
 def submit_posting(posting_id: int, *, client=None, release_refunds: bool = True) -> str:
-    """Deliver one posting to X3 if it is due. Returns a short status for the task log (and tests)."""
+    """Deliver one posting to X3 if it is due: the one gate every path that sends to X3 goes through (worker,
+    sweep, retry, re-post, replay). Returns a short status for the task log (and tests)."""
     claim = _claim(posting_id)
     if claim is None:
         return "not-due"
-    posting, previous = claim
+    posting = claim.posting
+    circuit = _circuit_of(posting.tenant)
+    if circuit is not None and circuit.is_open and not _take_probe(circuit):
+        # X3 is down and another posting is (or was just) the probe: wait for the next probe without an attempt.
+        wait_until = max(circuit.next_probe_at or timezone.now(), timezone.now() + timedelta(seconds=1))
+        _release(
+            claim,
+            S.UNKNOWN if claim.may_exist else S.RETRY,
+            wait_until,
+            f"Sage X3 is unavailable (since {timezone.localtime(circuit.opened_at):%Y-%m-%d %H:%M}): waiting "
+            "for it to answer; this does not count as an attempt",
+        )
+        return "circuit-open"
     if client is None:
         from connector.clients import x3_client
 
@@ -133,12 +182,7 @@ def submit_posting(posting_id: int, *, client=None, release_refunds: bool = True
             client = x3_client(posting.tenant)
         except (ValueError, IntegrationError) as exc:  # an X3 connection that cannot work as configured
             message = exc.message if isinstance(exc, IntegrationError) else str(exc)
-            return _handle_failure(posting, PermanentError(f"Sage X3 connection is misconfigured: {message}"))
-    # X3 is asked first when an earlier attempt may have reached it: the last one ended unknown, or any did.
-    must_check = previous == S.UNKNOWN or (
-        posting.attempts > 1
-        and posting.attempt_log.filter(operation="create", outcome=PostingAttempt.Outcome.UNKNOWN).exists()
-    )
+            return _handle_failure(claim, PermanentError(f"Sage X3 connection is misconfigured: {message}"))
     operation = "find"
     try:
         if len(posting.reference) > REFERENCE_MAX_LENGTH:
@@ -146,7 +190,7 @@ def submit_posting(posting_id: int, *, client=None, release_refunds: bool = True
                 f"Reference {posting.reference!r} is longer than X3's {REFERENCE_MAX_LENGTH}-character REFINT field: "
                 "set a shorter reference prefix on the tenant's X3 connection, then retry"
             )
-        if must_check:
+        if claim.may_exist:
             found = client.find_entry(posting.reference)
             if found is not None:
                 with transaction.atomic():
@@ -155,8 +199,9 @@ def submit_posting(posting_id: int, *, client=None, release_refunds: bool = True
                         posting,
                         found,
                         release_refunds,
-                        "Found in X3 by reference after an unknown outcome: not re-posted",
+                        "Found in X3 by reference (an earlier send reached X3): not re-posted",
                     )
+                _x3_answered(posting.tenant, circuit)
                 return "found-existing"
             _record_calls(posting, client, "find", PostingAttempt.Outcome.NOT_FOUND)
         operation = "create"
@@ -170,7 +215,7 @@ def submit_posting(posting_id: int, *, client=None, release_refunds: bool = True
             else PostingAttempt.Outcome.PERMANENT
         )
         _record_calls(posting, client, operation, outcome, error=exc.message)
-        return _handle_failure(posting, exc)
+        return _handle_failure(claim, exc, circuit)
     except Exception as exc:
         # A bug, not an X3 answer. We may or may not have reached X3: check before any retry.
         logger.exception("Unexpected error while posting %s", posting.idempotency_key)
@@ -178,14 +223,15 @@ def submit_posting(posting_id: int, *, client=None, release_refunds: bool = True
             posting, client, operation, PostingAttempt.Outcome.UNKNOWN, error=f"{type(exc).__name__}"
         )
         return _handle_failure(
-            posting,
+            claim,
             IntegrationError(f"Unexpected error: {type(exc).__name__}", retryable=True, outcome_unknown=True),
         )
     # If the database fails here the posting stays "posting"; the sweep then makes it "unknown" and the next
-    # attempt finds the entry in X3 by reference instead of posting it again.
+    # attempt finds the entry in X3 by reference instead of posting it again (may_exist_in_x3 is already set).
     with transaction.atomic():
         _record_calls(posting, client, "create", PostingAttempt.Outcome.OK)
         _mark_posted(posting, posted, release_refunds, "Posted to X3")
+    _x3_answered(posting.tenant, circuit)
     return "posted"
 
 
@@ -250,33 +296,124 @@ def backoff_seconds(attempt: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # "equal jitter": spread out, never near zero
 
 
-def _handle_failure(posting: Posting, exc: IntegrationError) -> str:
+def _handle_failure(claim: _Claim, exc: IntegrationError, circuit: X3Circuit | None = None) -> str:
+    posting = claim.posting
     now = timezone.now()
     max_attempts = settings.CONNECTOR["MAX_ATTEMPTS"]
-    if isinstance(exc, ReauthorizationRequired):
+    attempts = posting.attempts
+    message = exc.message
+    if exc.unavailable and not isinstance(exc, ReauthorizationRequired):
+        # X3 did not answer (refused, timeout, 5xx): not a verdict on the entry. The attempt is not counted and
+        # the posting never gives up for this; the tenant's circuit breaker decides when to try again.
+        circuit = _x3_unavailable(posting.tenant, exc.message)
+        attempts -= 1
+        if circuit.is_open:
+            next_at = max(circuit.next_probe_at or now, now + timedelta(seconds=1))
+            message = (
+                f"Sage X3 is unavailable, waiting for it to answer (not counted as an attempt): {exc.message}"
+            )
+        else:
+            next_at = now + timedelta(seconds=backoff_seconds(circuit.failures))
+        status = S.UNKNOWN if exc.outcome_unknown else S.RETRY
+        result = "unknown-outcome" if exc.outcome_unknown else "x3-unavailable"
+    elif isinstance(exc, ReauthorizationRequired):
         # Not a failure of the entry: it waits until someone reconnects the tenant (resume_after_reauthorization).
         status, next_at, result = S.NEEDS_REAUTH, None, "needs-reauthorization"
     elif not exc.retryable:
         status, next_at, result = S.NEEDS_ATTENTION, None, "needs-attention"
-    elif posting.attempts >= max_attempts:
-        # An unknown outcome among the attempts makes any later re-post ask X3 first (see submit_posting).
+    elif attempts >= max_attempts:
         status, next_at, result = S.NEEDS_ATTENTION, None, "gave-up"
+        message = f"Gave up after {attempts} attempts: {exc.message}"
     elif exc.outcome_unknown:
-        delay = max(settings.CONNECTOR["UNKNOWN_OUTCOME_DELAY_SECONDS"], backoff_seconds(posting.attempts))
+        delay = max(settings.CONNECTOR["UNKNOWN_OUTCOME_DELAY_SECONDS"], backoff_seconds(attempts))
         status, next_at, result = S.UNKNOWN, now + timedelta(seconds=delay), "unknown-outcome"
     else:
-        delay = backoff_seconds(posting.attempts)
+        delay = backoff_seconds(attempts)
         if isinstance(exc, RateLimitedError) and exc.retry_after:
             delay = max(delay, exc.retry_after)
         status, next_at, result = S.RETRY, now + timedelta(seconds=delay), "retry-scheduled"
-    message = exc.message
-    if result == "gave-up":
-        message = f"Gave up after {posting.attempts} attempts: {exc.message}"
+    if circuit is not None and not exc.unavailable:
+        _x3_answered(posting.tenant, circuit)  # X3 answered (even if it said no): it is up
+    # The flag stays set if this send may have reached X3, or an earlier one may have: only a claim that found it
+    # clear and a failure that proves nothing reached X3 (refused connection, a 4xx refusal) clear it again.
     Posting.objects.filter(pk=posting.pk, status=S.POSTING).update(
-        status=status, next_attempt_at=next_at, last_error=message[:5000], updated_at=now
+        status=status,
+        next_attempt_at=next_at,
+        last_error=message[:5000],
+        updated_at=now,
+        attempts=attempts,
+        may_exist_in_x3=claim.may_exist or exc.outcome_unknown,
     )
     log_transition(posting, status, message, from_status=S.POSTING)
     return result
+
+
+# --- Circuit breaker: a tenant's X3 is down ------------------------------------------------------------------------
+
+
+def _circuit_of(tenant: Tenant) -> X3Circuit | None:
+    try:
+        return tenant.x3_circuit
+    except X3Circuit.DoesNotExist:
+        return None
+
+
+def _probe_delay(probes: int) -> timedelta:
+    base = settings.CONNECTOR["CIRCUIT_PROBE_SECONDS"]
+    return timedelta(seconds=min(settings.CONNECTOR["CIRCUIT_PROBE_CAP_SECONDS"], base * 2 ** max(probes, 0)))
+
+
+def _take_probe(circuit: X3Circuit) -> bool:
+    """Become the one probe of an open circuit if its time has come (compare-and-set: one winner per interval)."""
+    now = timezone.now()
+    return (
+        X3Circuit.objects.filter(pk=circuit.pk, opened_at__isnull=False, next_probe_at__lte=now).update(
+            next_probe_at=now + _probe_delay(circuit.probes + 1), probes=F("probes") + 1, updated_at=now
+        )
+        == 1
+    )
+
+
+def _x3_unavailable(tenant: Tenant, error: str) -> X3Circuit:
+    """Count one more consecutive "X3 unavailable" failure; open the circuit at the threshold."""
+    now = timezone.now()
+    circuit, _ = X3Circuit.objects.get_or_create(tenant=tenant)
+    X3Circuit.objects.filter(pk=circuit.pk).update(
+        failures=F("failures") + 1, last_error=error[:2000], updated_at=now
+    )
+    if X3Circuit.objects.filter(
+        pk=circuit.pk, opened_at__isnull=True, failures__gte=settings.CONNECTOR["CIRCUIT_FAILURE_THRESHOLD"]
+    ).update(opened_at=now, next_probe_at=now + _probe_delay(0), probes=0):
+        logger.warning("Sage X3 of tenant %s is unavailable: circuit open (%s)", tenant.slug, error)
+    circuit.refresh_from_db()
+    return circuit
+
+
+def _x3_answered(tenant: Tenant, circuit: X3Circuit | None) -> None:
+    """X3 answered: reset the failure count; if the circuit was open, close it and make the waiting postings due."""
+    if circuit is None or (circuit.failures == 0 and not circuit.is_open):
+        return  # the common case costs nothing
+    now = timezone.now()
+    with transaction.atomic():
+        closed = X3Circuit.objects.filter(pk=circuit.pk, opened_at__isnull=False).update(
+            opened_at=None, next_probe_at=None, probes=0, failures=0, updated_at=now
+        )
+        X3Circuit.objects.filter(pk=circuit.pk).update(failures=0, updated_at=now)
+        if not closed:
+            return
+        waiting = list(
+            Posting.objects.filter(
+                tenant=tenant, status__in=(S.RETRY, S.UNKNOWN), next_attempt_at__gt=now
+            ).values_list("pk", flat=True)
+        )
+        Posting.objects.filter(pk__in=waiting).update(next_attempt_at=now)
+    logger.warning(
+        "Sage X3 of tenant %s answers again: circuit closed, %d postings resumed", tenant.slug, len(waiting)
+    )
+    from connector.tasks import enqueue_posting  # an upward call, like the refund release above: see issue 9
+
+    for pk in waiting:
+        enqueue_posting(pk)
 
 
 def resume_after_reauthorization(tenant: Tenant) -> int:
@@ -286,8 +423,8 @@ def resume_after_reauthorization(tenant: Tenant) -> int:
     now = timezone.now()
     held = list(Posting.objects.filter(tenant=tenant, status=S.NEEDS_REAUTH))
     for posting in held:
-        # The call that hit the expired authorization never reached X3's books, but a re-send still checks first
-        # if any earlier attempt of this posting had an unknown outcome (see submit_posting).
+        # The call that hit the expired authorization never reached X3's books; a re-send still checks first if
+        # an earlier send may have reached X3 (may_exist_in_x3, see submit_posting).
         if Posting.objects.filter(pk=posting.pk, status=S.NEEDS_REAUTH).update(
             status=S.RETRY, next_attempt_at=now, updated_at=now
         ):

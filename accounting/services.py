@@ -64,7 +64,8 @@ def retry_now(queryset: QuerySet[Posting], *, user=None) -> int:
     count = 0
     for posting in queryset.filter(status__in=(S.RETRY, S.UNKNOWN, S.NEEDS_ATTENTION)):
         to_status = S.UNKNOWN if posting.status == S.UNKNOWN else S.RETRY
-        # A person asked: the attempt budget starts again (the call log keeps every earlier attempt).
+        # A person asked: the attempt budget starts again (the call log keeps every earlier attempt). Whether an
+        # earlier send may have reached X3 is a separate fact (may_exist_in_x3) that this never resets.
         if Posting.objects.filter(pk=posting.pk, status=posting.status).update(
             status=to_status, next_attempt_at=now, updated_at=now, attempts=0
         ):

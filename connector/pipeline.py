@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from accounting.models import Posting
+from accounting.models import Posting, X3Circuit
 from accounting.planning import plan_order
 from accounting.posting import backoff_seconds, submit_posting
 from integrations.errors import IntegrationError, NotFoundError, RateLimitedError
@@ -195,7 +195,8 @@ def sweep() -> str:
     * events still ``received`` a while after arrival (their enqueue was lost) or ``failed`` and due for a retry;
     * events stuck in ``processing`` (the worker died) go back to ``received``;
     * postings ``pending`` (enqueue lost), or ``retry``/``unknown`` whose time has come;
-    * postings stuck in ``posting`` (the worker died mid-call) become ``unknown``: X3 is asked before any re-send.
+    * postings stuck in ``posting`` (the worker died mid-call) become ``unknown``: X3 is asked before any re-send;
+    * for a tenant whose X3 is down (circuit open), one posting as the probe when the probe is due.
     """
     from .tasks import enqueue_event, enqueue_order_sync, enqueue_posting
 
@@ -230,11 +231,20 @@ def sweep() -> str:
         Q(status=E.RECEIVED, received_at__lt=grace) | Q(status=E.FAILED, next_attempt_at__lte=now),
         tenant__is_active=True,
     ).values_list("pk", flat=True)[:1000]
-    postings = Posting.objects.filter(
+    due_postings = Posting.objects.filter(
         Q(status=Posting.Status.PENDING, updated_at__lt=grace)
         | Q(status__in=(Posting.Status.RETRY, Posting.Status.UNKNOWN), next_attempt_at__lte=now),
         tenant__is_active=True,
-    ).values_list("pk", flat=True)[:1000]
+    )
+    # While a tenant's X3 is down (circuit open), only one posting goes out when the next probe is due; the
+    # others wait in the database and are made due again by the probe that finds X3 back.
+    down = dict(X3Circuit.objects.filter(opened_at__isnull=False).values_list("tenant_id", "next_probe_at"))
+    postings = list(due_postings.exclude(tenant_id__in=down).values_list("pk", flat=True)[:1000])
+    for tenant_id, next_probe_at in down.items():
+        if next_probe_at is None or next_probe_at <= now:
+            probe = due_postings.filter(tenant_id=tenant_id).order_by("next_attempt_at", "id").first()
+            if probe is not None:
+                postings.append(probe.pk)
     # Refunds that waited for their order's entry, which has been posted since (its follow-up sync was lost).
     released = (
         Posting.objects.filter(

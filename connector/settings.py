@@ -169,6 +169,11 @@ CONNECTOR = {
     "MAX_ATTEMPTS": env.int("POSTING_MAX_ATTEMPTS", default=8),
     # After an unknown outcome (timeout/reset/5xx on create), wait this long before asking X3 for our reference.
     "UNKNOWN_OUTCOME_DELAY_SECONDS": env.int("UNKNOWN_OUTCOME_DELAY_SECONDS", default=20),
+    # Circuit breaker per tenant: after this many consecutive "X3 unavailable" failures (refused, timeout, 5xx),
+    # postings wait without spending attempts and one probe checks X3 every PROBE seconds, doubling up to the cap.
+    "CIRCUIT_FAILURE_THRESHOLD": env.int("CIRCUIT_FAILURE_THRESHOLD", default=3),
+    "CIRCUIT_PROBE_SECONDS": env.int("CIRCUIT_PROBE_SECONDS", default=30),
+    "CIRCUIT_PROBE_CAP_SECONDS": env.int("CIRCUIT_PROBE_CAP_SECONDS", default=300),
     # Work untouched for this long is considered lost by its worker and re-queued by the sweep.
     "STALE_AFTER_SECONDS": env.int("STALE_AFTER_SECONDS", default=300),
     "SWEEP_INTERVAL_MINUTES": env.int("SWEEP_INTERVAL_MINUTES", default=5),

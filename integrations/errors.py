@@ -7,6 +7,9 @@ Every failure of an outbound call ends up as an :class:`IntegrationError` with t
 * ``outcome_unknown`` — may the remote side have acted on the request even though we saw an error (timeout after
   the request was sent, connection reset, 5xx on a write)? The posting service then checks the remote system for
   our reference before it tries again, so a lost response never becomes a duplicate entry.
+* ``unavailable`` — was the remote system unreachable or not answering (connection refused or reset, timeout, 408,
+  5xx)? Not a verdict on the request: the posting service waits behind a per-tenant circuit breaker instead of
+  spending the posting's attempt budget, so a long outage never parks work for a person.
 
 Messages never contain credentials: clients build them from status codes and the remote system's own messages.
 """
@@ -28,6 +31,7 @@ class IntegrationError(Exception):
         status_code: int | None = None,
         retry_after: float | None = None,
         response_body: str | None = None,
+        unavailable: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -37,6 +41,7 @@ class IntegrationError(Exception):
         self.status_code = status_code
         self.retry_after = retry_after
         self.response_body = response_body
+        self.unavailable = unavailable
 
     def __str__(self) -> str:
         return self.message

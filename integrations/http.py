@@ -69,10 +69,12 @@ def send(
     try:
         response = session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
     except requests.exceptions.ConnectTimeout as exc:
-        raise RetryableError(f"Connection to {_host(url)} timed out") from exc
+        raise RetryableError(f"Connection to {_host(url)} timed out", unavailable=True) from exc
     except requests.exceptions.ReadTimeout as exc:
         raise RetryableError(
-            f"No response from {_host(url)} in time (read timeout)", outcome_unknown=is_write
+            f"No response from {_host(url)} in time (read timeout)",
+            outcome_unknown=is_write,
+            unavailable=True,
         ) from exc
     except requests.exceptions.SSLError as exc:
         raise RetryableError(f"TLS handshake with {_host(url)} failed: {type(exc).__name__}") from exc
@@ -82,10 +84,13 @@ def send(
         raise RetryableError(
             f"Connection to {_host(url)} failed" + (" (refused)" if refused else " (reset or aborted)"),
             outcome_unknown=is_write and not refused,
+            unavailable=True,
         ) from exc
     except requests.exceptions.RequestException as exc:
         raise RetryableError(
-            f"HTTP request to {_host(url)} failed: {type(exc).__name__}", outcome_unknown=is_write
+            f"HTTP request to {_host(url)} failed: {type(exc).__name__}",
+            outcome_unknown=is_write,
+            unavailable=True,
         ) from exc
     return response, int((time.monotonic() - started) * 1000)
 

@@ -621,6 +621,7 @@ def classify_graphql_response(
             f"X3 server error (HTTP {status}, {where}){detail}",
             outcome_unknown=is_write,
             retry_after=_retry_after(headers),
+            unavailable=True,
             **common,
         )
     if status == 400 and graphql_errors:

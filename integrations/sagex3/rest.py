@@ -316,6 +316,7 @@ def classify_response(
             f"X3 server error (HTTP {status}, {where}){detail}",
             outcome_unknown=is_write,
             retry_after=_retry_after(headers),
+            unavailable=True,
             **common,
         )
     if status in (400, 422) and errors:
