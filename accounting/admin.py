@@ -15,7 +15,7 @@ from connector.models import Tenant
 
 from . import services
 from .journal import quantize
-from .models import ChannelMapping, Posting, PostingAttempt, PostingLine, PostingLog
+from .models import ChannelMapping, Posting, PostingAttempt, PostingLine, PostingLog, X3Circuit
 
 
 class ChannelMappingResource(resources.ModelResource):
@@ -152,6 +152,7 @@ class PostingAdmin(ReadOnlyAdmin):
                     "trigger",
                     "source_event",
                     "attempts",
+                    "may_exist_in_x3",
                     "last_error",
                     "next_attempt_at",
                     "claimed_at",
@@ -208,3 +209,17 @@ class PostingAdmin(ReadOnlyAdmin):
     def retry_now(self, request, queryset) -> None:
         count = services.retry_now(queryset, user=request.user)
         self.message_user(request, f"{count} posting(s) queued for another attempt.", messages.SUCCESS)
+
+
+@admin.register(X3Circuit)
+class X3CircuitAdmin(ReadOnlyAdmin):
+    """Whether each tenant's Sage X3 answers. Read-only: it opens and closes by itself."""
+
+    list_display = ("tenant", "state", "failures", "opened_at", "next_probe_at", "probes", "last_error")
+    list_select_related = ("tenant",)
+
+    @admin.display(description="State")
+    def state(self, obj: X3Circuit) -> str:
+        if obj.is_open:
+            return format_html('<b style="color:#c62828">{}</b>', "X3 unavailable — postings wait")
+        return format_html('<b style="color:#2e7d32">{}</b>', "X3 answers")
