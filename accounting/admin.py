@@ -10,10 +10,10 @@ from import_export import fields, resources
 from import_export.admin import ImportExportModelAdmin
 from import_export.widgets import ForeignKeyWidget
 
+from connector import operations
 from connector.admin import ReadOnlyAdmin
 from connector.models import Tenant
 
-from . import services
 from .journal import quantize
 from .models import ChannelMapping, Posting, PostingAttempt, PostingLine, PostingLog, X3Circuit
 
@@ -201,13 +201,13 @@ class PostingAdmin(ReadOnlyAdmin):
         permissions=["operate"],
     )
     def repost_orders(self, request, queryset) -> None:
-        report = services.repost_orders(queryset, user=request.user)
+        report = operations.repost_orders(queryset, user=request.user)
         for level, text in report:
             self.message_user(request, text, level)
 
     @admin.action(description="Retry now (failed, scheduled or unknown postings)", permissions=["operate"])
     def retry_now(self, request, queryset) -> None:
-        count = services.retry_now(queryset, user=request.user)
+        count = operations.retry_now(queryset, user=request.user)
         self.message_user(request, f"{count} posting(s) queued for another attempt.", messages.SUCCESS)
 
 

@@ -26,6 +26,7 @@ from django.utils import timezone
 from connector.models import Tenant, WebhookEvent
 from integrations.bigcommerce.types import Order, Refund
 
+from .history import log_transition
 from .journal import (
     Accounts,
     Line,
@@ -38,7 +39,6 @@ from .journal import (
     negate,
 )
 from .models import ChannelMapping, Posting, PostingLine
-from .posting import log_transition, x3_reference
 
 logger = logging.getLogger(__name__)
 S = Posting.Status
@@ -58,6 +58,22 @@ class PlanResult:
     outcome: str  # created, reopened, adjusted, reversed, already-posted, in-progress, unchanged
     order_posting: Posting
     to_submit: tuple[int, ...]  # posting IDs that became due in this run, in the order they must post
+
+
+# GACCENTRY.REFINT is A25 (docs/x3-mapping.md): a longer reference would be cut and never found again.
+REFERENCE_MAX_LENGTH = 25
+
+
+def x3_reference(tenant: Tenant, posting: Posting) -> str:
+    """Deterministic reference written into the X3 entry, e.g. ``BC-abc123-250`` or ``BC-abc123-250-R3``."""
+    prefix = tenant.x3.reference_prefix or f"BC-{tenant.bigcommerce.store_hash}"
+    suffix = {
+        Posting.Kind.ORDER: "",
+        Posting.Kind.REFUND: f"-R{posting.refund_id}",
+        Posting.Kind.ADJUSTMENT: f"-A{posting.idempotency_key.rsplit(':', 1)[-1]}",
+        Posting.Kind.REVERSAL: f"-V{posting.idempotency_key.rsplit(':', 1)[-1]}",
+    }[Posting.Kind(posting.kind)]
+    return f"{prefix}-{posting.order_id}{suffix}"
 
 
 def order_key(order_id: int) -> str:

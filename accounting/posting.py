@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -30,51 +31,15 @@ from django.utils import timezone
 from connector.models import Tenant
 from integrations.errors import IntegrationError, PermanentError, RateLimitedError, ReauthorizationRequired
 from integrations.http import CallRecord
-from integrations.sagex3.types import Entry, EntryLine, PostedEntry
+from integrations.sagex3.types import Entry, EntryLine, PostedEntry, X3Client
 
-from .models import Posting, PostingAttempt, PostingLog, X3Circuit
+from .history import log_transition
+from .models import Posting, PostingAttempt, X3Circuit
+from .planning import REFERENCE_MAX_LENGTH
 
 logger = logging.getLogger(__name__)
 
 S = Posting.Status
-# GACCENTRY.REFINT is A25 (../shared/reference/sagex3.md §4.2): a longer reference would be cut and never found again.
-REFERENCE_MAX_LENGTH = 25
-
-
-# --- Shared helpers -------------------------------------------------------------------------------------------
-
-
-def x3_reference(tenant: Tenant, posting: Posting) -> str:
-    """Deterministic reference written into the X3 entry, e.g. ``BC-abc123-250`` or ``BC-abc123-250-R3``."""
-    prefix = tenant.x3.reference_prefix or f"BC-{tenant.bigcommerce.store_hash}"
-    suffix = {
-        Posting.Kind.ORDER: "",
-        Posting.Kind.REFUND: f"-R{posting.refund_id}",
-        Posting.Kind.ADJUSTMENT: f"-A{posting.idempotency_key.rsplit(':', 1)[-1]}",
-        Posting.Kind.REVERSAL: f"-V{posting.idempotency_key.rsplit(':', 1)[-1]}",
-    }[Posting.Kind(posting.kind)]
-    return f"{prefix}-{posting.order_id}{suffix}"
-
-
-def log_transition(
-    posting: Posting,
-    to_status: str,
-    message: str = "",
-    *,
-    from_status: str = "",
-    trigger: str = "",
-    user=None,
-) -> None:
-    PostingLog.objects.create(
-        posting=posting,
-        from_status=from_status,
-        to_status=to_status,
-        trigger=trigger,
-        user=user if getattr(user, "pk", None) else None,
-        message=message[:5000],
-    )
-
-
 # --- Delivery: posting row → Sage X3 ------------------------------------------------------------------------------
 
 
@@ -96,6 +61,21 @@ def entry_for(posting: Posting) -> Entry:
         ),
         source_document=str(posting.order_id),
     )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one delivery did, and what the caller (the pipeline, which owns follow-ups) should do next."""
+
+    result: str  # posted, found-existing, not-due, circuit-open, unknown-outcome, retry-scheduled, needs-attention…
+    order_entry_posted: tuple[int, int] | None = (
+        None  # (tenant, order): refunds waiting for it may now be planned
+    )
+    resumed: tuple[int, ...] = ()  # postings made due again because X3 answers: queue them
+
+    @property
+    def posted(self) -> bool:
+        return self.result in ("posted", "found-existing")
 
 
 @dataclass(frozen=True)
@@ -156,12 +136,13 @@ def _release(claim: _Claim, status: str, next_attempt_at, message: str = "") -> 
         log_transition(claim.posting, status, message, from_status=S.POSTING)
 
 
-def submit_posting(posting_id: int, *, client=None, release_refunds: bool = True) -> str:
+def submit_posting(posting_id: int, *, client_for: Callable[[Tenant], X3Client]) -> Delivery:
     """Deliver one posting to X3 if it is due: the one gate every path that sends to X3 goes through (worker,
-    sweep, retry, re-post, replay). Returns a short status for the task log (and tests)."""
+    sweep, retry, re-post, replay). ``client_for`` builds (or hands back) the tenant's X3 client; it is called
+    only once the posting is claimed."""
     claim = _claim(posting_id)
     if claim is None:
-        return "not-due"
+        return Delivery("not-due")
     posting = claim.posting
     circuit = _circuit_of(posting.tenant)
     if circuit is not None and circuit.is_open and not _take_probe(circuit):
@@ -174,15 +155,14 @@ def submit_posting(posting_id: int, *, client=None, release_refunds: bool = True
             f"Sage X3 is unavailable (since {timezone.localtime(circuit.opened_at):%Y-%m-%d %H:%M}): waiting "
             "for it to answer; this does not count as an attempt",
         )
-        return "circuit-open"
-    if client is None:
-        from connector.clients import x3_client
-
-        try:
-            client = x3_client(posting.tenant)
-        except (ValueError, IntegrationError) as exc:  # an X3 connection that cannot work as configured
-            message = exc.message if isinstance(exc, IntegrationError) else str(exc)
-            return _handle_failure(claim, PermanentError(f"Sage X3 connection is misconfigured: {message}"))
+        return Delivery("circuit-open")
+    try:
+        client = client_for(posting.tenant)
+    except (ValueError, IntegrationError) as exc:  # an X3 connection that cannot work as configured
+        message = exc.message if isinstance(exc, IntegrationError) else str(exc)
+        return Delivery(
+            _handle_failure(claim, PermanentError(f"Sage X3 connection is misconfigured: {message}"))
+        )
     operation = "find"
     try:
         if len(posting.reference) > REFERENCE_MAX_LENGTH:
@@ -196,13 +176,9 @@ def submit_posting(posting_id: int, *, client=None, release_refunds: bool = True
                 with transaction.atomic():
                     _record_calls(posting, client, "find", PostingAttempt.Outcome.OK)
                     _mark_posted(
-                        posting,
-                        found,
-                        release_refunds,
-                        "Found in X3 by reference (an earlier send reached X3): not re-posted",
+                        posting, found, "Found in X3 by reference (an earlier send reached X3): not re-posted"
                     )
-                _x3_answered(posting.tenant, circuit)
-                return "found-existing"
+                return _posted("found-existing", posting, _x3_answered(posting.tenant, circuit))
             _record_calls(posting, client, "find", PostingAttempt.Outcome.NOT_FOUND)
         operation = "create"
         posted = client.create_entry(entry_for(posting))
@@ -215,24 +191,36 @@ def submit_posting(posting_id: int, *, client=None, release_refunds: bool = True
             else PostingAttempt.Outcome.PERMANENT
         )
         _record_calls(posting, client, operation, outcome, error=exc.message)
-        return _handle_failure(claim, exc, circuit)
+        result = _handle_failure(claim, exc)
+        resumed = (
+            () if exc.unavailable else _x3_answered(posting.tenant, circuit)
+        )  # even a "no" says X3 is up
+        return Delivery(result, resumed=resumed)
     except Exception as exc:
         # A bug, not an X3 answer. We may or may not have reached X3: check before any retry.
         logger.exception("Unexpected error while posting %s", posting.idempotency_key)
         _record_calls(
             posting, client, operation, PostingAttempt.Outcome.UNKNOWN, error=f"{type(exc).__name__}"
         )
-        return _handle_failure(
-            claim,
-            IntegrationError(f"Unexpected error: {type(exc).__name__}", retryable=True, outcome_unknown=True),
+        return Delivery(
+            _handle_failure(
+                claim,
+                IntegrationError(
+                    f"Unexpected error: {type(exc).__name__}", retryable=True, outcome_unknown=True
+                ),
+            )
         )
     # If the database fails here the posting stays "posting"; the sweep then makes it "unknown" and the next
     # attempt finds the entry in X3 by reference instead of posting it again (may_exist_in_x3 is already set).
     with transaction.atomic():
         _record_calls(posting, client, "create", PostingAttempt.Outcome.OK)
-        _mark_posted(posting, posted, release_refunds, "Posted to X3")
-    _x3_answered(posting.tenant, circuit)
-    return "posted"
+        _mark_posted(posting, posted, "Posted to X3")
+    return _posted("posted", posting, _x3_answered(posting.tenant, circuit))
+
+
+def _posted(result: str, posting: Posting, resumed: tuple[int, ...]) -> Delivery:
+    order = (posting.tenant_id, posting.order_id) if posting.kind == Posting.Kind.ORDER else None
+    return Delivery(result, order_entry_posted=order, resumed=resumed)
 
 
 def _record_calls(posting: Posting, client, operation: str, outcome: str, *, error: str = "") -> None:
@@ -259,7 +247,7 @@ def _record_calls(posting: Posting, client, operation: str, outcome: str, *, err
     )
 
 
-def _mark_posted(posting: Posting, posted: PostedEntry, release_refunds: bool, message: str) -> None:
+def _mark_posted(posting: Posting, posted: PostedEntry, message: str) -> None:
     """Record the X3 document. Runs inside the caller's transaction, together with the call log of the attempt."""
     now = timezone.now()
     updated = Posting.objects.filter(pk=posting.pk, status=S.POSTING).update(
@@ -271,22 +259,8 @@ def _mark_posted(posting: Posting, posted: PostedEntry, release_refunds: bool, m
         next_attempt_at=None,
         updated_at=now,
     )
-    if not updated:
-        return
-    log_transition(posting, S.POSTED, f"{message}: {posted.document_number}", from_status=S.POSTING)
-    if (
-        release_refunds
-        and posting.kind == Posting.Kind.ORDER
-        and Posting.objects.filter(
-            tenant_id=posting.tenant_id, order_id=posting.order_id, kind=Posting.Kind.REFUND, status=S.WAITING
-        ).exists()
-    ):
-        # Refunds that arrived before the order's entry waited for it: plan them now, in order. (sync_order
-        # passes release_refunds=False: it plans them itself in the same run.)
-        from connector.tasks import enqueue_order_sync
-
-        tenant_id, order_id = posting.tenant_id, posting.order_id
-        transaction.on_commit(lambda: enqueue_order_sync(tenant_id, order_id))
+    if updated:
+        log_transition(posting, S.POSTED, f"{message}: {posted.document_number}", from_status=S.POSTING)
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -296,7 +270,7 @@ def backoff_seconds(attempt: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # "equal jitter": spread out, never near zero
 
 
-def _handle_failure(claim: _Claim, exc: IntegrationError, circuit: X3Circuit | None = None) -> str:
+def _handle_failure(claim: _Claim, exc: IntegrationError) -> str:
     posting = claim.posting
     now = timezone.now()
     max_attempts = settings.CONNECTOR["MAX_ATTEMPTS"]
@@ -332,8 +306,6 @@ def _handle_failure(claim: _Claim, exc: IntegrationError, circuit: X3Circuit | N
         if isinstance(exc, RateLimitedError) and exc.retry_after:
             delay = max(delay, exc.retry_after)
         status, next_at, result = S.RETRY, now + timedelta(seconds=delay), "retry-scheduled"
-    if circuit is not None and not exc.unavailable:
-        _x3_answered(posting.tenant, circuit)  # X3 answered (even if it said no): it is up
     # The flag stays set if this send may have reached X3, or an earlier one may have: only a claim that found it
     # clear and a failure that proves nothing reached X3 (refused connection, a 4xx refusal) clear it again.
     Posting.objects.filter(pk=posting.pk, status=S.POSTING).update(
@@ -389,10 +361,11 @@ def _x3_unavailable(tenant: Tenant, error: str) -> X3Circuit:
     return circuit
 
 
-def _x3_answered(tenant: Tenant, circuit: X3Circuit | None) -> None:
-    """X3 answered: reset the failure count; if the circuit was open, close it and make the waiting postings due."""
+def _x3_answered(tenant: Tenant, circuit: X3Circuit | None) -> tuple[int, ...]:
+    """X3 answered: reset the failure count; if the circuit was open, close it and make the waiting postings due.
+    Returns the postings made due (the caller queues them)."""
     if circuit is None or (circuit.failures == 0 and not circuit.is_open):
-        return  # the common case costs nothing
+        return ()  # the common case costs nothing
     now = timezone.now()
     with transaction.atomic():
         closed = X3Circuit.objects.filter(pk=circuit.pk, opened_at__isnull=False).update(
@@ -400,8 +373,8 @@ def _x3_answered(tenant: Tenant, circuit: X3Circuit | None) -> None:
         )
         X3Circuit.objects.filter(pk=circuit.pk).update(failures=0, updated_at=now)
         if not closed:
-            return
-        waiting = list(
+            return ()
+        waiting = tuple(
             Posting.objects.filter(
                 tenant=tenant, status__in=(S.RETRY, S.UNKNOWN), next_attempt_at__gt=now
             ).values_list("pk", flat=True)
@@ -410,24 +383,4 @@ def _x3_answered(tenant: Tenant, circuit: X3Circuit | None) -> None:
     logger.warning(
         "Sage X3 of tenant %s answers again: circuit closed, %d postings resumed", tenant.slug, len(waiting)
     )
-    from connector.tasks import enqueue_posting  # an upward call, like the refund release above: see issue 9
-
-    for pk in waiting:
-        enqueue_posting(pk)
-
-
-def resume_after_reauthorization(tenant: Tenant) -> int:
-    """Release the tenant's postings held for re-authorization; returns how many were queued again."""
-    from connector.tasks import enqueue_posting
-
-    now = timezone.now()
-    held = list(Posting.objects.filter(tenant=tenant, status=S.NEEDS_REAUTH))
-    for posting in held:
-        # The call that hit the expired authorization never reached X3's books; a re-send still checks first if
-        # an earlier send may have reached X3 (may_exist_in_x3, see submit_posting).
-        if Posting.objects.filter(pk=posting.pk, status=S.NEEDS_REAUTH).update(
-            status=S.RETRY, next_attempt_at=now, updated_at=now
-        ):
-            log_transition(posting, S.RETRY, "Sage X3 re-authorized: resuming", from_status=S.NEEDS_REAUTH)
-            enqueue_posting(posting.pk)
-    return len(held)
+    return waiting

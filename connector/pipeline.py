@@ -6,7 +6,7 @@ Webhooks are hints: every run re-reads the order from BigCommerce and decides fr
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -14,11 +14,14 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounting.history import log_transition
 from accounting.models import Posting, X3Circuit
 from accounting.planning import plan_order
-from accounting.posting import backoff_seconds, submit_posting
+from accounting.posting import Delivery, backoff_seconds, submit_posting
 from integrations.errors import IntegrationError, NotFoundError, RateLimitedError
+from integrations.sagex3.types import X3Client
 
+from . import clients, tasks
 from .models import Tenant, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -48,9 +51,7 @@ def sync_order(
     """Re-fetch one order (and its refunds when it has any), bring its postings up to date and deliver what became
     due, in order. Raises IntegrationError for BigCommerce failures (the caller decides whether to retry)."""
     if bc_client is None:
-        from .clients import bigcommerce_client
-
-        bc_client = bigcommerce_client(tenant)
+        bc_client = clients.bigcommerce_client(tenant)
     order = bc_client.get_order(order_id)
     refunds = []
     knows_refunds = Posting.objects.filter(
@@ -61,29 +62,54 @@ def sync_order(
         if refund_id is not None and all(r.id != refund_id for r in refunds):
             refunds.append(bc_client.get_refund(refund_id))  # the list may lag behind the webhook
     plan = plan_order(tenant=tenant, order=order, refunds=refunds, trigger=trigger, event=event, user=user)
-    submitted = []
+    client_for = _x3_client_for(x3_client)
+    submitted: list[str] = []
+    order_entry_posted = False
     for posting_id in plan.to_submit:
-        result = submit_posting(posting_id, client=x3_client, release_refunds=False)
-        submitted.append(result)
-        if result != "posted" and result != "found-existing":
+        delivery = submit_posting(posting_id, client_for=client_for)
+        _queue_resumed(delivery)
+        submitted.append(delivery.result)
+        order_entry_posted |= delivery.order_entry_posted is not None
+        if not delivery.posted:
             break  # later entries of the order wait for this one; the sweep carries on when it is through
     base = plan.order_posting
     base.status = Posting.objects.filter(pk=base.pk).values_list("status", flat=True).get()
-    if (
-        refunds
-        and base.status == Posting.Status.POSTED
-        and any(s in ("posted", "found-existing") for s in submitted)
-        and Posting.objects.filter(
-            tenant=tenant, order_id=order_id, kind=Posting.Kind.REFUND, status=Posting.Status.WAITING
-        ).exists()
-    ):
+    if refunds and order_entry_posted and _refunds_wait(tenant.pk, order_id):
         # The order's entry was posted in this run: its waiting refunds can be planned right away.
         plan = plan_order(
             tenant=tenant, order=order, refunds=refunds, trigger=trigger, event=event, user=user
         )
         for posting_id in plan.to_submit:
-            submitted.append(submit_posting(posting_id, client=x3_client, release_refunds=False))
+            delivery = submit_posting(posting_id, client_for=client_for)
+            _queue_resumed(delivery)
+            submitted.append(delivery.result)
     return SyncResult(order.id, plan.outcome, base.pk, base.status, tuple(submitted))
+
+
+def deliver_posting(posting_id: int, *, client: X3Client | None = None) -> str:
+    """Deliver one posting (the worker's task, and the sweep's) and take care of what follows from it."""
+    delivery = submit_posting(posting_id, client_for=_x3_client_for(client))
+    _queue_resumed(delivery)
+    if delivery.order_entry_posted is not None and _refunds_wait(*delivery.order_entry_posted):
+        # Refunds that arrived before the order's entry waited for it: a sync of the order plans them, in order.
+        tenant_id, order_id = delivery.order_entry_posted
+        tasks.enqueue_order_sync(tenant_id, order_id)
+    return delivery.result
+
+
+def _x3_client_for(client: X3Client | None) -> Callable[[Tenant], X3Client]:
+    return (lambda tenant: client) if client is not None else clients.x3_client
+
+
+def _refunds_wait(tenant_id: int, order_id: int) -> bool:
+    return Posting.objects.filter(
+        tenant_id=tenant_id, order_id=order_id, kind=Posting.Kind.REFUND, status=Posting.Status.WAITING
+    ).exists()
+
+
+def _queue_resumed(delivery: Delivery) -> None:
+    for pk in delivery.resumed:  # X3 answers again: the postings that waited for it go out now
+        tasks.enqueue_posting(pk)
 
 
 def sync_order_by_id(tenant_id: int, order_id: int) -> str:
@@ -95,9 +121,7 @@ def sync_order_by_id(tenant_id: int, order_id: int) -> str:
 def orders_modified_between(tenant: Tenant, since, until=None, *, bc_client=None) -> Iterator[int]:
     """IDs of the tenant's orders modified in [since, until], oldest first (for replays and backfills)."""
     if bc_client is None:
-        from .clients import bigcommerce_client
-
-        bc_client = bigcommerce_client(tenant)
+        bc_client = clients.bigcommerce_client(tenant)
     page = 1
     while True:
         batch = bc_client.list_orders(min_date_modified=since, page=page, limit=250, sort="date_modified:asc")
@@ -179,13 +203,11 @@ def _finish(
 
 def retry_event(event: WebhookEvent) -> bool:
     """Make a failed event due now (admin action). Returns whether it was re-queued."""
-    from .tasks import enqueue_event
-
     updated = WebhookEvent.objects.filter(pk=event.pk, status=E.FAILED).update(
         next_attempt_at=timezone.now(), error=""
     )
     if updated:
-        enqueue_event(event.pk)
+        tasks.enqueue_event(event.pk)
     return bool(updated)
 
 
@@ -198,8 +220,6 @@ def sweep() -> str:
     * postings stuck in ``posting`` (the worker died mid-call) become ``unknown``: X3 is asked before any re-send;
     * for a tenant whose X3 is down (circuit open), one posting as the probe when the probe is due.
     """
-    from .tasks import enqueue_event, enqueue_order_sync, enqueue_posting
-
     now = timezone.now()
     stale = now - timedelta(seconds=settings.CONNECTOR["STALE_AFTER_SECONDS"])
     grace = now - timedelta(seconds=30)
@@ -213,8 +233,6 @@ def sweep() -> str:
         )
     )
     if stuck:
-        from accounting.posting import log_transition
-
         for posting in Posting.objects.filter(pk__in=stuck, status=Posting.Status.POSTING):
             Posting.objects.filter(pk=posting.pk, status=Posting.Status.POSTING).update(
                 status=Posting.Status.UNKNOWN, next_attempt_at=now
@@ -259,9 +277,9 @@ def sweep() -> str:
     )
     event_ids, posting_ids, orders = list(events), list(postings), list(released)
     for pk in event_ids:
-        enqueue_event(pk)
+        tasks.enqueue_event(pk)
     for pk in posting_ids:
-        enqueue_posting(pk)
+        tasks.enqueue_posting(pk)
     for tenant_id, order_id in orders:
-        enqueue_order_sync(tenant_id, order_id)
+        tasks.enqueue_order_sync(tenant_id, order_id)
     return f"events={len(event_ids)} postings={len(posting_ids)} orders={len(orders)} unstuck={len(stuck)}"

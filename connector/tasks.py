@@ -35,6 +35,9 @@ def enqueue_order_sync(tenant_id: int, order_id: int) -> None:
     _enqueue("sync_order", tenant_id, order_id, name=f"order-{tenant_id}-{order_id}", group="orders")
 
 
+# The task functions import the pipeline on call: the pipeline imports this module for the enqueue helpers.
+
+
 def process_event(event_id: int) -> str:
     from .pipeline import process_event as service
 
@@ -42,9 +45,9 @@ def process_event(event_id: int) -> str:
 
 
 def submit_posting(posting_id: int) -> str:
-    from accounting.posting import submit_posting as service
+    from .pipeline import deliver_posting
 
-    return service(posting_id)
+    return deliver_posting(posting_id)
 
 
 def sync_order(tenant_id: int, order_id: int) -> str:

@@ -15,7 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import intake, x3auth
+from . import intake, operations, x3auth
 from .models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -119,8 +119,9 @@ def x3_oauth_callback(request: HttpRequest) -> HttpResponse:
             status=exc.status,
         )
     tenant = result.connection.tenant
+    resumed = operations.resume_after_reauthorization(tenant)
     message = f"Sage X3 connected for {tenant.name}." + (
-        f" {result.resumed} posting(s) waiting for re-authorization were resumed." if result.resumed else ""
+        f" {resumed} posting(s) waiting for re-authorization were resumed." if resumed else ""
     )
     if request.user.is_authenticated and request.user.is_staff:
         messages.success(request, message)

@@ -211,7 +211,6 @@ class AuthorizationFlowError(Exception):
 class Connected:
     connection: X3Connection
     endpoint: str
-    resumed: int  # postings released from "needs re-authorization"
 
 
 def _state_hash(state: str) -> str:
@@ -353,10 +352,7 @@ def x3_authorization_complete(
             ]
         )
     _note_outcome(request, "connected")
-    from accounting.posting import resume_after_reauthorization
-
-    resumed = resume_after_reauthorization(x3.tenant)
-    return Connected(connection=x3, endpoint=named, resumed=resumed)
+    return Connected(connection=x3, endpoint=named)
 
 
 def _note_outcome(request: X3AuthorizationRequest, outcome: str) -> None:

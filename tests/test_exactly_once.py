@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from accounting.models import Posting, X3Circuit
-from accounting.posting import submit_posting
-from accounting.services import repost_orders, retry_now
+from connector.operations import repost_orders, retry_now
+from connector.pipeline import deliver_posting as submit_posting
 from connector.pipeline import sweep, sync_order
 from integrations.errors import BadResponseError, PermanentError, RetryableError
 from integrations.sagex3.types import Entry, PostedEntry

@@ -227,7 +227,7 @@ def test_refund_webhook_before_the_orders_posting_waits_for_it(tenant, bc, x3, s
 def test_waiting_refund_is_released_when_the_order_posts_asynchronously(
     tenant, bc, x3, sync, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from accounting.posting import submit_posting
+    from connector.pipeline import deliver_posting as submit_posting
 
     released = []
     monkeypatch.setattr("connector.tasks.enqueue_order_sync", lambda t, o: released.append((t, o)))

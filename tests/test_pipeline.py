@@ -12,8 +12,8 @@ import responses
 from django.utils import timezone
 
 from accounting.models import ImmutablePostingError, Posting, PostingAttempt
-from accounting.posting import submit_posting
 from connector.models import WebhookEvent
+from connector.pipeline import deliver_posting as submit_posting
 from connector.pipeline import process_event, sweep, sync_order
 from tests.conftest import (
     ACCESS_TOKEN,

@@ -15,10 +15,10 @@ import responses
 from django.utils import timezone
 
 from accounting.models import ChannelMapping, Posting, PostingAttempt
-from accounting.posting import submit_posting
 from connector.clients import UnusableX3Client, x3_client
 from connector.forms import X3ConnectionForm
 from connector.models import BigCommerceStore, Tenant, X3Connection
+from connector.pipeline import deliver_posting as submit_posting
 from connector.pipeline import sync_order
 from integrations.errors import AuthenticationError, PermanentError
 from integrations.sagex3.calls import DuplicateEntryError

@@ -15,10 +15,10 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from accounting.models import Posting, PostingAttempt
-from accounting.posting import submit_posting
 from connector import x3auth
 from connector.clients import x3_client
 from connector.models import Tenant, X3AuthorizationRequest, X3Connection
+from connector.pipeline import deliver_posting as submit_posting
 from connector.pipeline import sync_order
 from integrations.errors import ReauthorizationRequired, RetryableError
 from tests.conftest import X3_BASE, X3_ENTRY_URL, X3_PASSWORD, order_json, order_url
@@ -428,7 +428,7 @@ def test_a_revoked_authorization_holds_postings_and_stops_calling_the_token_endp
 
 
 def test_a_held_posting_is_resumed_by_submit_posting_with_any_client(oauth_tenant, http):
-    """Driven through accounting.posting.submit_posting directly, with the client passed in."""
+    """Driven through connector.pipeline.deliver_posting directly, with the client passed in."""
     X3Connection.objects.filter(tenant=oauth_tenant).update(authorization_error="revoked", access_token="")
     http.get(order_url(250), json=order_json(250))
     sync_order(tenant=oauth_tenant, order_id=250, trigger="webhook")

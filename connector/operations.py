@@ -1,4 +1,8 @@
-"""Operator actions on postings (admin actions and management commands call these)."""
+"""Operator actions on postings: re-post, retry now, resume after re-authorization.
+
+Entry points (admin actions, the OAuth callback, management commands) call these; they orchestrate the pipeline and
+ring the queue, so they live here in connector/, above accounting/.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,13 @@ from django.contrib import messages
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounting.history import log_transition
+from accounting.models import Posting
 from integrations.errors import IntegrationError
 
-from .models import Posting
-from .posting import log_transition
+from . import tasks
+from .models import Tenant
+from .pipeline import sync_order
 
 logger = logging.getLogger(__name__)
 S = Posting.Status
@@ -21,8 +28,6 @@ def repost_orders(
     queryset: QuerySet[Posting], *, user=None, trigger: str = Posting.Trigger.ADMIN
 ) -> list[tuple[int, str]]:
     """Re-fetch each selected posting's order and post only what is missing. Returns (level, message) pairs."""
-    from connector.pipeline import sync_order
-
     report: list[tuple[int, str]] = []
     seen: set[tuple[int, int]] = set()
     for posting in queryset.select_related("tenant__bigcommerce", "tenant__x3").order_by(
@@ -58,8 +63,6 @@ def repost_orders(
 
 def retry_now(queryset: QuerySet[Posting], *, user=None) -> int:
     """Make failed, scheduled and unknown postings due now and queue them. Posted rows are never touched."""
-    from connector.tasks import enqueue_posting
-
     now = timezone.now()
     count = 0
     for posting in queryset.filter(status__in=(S.RETRY, S.UNKNOWN, S.NEEDS_ATTENTION)):
@@ -77,6 +80,21 @@ def retry_now(queryset: QuerySet[Posting], *, user=None) -> int:
                 trigger=Posting.Trigger.ADMIN,
                 user=user,
             )
-            enqueue_posting(posting.pk)
+            tasks.enqueue_posting(posting.pk)
             count += 1
     return count
+
+
+def resume_after_reauthorization(tenant: Tenant) -> int:
+    """Release the tenant's postings held for re-authorization; returns how many were queued again."""
+    now = timezone.now()
+    held = list(Posting.objects.filter(tenant=tenant, status=S.NEEDS_REAUTH))
+    for posting in held:
+        # The call that hit the expired authorization never reached X3's books; a re-send still checks first if
+        # an earlier send may have reached X3 (may_exist_in_x3, see submit_posting).
+        if Posting.objects.filter(pk=posting.pk, status=S.NEEDS_REAUTH).update(
+            status=S.RETRY, next_attempt_at=now, updated_at=now
+        ):
+            log_transition(posting, S.RETRY, "Sage X3 re-authorized: resuming", from_status=S.NEEDS_REAUTH)
+            tasks.enqueue_posting(posting.pk)
+    return len(held)
