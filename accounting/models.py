@@ -78,15 +78,11 @@ class Posting(models.Model):
         NEEDS_REAUTH = "needs_reauth", "Needs re-authorization"
         SKIPPED = "skipped", "Skipped"
 
-    # States in which the work is not finished and the sweep must keep it moving.
-    OPEN_STATUSES = (Status.PENDING, Status.POSTING, Status.UNKNOWN, Status.RETRY)
-
     class Trigger(models.TextChoices):
         WEBHOOK = "webhook", "Webhook"
         REPLAY = "replay", "Replay"
         ADMIN = "admin", "Admin"
         SWEEP = "sweep", "Sweep"
-        COMMAND = "command", "Command"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="postings")
     idempotency_key = models.CharField(max_length=100)
@@ -161,10 +157,6 @@ class Posting(models.Model):
         if type(self).objects.filter(pk=self.pk, status=self.Status.POSTED).exists():
             raise ImmutablePostingError(f"Posting {self.idempotency_key} is posted and cannot be deleted")
         return super().delete(*args, **kwargs)
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in self.OPEN_STATUSES
 
 
 class PostingLine(models.Model):

@@ -60,7 +60,7 @@ class PlanResult:
     to_submit: tuple[int, ...]  # posting IDs that became due in this run, in the order they must post
 
 
-# GACCENTRY.REFINT is A25 (docs/x3-mapping.md): a longer reference would be cut and never found again.
+# GACCENTRY.REFINT is A25 (docs/reference/sagex3.md §4.2): a longer reference would be cut and never found again.
 REFERENCE_MAX_LENGTH = 25
 
 

@@ -1,6 +1,6 @@
 """Delivery: a planned posting row goes to Sage X3 exactly once (planning is accounting/planning.py).
 
-Exactly once against an ERP without idempotency keys (../shared/guides/lessons.md §9):
+Exactly once against an ERP without idempotency keys (docs/decisions/0002 and 0009):
 
 1. *Intent row* — a :class:`Posting` with a unique ``(tenant, idempotency_key)`` and its lines, committed before
    anything is sent.

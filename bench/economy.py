@@ -52,8 +52,8 @@ def _x3_entries(stack) -> dict:
     }
 
 
-def measure(args, *, whatif: str = "", replay: bool = True) -> dict:
-    """Start a fresh stack (``BENCH_WHATIF=whatif`` variants when given) and count the calls of each path."""
+def measure(args, *, replay: bool = True) -> dict:
+    """Start a fresh stack and count the calls of each path."""
     from simulators.stack import STORE_HASH, start_stack
 
     k = args.orders or (12 if args.quick else 60)
@@ -66,10 +66,8 @@ def measure(args, *, whatif: str = "", replay: bool = True) -> dict:
         connections.close_all()  # the previous stack's database is about to be dropped
     db_url = common.recreate_database(DB)
     common.flush_redis()
-    work = common.RESULTS_DIR / "tmp" / (BENCH + (f"-{whatif}" if whatif else ""))
+    work = common.RESULTS_DIR / "tmp" / BENCH
     extra = {"DEBUG": "false", "Q_CLUSTER_NAME": "bench-economy"}
-    if whatif:
-        extra.update({"DJANGO_SETTINGS_MODULE": "bench.settings_whatif", "BENCH_WHATIF": whatif})
     stack = start_stack(
         database_url=db_url,
         redis_url=common.REDIS_BASE,
@@ -148,7 +146,7 @@ def measure(args, *, whatif: str = "", replay: bool = True) -> dict:
             "x3_calls_per_posting": round(sum(wh_x3.values()) / wh_posted, 3) if wh_posted else None,
             "deliveries_per_order": round(wh_events / k, 2),
         }
-        print(f"  {whatif or 'connector'} webhook path: {json.dumps(webhook)}", flush=True)
+        print(f"  connector webhook path: {json.dumps(webhook)}", flush=True)
 
         # ---- refunds on some of those orders (informational)
         bc0, x30, r0 = bc_calls(), x3_calls(), posted(Posting.Kind.REFUND)
@@ -173,7 +171,7 @@ def measure(args, *, whatif: str = "", replay: bool = True) -> dict:
             "bigcommerce_calls_per_refund": round(sum(rf_bc.values()) / refunds, 3),
             "x3_calls_per_refund_posting": round(sum(rf_x3.values()) / refunds, 3),
         }
-        print(f"  {whatif or 'connector'} refunds: {json.dumps(refund)}", flush=True)
+        print(f"  connector refunds: {json.dumps(refund)}", flush=True)
         if not replay:
             return out
 
@@ -229,7 +227,6 @@ def run(args) -> Report:
     report = Report(BENCH)
     common.check_services()
     main = measure(args)
-    coalesced = None if args.no_whatif else measure(args, whatif="coalesce", replay=False)
     webhook, refund, replay = main["webhook_path"], main["refunds"], main["replay_path"]
     k, refunds = webhook["orders"], refund["refunds"]
 
@@ -275,10 +272,7 @@ def run(args) -> Report:
         "",
         note=f"{refunds} full refunds via webhooks; X3 {refund['x3_calls_per_refund_posting']} calls per refund posting",
     )
-    duplicates = sorted(
-        {r for part in (webhook, refund, replay) for r in part["duplicate_references"]}
-        | {r for part in (coalesced or {}).values() for r in part["duplicate_references"]}
-    )
+    duplicates = sorted({r for part in (webhook, refund, replay) for r in part["duplicate_references"]})
     report.add(
         "X3 entries posted twice",
         len(duplicates),
@@ -287,20 +281,10 @@ def run(args) -> Report:
         passed=not duplicates,
         note=", ".join(duplicates[:5]) or "every reference once",
     )
-    if coalesced:
-        c_wh, c_rf = coalesced["webhook_path"], coalesced["refunds"]
-        report.add(
-            "what-if coalesce: BC calls per order, webhook path",
-            c_wh["bigcommerce_calls_per_order"],
-            "",
-            note=f"X3 calls per posting {c_wh['x3_calls_per_posting']}; "
-            f"BC calls per refund {c_rf['bigcommerce_calls_per_refund']} (bench/whatif.py)",
-        )
     report.details = {
         "webhook_path": webhook,
         "refunds": refund,
         "replay_path": replay,
-        "whatif_coalesce": coalesced,
     }
     return report
 
@@ -312,7 +296,6 @@ def main(argv: list[str] | None = None) -> int:
         "--replay-orders", type=int, default=0, help="orders replayed with replay_orders --since"
     )
     parser.add_argument("--keep-db", action="store_true")
-    parser.add_argument("--no-whatif", action="store_true", help="skip the coalescing what-if stack")
     args = parser.parse_args(argv)
     started = time.monotonic()
     report = run(args)

@@ -32,12 +32,6 @@ from .loadgen import closed_loop, open_loop, render
 BENCH = "ingest"
 DB = "bench_connector_ingest"
 PATH = "/webhooks/bigcommerce/demo/"
-# bench.whatif variants measured after the main comparison (suggested intake changes; see bench/README.md). The
-# connector already keeps one broker per process and caches each tenant's webhook credentials (commits 98b19db,
-# 2778e05); what is left to try is storing the event with one autocommitted INSERT (``broker`` and
-# ``tenant-cache`` are kept for measuring older commits).
-WHATIF = ("autocommit,tenant-cache",)
-WHATIF_QUICK = ("autocommit,tenant-cache",)
 
 
 def signed_requests(count: int, port: int, *, start_order: int) -> list[bytes]:
@@ -205,47 +199,6 @@ def run(args) -> Report:
         accepted = sum(x["ok"] for x in closed["connector"]) + opened["connector"]["ok"]
         queued, events = _queue_and_events(env)
 
-        whatif: dict[str, dict] = {}
-        variants = [] if args.no_whatif else list(WHATIF_QUICK if quick else WHATIF)
-        for variant in variants:
-            server = Server(
-                f"whatif-{variant.replace(',', '+')}",
-                "bench.settings_whatif",
-                {**env, "BENCH_WHATIF": variant},
-                args.web_workers,
-                work,
-            )
-            servers.append(server)
-            closed_loop("127.0.0.1", server.port, iter(server.requests(400)), conns=args.conns, seconds=2)
-            common.wait_until_quiet()
-            beside = measure_closed(baseline, conns=args.conns, seconds=seconds, budget=budget)
-            result = measure_closed(server, conns=args.conns, seconds=seconds, budget=budget)
-            whatif[variant] = {
-                "closed": result,
-                "baseline_beside": beside,
-                "ratio": round(result["rps"] / beside["rps"], 3) if beside["rps"] else None,
-                "open": {},
-            }
-            if variant == variants[-1]:  # the open-loop latency of the full set of changes
-                common.wait_until_quiet()
-                watch = common.CpuWatch()
-                stats = open_loop(
-                    "127.0.0.1", server.port, server.requests(int(args.rate * 10)), rate=args.rate
-                )
-                whatif[variant]["open"] = stats.summary() | {"cpu": watch.stop()}
-            server.proc.stop()
-            print(
-                f"  what-if {variant:<32} {result['rps']:8.1f} req/s = {whatif[variant]['ratio']} x baseline "
-                f"({beside['rps']:.1f})  server CPU {result['server_cpu_ms_per_request']} ms/req  "
-                + (
-                    f"  p99 at {args.rate:g}/s {whatif[variant]['open']['p99_ms']} ms"
-                    if whatif[variant]["open"]
-                    else ""
-                )
-                + common.foreign_note(result["cpu"])
-                + common.foreign_note(beside["cpu"]),
-                flush=True,
-            )
     finally:
         for server in servers:
             server.proc.stop()
@@ -308,16 +261,6 @@ def run(args) -> Report:
         target="= accepted deliveries",
         note=f"{accepted} accepted during measurements, {queued} tasks in Redis",
     )
-    for variant, result in whatif.items():
-        report.add(
-            f"what-if {variant}: / baseline",
-            result["ratio"],
-            "",
-            note=f"{result['closed']['rps']:.0f} req/s, "
-            + (f"p99 at {args.rate:g}/s {result['open']['p99_ms']} ms, " if result["open"] else "")
-            + f"server CPU {result['closed']['server_cpu_ms_per_request']} ms/req"
-            + ("" if common.clean(result["closed"]["cpu"]) else ", DISTURBED"),
-        )
     report.details = {
         "web_workers": args.web_workers,
         "connections": args.conns,
@@ -332,7 +275,6 @@ def run(args) -> Report:
         "accepted_connector_deliveries_measured": accepted,
         "events_in_database": events,
         "tasks_in_redis": queued,
-        "whatif": whatif,
     }
     if not args.keep_db:
         common.drop_database(DB)
@@ -362,7 +304,6 @@ def main(argv: list[str] | None = None) -> int:
         "--log-level", default="", help="LOG_LEVEL for both servers (default: production's INFO)"
     )
     parser.add_argument("--keep-db", action="store_true")
-    parser.add_argument("--no-whatif", action="store_true", help="skip the what-if intake variants")
     args = parser.parse_args(argv)
     started = time.monotonic()
     report = run(args)

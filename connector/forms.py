@@ -33,7 +33,7 @@ class SecretFieldsForm(forms.ModelForm):
         return cleaned
 
 
-# BigCommerce's fixed order status IDs (../shared/reference/bigcommerce.md §6.3); merchants may rename the labels.
+# BigCommerce's fixed order status IDs (docs/reference/bigcommerce.md §6.3); merchants may rename the labels.
 ORDER_STATUSES = [
     (0, "Incomplete"),
     (1, "Pending"),

@@ -11,7 +11,7 @@ from django.db import models
 from .fields import encrypted
 
 # BigCommerce's "paid" statuses: Shipped, Partially Shipped, Awaiting Pickup, Awaiting Shipment, Completed,
-# Awaiting Fulfillment (../shared/reference/bigcommerce.md §6.3). Refunded (4) is "neither paid nor unpaid".
+# Awaiting Fulfillment (docs/reference/bigcommerce.md §6.3). Refunded (4) is "neither paid nor unpaid".
 DEFAULT_CONFIRMED_STATUS_IDS = [2, 3, 8, 9, 10, 11]
 
 

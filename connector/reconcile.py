@@ -3,7 +3,7 @@
 Every few minutes, per active tenant: orders modified since the last run whose latest modification we have not
 planned from, and refunds created since then that we have no posting for, get a sync queued; order hooks that
 BigCommerce deactivated (after 48 hours of failed deliveries, or 90 days of inactivity) are switched back on.
-See ../shared/reference/bigcommerce.md §0.5 and ../shared/guides/lessons.md §8.
+See docs/reference/bigcommerce.md §0.5 and docs/decisions/0006-queue-is-a-doorbell.md.
 """
 
 from __future__ import annotations

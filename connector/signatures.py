@@ -6,7 +6,7 @@
   the HMAC key is the raw secret). The library enforces the ±5 minute timestamp window.
 * Custom header: the secret header registered with the hook (BigCommerce's ``headers``), echoed on every callback.
 * ``X-BC-Signature``: HMAC-SHA256 of the body with the client secret, hex or base64. Not in BigCommerce's docs
-  (see ../shared/reference/bigcommerce.md §3.4); off by default, available for stores or proxies that send it.
+  (see docs/reference/bigcommerce.md §3.4); off by default, available for stores or proxies that send it.
 
 All comparisons are constant-time. Nothing here logs or returns a secret.
 """

@@ -400,10 +400,3 @@ def refresh_days_left(x3: X3Connection, *, now: datetime | None = None) -> int |
     if x3.method != M.GRAPHQL_OAUTH2 or not x3.refresh_token or x3.refresh_token_expires_at is None:
         return None
     return (x3.refresh_token_expires_at - (now or timezone.now())).days
-
-
-def needs_reauthorization(x3: X3Connection, *, now: datetime | None = None) -> bool:
-    if x3.method != M.GRAPHQL_OAUTH2:
-        return False
-    days = refresh_days_left(x3, now=now)
-    return bool(x3.authorization_error) or not x3.refresh_token or (days is not None and days < 0)

@@ -6,7 +6,6 @@ is visible in the audit trail.
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import Any
 
 import requests
 
-from .errors import BadResponseError, RetryableError
+from .errors import RetryableError
 
 USER_AGENT = "bc-x3-connector/0.1 (+https://github.com/bc-x3-connector)"
 
@@ -93,19 +92,6 @@ def send(
             unavailable=True,
         ) from exc
     return response, int((time.monotonic() - started) * 1000)
-
-
-def parse_json(response: requests.Response, *, what: str) -> Any:
-    """Decode a JSON body or raise :class:`BadResponseError` naming ``what`` was expected."""
-    try:
-        return response.json()
-    except (ValueError, json.JSONDecodeError) as exc:
-        snippet = response.text[:200].replace("\n", " ")
-        raise BadResponseError(
-            f"{what}: expected JSON, got {response.headers.get('Content-Type', 'no content type')!s}: {snippet!r}",
-            status_code=response.status_code,
-            response_body=response.text[:2000],
-        ) from exc
 
 
 def _host(url: str) -> str:

@@ -2,7 +2,7 @@
 authorization-code service, and connected-application JWT checks. Standard library plus graphql-core and PyJWT.
 
 Used by :class:`simulators.sagex3.SageX3Sim`, which owns the routes, the storage, the accounting rules, the faults
-and the statistics; this module only knows the protocols. Facts: ../shared/reference/sagex3.md §6 and §7.
+and the statistics; this module only knows the protocols. Facts: docs/reference/sagex3.md §6 and §7.
 
 GraphQL. X3 ships no standard create mutation for journal entries, so the schema here is the one the connector's
 DEFAULT template expects (integrations/sagex3/graphql.py, docs/x3-graphql.md)::

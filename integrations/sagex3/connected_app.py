@@ -1,6 +1,6 @@
 """Connected-application bearer tokens for on-premise X3 GraphQL: a JWT the client signs itself.
 
-Facts (../shared/reference/sagex3.md §7.1): HS256 signed with the connected application's secret; ``iss`` = client ID,
+Facts (docs/reference/sagex3.md §7.1): HS256 signed with the connected application's secret; ``iss`` = client ID,
 ``sub`` = the allowed Syracuse user, ``aud`` = the URL registered on the connected application (byte for byte), ``iat``
 and ``exp``. There is no token endpoint. A token "issued in the future" is refused (error 21), so ``iat`` is back-dated
 by ``skew_seconds``; ``exp - iat`` is ``lifetime_seconds``, which must not exceed the application's "Tokens validity".

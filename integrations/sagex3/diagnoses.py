@@ -1,6 +1,6 @@
 """Sage X3 diagnoses: the messages X3 attaches to a response (``$diagnoses: [{"$severity", "$message"}]``).
 
-The exact api1 error shape is NOT CONFIRMED by a Sage page (../shared/reference/sagex3.md §2.5, §11), so parsing is
+The exact api1 error shape is NOT CONFIRMED by a Sage page (docs/reference/sagex3.md §2.5, §11), so parsing is
 defensive:
 
 * ``$diagnoses`` arrays are collected wherever they appear: at the top level, inside ``$resources`` and inside

@@ -2,7 +2,7 @@
 one by our reference, test the connection. Same interface as the api1 client (:mod:`integrations.sagex3.rest`).
 
 Why so much is configurable: X3 ships no standard create mutation for journal entries (``x3Finance.journalEntry`` is
-read-only; a partner builds one with X3 Builder "API operations", ../shared/reference/sagex3.md §6.2), and the
+read-only; a partner builds one with X3 Builder "API operations", docs/reference/sagex3.md §6.2), and the
 standard node has no property holding our reference. So the mutation document, the mapping from our :class:`Entry` to
 its variables, the lookup query and where the answers carry the document number form a per-tenant *GraphQL mapping*.
 ``DEFAULT_GRAPHQL_MAPPING`` is the documented starting point (docs/x3-graphql.md); :func:`graphql_mapping_problems`
@@ -129,7 +129,7 @@ DEFAULT_VARIABLES: dict[str, Any] = {
         },
     }
 }
-# Filters in X3 GraphQL are Mongo-like JSON strings (filter: "{code:'AE003'}", ../shared/reference/sagex3.md §6.3).
+# Filters in X3 GraphQL are Mongo-like JSON strings (filter: "{code:'AE003'}", docs/reference/sagex3.md §6.3).
 DEFAULT_LOOKUP_QUERY = """\
 query FindJournalEntry($filter: String) {
   x3Finance {

@@ -1,7 +1,7 @@
 """OAuth2 authorization-code flow of the Sage X3 cloud API gateway: the pairing URL, the code exchange and the
 refresh. Pure HTTP, no Django: storing the tokens (and serializing refreshes) is connector/x3auth.py's job.
 
-Facts (../shared/reference/sagex3.md §7.2): ``GET {root}/token/authorise?client_id&scope&customer&redirect_uri&state``;
+Facts (docs/reference/sagex3.md §7.2): ``GET {root}/token/authorise?client_id&scope&customer&redirect_uri&state``;
 the callback names ``authorizationCode``, ``state`` and possibly ``endpoint`` (the customer's regional gateway, to be
 used for every later call); ``POST {endpoint}/token`` with a JSON body exchanges the code. The access token lives
 about 5 minutes, the refresh token 30 days and each refresh returns a new pair (rotating). Both are JWTs, so their

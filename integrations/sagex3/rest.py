@@ -1,6 +1,6 @@
 """Sage X3 REST "api1" client: create a GL journal entry, find one by our reference, test the connection.
 
-Everything about the remote side that is NOT CONFIRMED (../shared/reference/sagex3.md §2, §11) is configurable
+Everything about the remote side that is NOT CONFIRMED (docs/reference/sagex3.md §2, §11) is configurable
 through the tenant's field mapping: which class/representation is published for journal entries, the field names,
 whether lines carry debit/credit columns or a sign and an amount. ``validate_mapping`` checks a mapping when it is
 saved, and the client refuses to call X3 with an invalid one.

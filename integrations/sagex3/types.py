@@ -57,7 +57,7 @@ class X3Client(Protocol):
 
 # The default api1 field mapping. Every X3 installation publishes its own class/representation for journal entries
 # (NOT CONFIRMED which one exists), so this is only a starting point; each tenant can override any key.
-# Field names follow table GACCENTRY (header) / GACCENTRYD (lines): see ../shared/reference/sagex3.md §4.
+# Field names follow table GACCENTRY (header) / GACCENTRYD (lines): see docs/reference/sagex3.md §4.
 DEFAULT_REST_MAPPING: dict[str, Any] = {
     "class": "GACCENTRY",
     "representation": "GACCENTRY",
