@@ -178,13 +178,14 @@ class PostingAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Posting) -> str:
-        colour = {
+        colours: dict[str, str] = {
             Posting.Status.POSTED: "#2e7d32",
             Posting.Status.NEEDS_ATTENTION: "#c62828",
             Posting.Status.NEEDS_MAPPING: "#c62828",
             Posting.Status.UNKNOWN: "#ef6c00",
             Posting.Status.RETRY: "#ef6c00",
-        }.get(obj.status, "#555")
+        }
+        colour = colours.get(obj.status, "#555")
         return format_html('<b style="color:{}">{}</b>', colour, obj.get_status_display())
 
     @admin.display(description="Debit = credit")

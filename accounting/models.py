@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 
 from connector.models import Tenant, WebhookEvent
 
-MONEY = {"max_digits": 18, "decimal_places": 4}
+MONEY: dict[str, Any] = {"max_digits": 18, "decimal_places": 4}
 
 
 class ChannelMapping(models.Model):

@@ -190,8 +190,8 @@ def plan_order(
             )
         else:
             current = _current_order_part(tenant, order.id)
-            same_channel = current is not None and current.channel_id == order.channel_id
-            target = target_for(tenant, order, posted_accounts=current.accounts if same_channel else {})
+            same = current.accounts if current is not None and current.channel_id == order.channel_id else {}
+            target = target_for(tenant, order, posted_accounts=same)
             outcome = _plan_difference(tenant, base, order, target, trigger, event, user)
         _plan_refunds(tenant, base, order, refunds, trigger, event, user)
         now = timezone.now()
@@ -370,6 +370,7 @@ def _plan_difference(tenant, base, order, target: Target, trigger, event, user) 
     )
     open_placeholder = next((p for p in part if p.status in PLACEHOLDER or _rebuildable_failure(p)), None)
     committed = [base] + [p for p in part if p is not open_placeholder and p.status not in PLACEHOLDER]
+    lines: tuple[Line, ...]
     if target.state == "unmapped":
         kind, lines, accounts = K.ADJUSTMENT, (), {}
     elif target.state == "void":

@@ -15,8 +15,10 @@ from accounting.models import ChannelMapping, Posting
 from integrations.errors import IntegrationError
 
 from . import pipeline, x3auth
+from .clients import x3_client
 from .forms import BigCommerceStoreForm, TenantForm, X3ConnectionForm
 from .models import BigCommerceStore, Tenant, WebhookEvent, X3Connection, redact
+from .views import x3_oauth_redirect_uri
 
 M = X3Connection.Method
 _GRAPHQL = ("x3-method", f"x3-method-{M.GRAPHQL_OAUTH2}", f"x3-method-{M.GRAPHQL_JWT}")
@@ -302,8 +304,6 @@ class TenantAdmin(admin.ModelAdmin):
 
     def x3_test_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """GET: confirm; POST: one harmless authenticated call with the tenant's method; X3's own error if any."""
-        from .clients import x3_client
-
         tenant = self._tenant_for_action(request, object_id)
         change_url = reverse("admin:connector_tenant_change", args=[tenant.pk])
         if request.method != "POST":
@@ -331,8 +331,6 @@ class TenantAdmin(admin.ModelAdmin):
 
     def x3_connect_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """GET: explain and confirm; the button POSTs to the OAuth start view (connector.views.x3_oauth_start)."""
-        from .views import x3_oauth_redirect_uri
-
         tenant = self._tenant_for_action(request, object_id)
         x3 = tenant.x3
         if x3.method != M.GRAPHQL_OAUTH2:

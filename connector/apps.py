@@ -7,6 +7,7 @@ class ConnectorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported here: models cannot be imported before the app registry is ready.
         from django.db.models.signals import post_delete, post_migrate, post_save
 
         from .intake import forget_receivers

@@ -11,6 +11,7 @@ from integrations.sagex3.graphql import GraphQLConfig, SageX3GraphQLClient, Toke
 from integrations.sagex3.rest import RestConfig, SageX3RestClient
 from integrations.sagex3.types import Entry, PostedEntry, X3Client
 
+from . import x3auth
 from .models import Tenant, X3Connection
 
 # One BigCommerce client per store and process: it remembers the rate-limit headers BigCommerce sent last, so a
@@ -80,8 +81,6 @@ def x3_client(tenant: Tenant) -> X3Client:
 
 
 def _x3_client(tenant: Tenant) -> X3Client:
-    from . import x3auth
-
     x3: X3Connection = tenant.x3
     verify: bool | str = x3.ca_bundle or x3.verify_tls
     timeout = (5.0, float(x3.timeout_seconds))

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounting.models import ChannelMapping
+from integrations.sagex3.rest import effective_mapping, validate_mapping
 
 from .models import BigCommerceStore, Tenant, X3Connection
 
@@ -76,7 +77,7 @@ def apply_document(doc: dict[str, Any]) -> tuple[Tenant, bool]:
         raise ConfigurationError("[tenant] slug is required")
     _check_keys("tenant", tenant_data, TENANT_FIELDS)
     tenant, created = Tenant.objects.get_or_create(
-        slug=slug, defaults={"name": tenant_data.get("name", slug)}
+        slug=slug, defaults={"name": tenant_data.get("name") or slug}
     )
     _apply(tenant, tenant_data, "tenant")
 
@@ -89,8 +90,6 @@ def apply_document(doc: dict[str, Any]) -> tuple[Tenant, bool]:
         data = dict(doc["x3"])
         _check_keys("x3", data, X3_FIELDS)
         if "rest_mapping" in data:
-            from integrations.sagex3.rest import effective_mapping, validate_mapping
-
             problems = validate_mapping(effective_mapping(data["rest_mapping"] or {}))
             if problems:
                 raise ConfigurationError("[x3.rest_mapping] " + "; ".join(problems))

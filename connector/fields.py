@@ -29,5 +29,7 @@ def mac_key() -> bytes:
 
 def encrypted(base_field: models.Field) -> models.Field:
     field = encrypt(base_field)
-    field._fernet = FernetBytes(signer=FernetSigner(key=mac_key()))
+    field._fernet = FernetBytes(  # type: ignore[attr-defined]  # the library's own attribute, set by encrypt()
+        signer=FernetSigner(key=mac_key())
+    )
     return field

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from integrations.sagex3.rest import effective_mapping, validate_mapping
+
 from .models import BigCommerceStore, Tenant, X3Connection, redact
 
 
@@ -26,7 +28,7 @@ class SecretFieldsForm(forms.ModelForm):
             )
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         for name in self.secret_fields:
             if not cleaned.get(name) and self.instance.pk:
                 cleaned[name] = getattr(self.instance, name)
@@ -155,8 +157,6 @@ class X3ConnectionForm(SecretFieldsForm):
         }
 
     def clean_rest_mapping(self):
-        from integrations.sagex3.rest import effective_mapping, validate_mapping
-
         mapping = self.cleaned_data.get("rest_mapping") or {}
         if not isinstance(mapping, dict):
             raise forms.ValidationError("The mapping must be a JSON object.")

@@ -5,8 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+
+from integrations.sagex3.graphql import effective_graphql_mapping, graphql_mapping_problems
 
 from .fields import encrypted
 
@@ -133,8 +136,6 @@ class BigCommerceStore(models.Model):
 
     def clean(self) -> None:
         # Here rather than in the admin form, so a tenant file (configure_tenant) gets the same checks.
-        from django.core.exceptions import ValidationError
-
         if not (self.accept_standard_webhooks or self.accept_custom_header or self.accept_x_bc_signature):
             raise ValidationError("Enable at least one webhook authentication scheme.")
         if self.accept_custom_header and not (self.webhook_header_name and self.webhook_header_value):
@@ -309,11 +310,9 @@ class X3Connection(models.Model):
         return overrides
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
         errors: dict[str, list[str]] = {}
         label = self.Method(self.method).label if self.method in self.Method.values else self.method
-        for name in self.REQUIRED_BY_METHOD.get(self.method, ()):
+        for name in self.REQUIRED_BY_METHOD.get(self.Method(self.method), ()):
             if not getattr(self, name):
                 errors.setdefault(name, []).append(f"Required for {label}.")
         if not isinstance(self.graphql_mapping, dict):
@@ -321,8 +320,6 @@ class X3Connection(models.Model):
         elif not isinstance(self.graphql_variables, dict):
             errors.setdefault("graphql_variables", []).append("Must be a JSON object.")
         elif self.is_graphql or self.graphql_overrides():
-            from integrations.sagex3.graphql import effective_graphql_mapping, graphql_mapping_problems
-
             problems = graphql_mapping_problems(effective_graphql_mapping(self.graphql_overrides()))
             for key, messages in problems.items():
                 field = GRAPHQL_MAPPING_FIELDS.get(key, "graphql_mapping")

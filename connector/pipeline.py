@@ -144,6 +144,9 @@ def process_event(event_id: int) -> str:
     if claimed != 1:
         return "not-due"
     event = WebhookEvent.objects.select_related("tenant__bigcommerce", "tenant__x3").get(pk=event_id)
+    if event.order_id is None:  # intake stores only order events with an id; an older row may lack it
+        _finish(event, [], E.FAILED, "The event names no order")
+        return "no-order"
     # BigCommerce sends several events for one change (a new order: created and statusUpdated; a refund: three).
     # The order's other waiting events are taken along: one re-read of the order serves them all. Refund events
     # stay separate, since each names a refund that must be fetched.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django_q.models import Schedule
 
 SCHEDULES = {
     # name: (task, setting holding the interval in minutes)
@@ -12,8 +13,6 @@ SCHEDULES = {
 
 
 def ensure_schedules(**kwargs) -> None:
-    from django_q.models import Schedule
-
     for name, (func, interval) in SCHEDULES.items():
         Schedule.objects.update_or_create(
             name=name,

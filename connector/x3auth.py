@@ -219,7 +219,9 @@ def _state_hash(state: str) -> str:
 
 def missing_oauth_settings(x3: X3Connection) -> list[str]:
     names = X3Connection.REQUIRED_BY_METHOD[M.GRAPHQL_OAUTH2]
-    return [X3Connection._meta.get_field(n).verbose_name for n in names if not getattr(x3, n)]
+    return [
+        str(getattr(X3Connection._meta.get_field(n), "verbose_name", n)) for n in names if not getattr(x3, n)
+    ]
 
 
 def x3_authorization_start(*, x3: X3Connection, user, redirect_uri: str) -> str:

@@ -768,9 +768,10 @@ class SageX3GraphQLClient(RecordsCalls):
         if not isinstance(nodes, list):
             raise self._failed(BadResponseError(f"X3 lookup for {reference}: data.{path} is not a list"))
         unwrapped = [n.get("node") if isinstance(n, Mapping) and "node" in n else n for n in nodes]
-        if not all(isinstance(n, Mapping) for n in unwrapped):
+        objects = [n for n in unwrapped if isinstance(n, Mapping)]
+        if len(objects) != len(unwrapped):
             raise self._failed(BadResponseError(f"X3 lookup for {reference}: data.{path} holds non-objects"))
-        return unwrapped
+        return objects
 
     def _require_valid_mapping(self) -> None:
         if self.mapping_problems:
