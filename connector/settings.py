@@ -7,6 +7,7 @@ Production sets ``CONNECTOR_ENV=production`` plus ``SECRET_KEY``, ``ENCRYPTION_K
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -52,6 +53,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_q",
     "import_export",
+    "axes",
     "connector",
     "accounting",
 ]
@@ -65,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires: it turns a lockout into the 429 page
 ]
 
 ROOT_URLCONF = "connector.urls"
@@ -108,6 +111,39 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Admin login throttling (django-axes) -----------------------------------------------------------------------
+# Failed logins are counted in the database per (username, client IP) by default; once LOGIN_FAILURE_LIMIT is
+# reached, that pair gets 429 even with the right password until LOGIN_COOLOFF_MINUTES have passed (0: until
+# `manage.py axes_reset`). See docs/configuration.md and docs/decisions/0011-admin-hardening-and-image.md.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out client before any password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+_LOCKOUT_BY = {
+    # Locks one account from one address: an attacker cannot lock everybody out from behind a shared address.
+    "username_ip": [["username", "ip_address"]],
+    # Locks the address whatever username it tries (password spraying), and everyone else behind it.
+    "ip": ["ip_address"],
+}
+AXES_ENABLED = env.bool("LOGIN_THROTTLING", default=True)
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+_cooloff_minutes = env.int("LOGIN_COOLOFF_MINUTES", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes) if _cooloff_minutes > 0 else None
+_lockout_by = env.str("LOGIN_LOCKOUT_BY", default="username_ip")
+if _lockout_by not in _LOCKOUT_BY:
+    raise ImproperlyConfigured(
+        f"LOGIN_LOCKOUT_BY must be one of {', '.join(_LOCKOUT_BY)}, not {_lockout_by!r}"
+    )
+AXES_LOCKOUT_PARAMETERS = _LOCKOUT_BY[_lockout_by]
+AXES_RESET_ON_SUCCESS = True  # a successful login forgets the earlier typos of that user and address
+AXES_LOCKOUT_TEMPLATE = "connector/login_locked.html"
+# The client address: REMOTE_ADDR unless the service runs behind a proxy that sets X-Forwarded-For. Then set
+# LOGIN_IP_HEADERS=HTTP_X_FORWARDED_FOR,REMOTE_ADDR; the right-most public address of the header is taken (the one
+# the proxy appended, which the client cannot forge), or the one LOGIN_PROXY_COUNT proxies in when it is set.
+AXES_IPWARE_META_PRECEDENCE_ORDER = tuple(env.list("LOGIN_IP_HEADERS", default=["REMOTE_ADDR"]))
+AXES_IPWARE_PROXY_COUNT = env.int("LOGIN_PROXY_COUNT", default=None)
+AXES_IPWARE_PROXY_ORDER = env.str("LOGIN_PROXY_ORDER", default="right-most")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -194,5 +230,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes.apps": {"level": "WARNING"},  # its start-up banner, on every management command
+    },
 }
