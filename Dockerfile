@@ -16,8 +16,10 @@ COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
 
 COPY . .
-# collectstatic needs settings but no real secrets or database.
-RUN SECRET_KEY=build-only ENCRYPTION_KEY=build-only ALLOWED_HOSTS=localhost DATABASE_URL=sqlite:////tmp/build.sqlite3 \
+# collectstatic needs settings but no real secrets or database: throwaway random keys, forgotten after this step.
+RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(48))')" \
+    ENCRYPTION_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(48))')" \
+    ALLOWED_HOSTS=localhost DATABASE_URL=sqlite:////tmp/build.sqlite3 \
     python manage.py collectstatic --noinput \
  && mkdir -p /app/var && chown -R connector /app/var
 

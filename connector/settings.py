@@ -33,10 +33,28 @@ DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 # Insecure fallbacks exist only outside production, so `check --deploy` and a missing key fail loudly there.
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz"  # noqa: S105
 _DEV_ENCRYPTION_KEY = "dev-only-insecure-encryption-key"  # noqa: S105
+MIN_KEY_LENGTH = 32
+
+
+def _production_key(name: str, published: str) -> str:
+    """A key production may use: set, not the development value printed above, long and not repetitive."""
+    value = env.str(name)
+    how = 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+    if value == published:
+        raise ImproperlyConfigured(f"{name} is the published development value; {how}")
+    if len(value) < MIN_KEY_LENGTH or len(set(value)) < 8:
+        raise ImproperlyConfigured(
+            f"{name} is too weak: use at least {MIN_KEY_LENGTH} random characters; {how}"
+        )
+    return value
+
+
 if PRODUCTION:
-    SECRET_KEY = env.str("SECRET_KEY")
+    SECRET_KEY = _production_key("SECRET_KEY", _DEV_SECRET)
     # Dedicated key for credentials at rest, separate from SECRET_KEY so rotating one does not lose the other.
-    CRYPTOGRAPHY_KEY = env.str("ENCRYPTION_KEY")
+    CRYPTOGRAPHY_KEY = _production_key("ENCRYPTION_KEY", _DEV_ENCRYPTION_KEY)
+    if CRYPTOGRAPHY_KEY == SECRET_KEY:
+        raise ImproperlyConfigured("ENCRYPTION_KEY must differ from SECRET_KEY (see docs/configuration.md)")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 else:
     SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET)

@@ -192,7 +192,7 @@ def test_production_refuses_to_start_without_an_encryption_key(tmp_path):
     env.update(
         DJANGO_SETTINGS_MODULE="connector.settings",
         CONNECTOR_ENV="production",
-        SECRET_KEY="x" * 60,
+        SECRET_KEY="Zq8#x!v2@Lm9$wE4^rT6&yU1*iO3(pA5)sD7-fG0+hJ-secret-key",
         ALLOWED_HOSTS="a.example.com",
         CONNECTOR_VAR_DIR=str(tmp_path),
     )
@@ -229,8 +229,8 @@ def test_production_refuses_to_start_without_a_database_url(tmp_path):
     env.update(
         DJANGO_SETTINGS_MODULE="connector.settings",
         CONNECTOR_ENV="production",
-        SECRET_KEY="x" * 60,
-        ENCRYPTION_KEY="k" * 40,
+        SECRET_KEY="Zq8#x!v2@Lm9$wE4^rT6&yU1*iO3(pA5)sD7-fG0+hJ-secret-key",
+        ENCRYPTION_KEY="another-long-random-key-for-credentials",
         ALLOWED_HOSTS="a.example.com",
         CONNECTOR_VAR_DIR=str(tmp_path),
     )
