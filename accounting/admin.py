@@ -177,14 +177,15 @@ class PostingAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Posting) -> str:
-        colour = {
-            Posting.Status.POSTED: "#2e7d32",
-            Posting.Status.NEEDS_ATTENTION: "#c62828",
-            Posting.Status.NEEDS_MAPPING: "#c62828",
-            Posting.Status.UNKNOWN: "#ef6c00",
-            Posting.Status.RETRY: "#ef6c00",
-        }.get(obj.status, "#555")
-        return format_html('<b style="color:{}">{}</b>', colour, obj.get_status_display())
+        # Colours live in connector/admin.css: the Content-Security-Policy allows no inline style attributes.
+        tone = {
+            Posting.Status.POSTED: "ok",
+            Posting.Status.NEEDS_ATTENTION: "error",
+            Posting.Status.NEEDS_MAPPING: "error",
+            Posting.Status.UNKNOWN: "warning",
+            Posting.Status.RETRY: "warning",
+        }.get(obj.status, "neutral")
+        return format_html('<b class="connector-status-{}">{}</b>', tone, obj.get_status_display())
 
     @admin.display(description="Debit = credit")
     def balance(self, obj: Posting) -> str:

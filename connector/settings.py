@@ -72,12 +72,14 @@ INSTALLED_APPS = [
     "django_q",
     "import_export",
     "axes",
+    "csp",
     "connector",
     "accounting",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -191,6 +193,32 @@ if PRODUCTION:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
     X_FRAME_OPTIONS = "DENY"
+
+# --- Content-Security-Policy (django-csp), in every mode ------------------------------------------------------------
+# The admin and our pages load scripts and styles from this site only and have no inline script or style
+# attributes (status colours are classes in connector/admin.css). Forms post to this site, and the "Connect to Sage
+# X3" page adds the tenant's Sage authorise URL (the form's redirect goes there). CSP_REPORT_ONLY=true sends the
+# same policy as Content-Security-Policy-Report-Only, to try a change without breaking anything.
+_CSP = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+if env.str("CSP_REPORT_URI", default=""):
+    _CSP["DIRECTIVES"]["report-uri"] = [env.str("CSP_REPORT_URI")]
+if env.bool("CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP
+else:
+    CONTENT_SECURITY_POLICY = _CSP
 
 # --- django-q2 ---------------------------------------------------------------------------------------------------
 # The queue is only a doorbell: every unit of work is a database row and `sweep` re-rings for anything unfinished.
