@@ -11,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
-    UV_PROJECT_ENVIRONMENT=/opt/venv
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    PATH="/opt/venv/bin:$PATH"
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /app
 COPY pyproject.toml uv.lock ./
@@ -26,7 +27,7 @@ COPY examples/ examples/
 RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(48))')" \
     ENCRYPTION_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(48))')" \
     CONNECTOR_ENV=production ALLOWED_HOSTS=localhost DATABASE_URL=sqlite:////tmp/build.sqlite3 \
-    STATIC_ROOT=/app/static PATH="/opt/venv/bin:$PATH" \
+    STATIC_ROOT=/app/static \
     python manage.py collectstatic --noinput \
  && rm -f /tmp/build.sqlite3
 
