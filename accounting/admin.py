@@ -178,15 +178,16 @@ class PostingAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Posting) -> str:
-        colours: dict[str, str] = {
-            Posting.Status.POSTED: "#2e7d32",
-            Posting.Status.NEEDS_ATTENTION: "#c62828",
-            Posting.Status.NEEDS_MAPPING: "#c62828",
-            Posting.Status.UNKNOWN: "#ef6c00",
-            Posting.Status.RETRY: "#ef6c00",
+        # Colours live in connector/admin.css: the Content-Security-Policy allows no inline style attributes.
+        tones: dict[str, str] = {
+            Posting.Status.POSTED: "ok",
+            Posting.Status.NEEDS_ATTENTION: "error",
+            Posting.Status.NEEDS_MAPPING: "error",
+            Posting.Status.UNKNOWN: "warning",
+            Posting.Status.RETRY: "warning",
         }
-        colour = colours.get(obj.status, "#555")
-        return format_html('<b style="color:{}">{}</b>', colour, obj.get_status_display())
+        tone = tones.get(obj.status, "neutral")
+        return format_html('<b class="connector-status-{}">{}</b>', tone, obj.get_status_display())
 
     @admin.display(description="Debit = credit")
     def balance(self, obj: Posting) -> str:
@@ -222,5 +223,5 @@ class X3CircuitAdmin(ReadOnlyAdmin):
     @admin.display(description="State")
     def state(self, obj: X3Circuit) -> str:
         if obj.is_open:
-            return format_html('<b style="color:#c62828">{}</b>', "X3 unavailable — postings wait")
-        return format_html('<b style="color:#2e7d32">{}</b>', "X3 answers")
+            return format_html('<b class="connector-status-error">{}</b>', "X3 unavailable — postings wait")
+        return format_html('<b class="connector-status-ok">{}</b>', "X3 answers")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -127,6 +129,7 @@ class X3ConnectionInline(admin.StackedInline):
 
     class Media:
         js = ("connector/x3_method.js",)
+        css = {"all": ("connector/admin.css",)}
 
     @admin.display(description="Status")
     def x3_status(self, obj: X3Connection | None) -> str:
@@ -146,12 +149,11 @@ class X3ConnectionInline(admin.StackedInline):
                 format_html("<div>GraphQL URL: <code>{}</code></div>", x3auth.graphql_url(obj) or "—")
             )
         if text:
-            colour = {"ok": "inherit", "warning": "#b35c00", "error": "#ba2121"}[level]
-            parts.append(format_html('<div style="color: {}; font-weight: bold">{}</div>', colour, text))
+            parts.append(format_html('<div class="connector-note-{}">{}</div>', level, text))
         if held:
             parts.append(
                 format_html(
-                    '<div style="color: #ba2121; font-weight: bold">{} posting(s) wait for re-authorization.</div>',
+                    '<div class="connector-note-error">{} posting(s) wait for re-authorization.</div>',
                     held,
                 )
             )
@@ -189,6 +191,10 @@ class TenantAdmin(admin.ModelAdmin):
     inlines = (BigCommerceStoreInline, X3ConnectionInline, ChannelMappingInline)
     list_select_related = ("bigcommerce", "x3")
     form = TenantForm
+
+    class Media:
+        css = {"all": ("connector/admin.css",)}  # status colours (no inline styles under the CSP)
+
     readonly_fields = ("reconciled_until",)
     fieldsets = (
         (None, {"fields": ("name", "slug", "is_active")}),
@@ -214,9 +220,9 @@ class TenantAdmin(admin.ModelAdmin):
         held = getattr(obj, "held_for_reauth", 0)
         if level == "ok" and not held:
             return f"{x3} ({x3.get_method_display()})"
-        colour = "#ba2121" if level == "error" or held else "#b35c00"
+        level = "error" if level == "error" or held else "warning"
         note = text + (f" {held} posting(s) wait for re-authorization." if held else "")
-        return format_html('{} <span style="color: {}; font-weight: bold">{}</span>', str(x3), colour, note)
+        return format_html('{} <span class="connector-note-{}">{}</span>', str(x3), level, note)
 
     def get_queryset(self, request):
         return (
@@ -336,7 +342,7 @@ class TenantAdmin(admin.ModelAdmin):
         if x3.method != M.GRAPHQL_OAUTH2:
             messages.error(request, "This tenant's Sage X3 connection does not use OAuth2.")
             return HttpResponseRedirect(reverse("admin:connector_tenant_change", args=[tenant.pk]))
-        return self._action_page(
+        page = self._action_page(
             request,
             tenant,
             title=f"Connect {tenant.name} to Sage X3",
@@ -354,6 +360,11 @@ class TenantAdmin(admin.ModelAdmin):
             action_url=reverse("x3-oauth-start", args=[tenant.pk]),
             button="Connect to Sage X3",
         )
+        # The button's POST is answered with a redirect to Sage: the CSP's form-action must allow that origin.
+        origin = _origin(x3.oauth_authorise_url)
+        if origin:
+            page._csp_update = {"form-action": [origin]}  # type: ignore[attr-defined]  # django-csp reads it
+        return page
 
     @admin.display(description="Webhook URL")
     def webhook_url(self, obj: Tenant) -> str:
@@ -362,6 +373,9 @@ class TenantAdmin(admin.ModelAdmin):
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Records of what happened: visible, never edited or deleted by hand."""
+
+    class Media:
+        css = {"all": ("connector/admin.css",)}  # status colours (no inline styles under the CSP)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -401,3 +415,9 @@ class WebhookEventAdmin(ReadOnlyAdmin):
             pipeline.retry_event(event) for event in queryset.filter(status=WebhookEvent.Status.FAILED)
         )
         self.message_user(request, f"{count} failed event(s) queued again.", messages.SUCCESS)
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of an absolute http(s) URL, else "" (nothing to allow)."""
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""

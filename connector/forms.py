@@ -6,7 +6,7 @@ from django import forms
 
 from integrations.sagex3.rest import effective_mapping, validate_mapping
 
-from .models import BigCommerceStore, Tenant, X3Connection, redact
+from .models import BigCommerceStore, Tenant, X3Connection
 
 
 class SecretFieldsForm(forms.ModelForm):
@@ -24,7 +24,9 @@ class SecretFieldsForm(forms.ModelForm):
                 required=False,
                 strip=True,
                 widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-                help_text=f"Currently {redact(current)}. Leave blank to keep it; type a new value to replace it.",
+                help_text="Set — leave blank to keep it; type a new value to replace it."
+                if current
+                else "Not set — type a value to set it.",
             )
 
     def clean(self):

@@ -7,6 +7,7 @@ Production sets ``CONNECTOR_ENV=production`` plus ``SECRET_KEY``, ``ENCRYPTION_K
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -32,10 +33,28 @@ DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 # Insecure fallbacks exist only outside production, so `check --deploy` and a missing key fail loudly there.
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz"  # noqa: S105
 _DEV_ENCRYPTION_KEY = "dev-only-insecure-encryption-key"  # noqa: S105
+MIN_KEY_LENGTH = 32
+
+
+def _production_key(name: str, published: str) -> str:
+    """A key production may use: set, not the development value printed above, long and not repetitive."""
+    value = env.str(name)
+    how = 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+    if value == published:
+        raise ImproperlyConfigured(f"{name} is the published development value; {how}")
+    if len(value) < MIN_KEY_LENGTH or len(set(value)) < 8:
+        raise ImproperlyConfigured(
+            f"{name} is too weak: use at least {MIN_KEY_LENGTH} random characters; {how}"
+        )
+    return value
+
+
 if PRODUCTION:
-    SECRET_KEY = env.str("SECRET_KEY")
+    SECRET_KEY = _production_key("SECRET_KEY", _DEV_SECRET)
     # Dedicated key for credentials at rest, separate from SECRET_KEY so rotating one does not lose the other.
-    CRYPTOGRAPHY_KEY = env.str("ENCRYPTION_KEY")
+    CRYPTOGRAPHY_KEY = _production_key("ENCRYPTION_KEY", _DEV_ENCRYPTION_KEY)
+    if CRYPTOGRAPHY_KEY == SECRET_KEY:
+        raise ImproperlyConfigured("ENCRYPTION_KEY must differ from SECRET_KEY (see docs/configuration.md)")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 else:
     SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET)
@@ -52,12 +71,15 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_q",
     "import_export",
+    "axes",
+    "csp",
     "connector",
     "accounting",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -65,6 +87,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires: it turns a lockout into the 429 page
 ]
 
 ROOT_URLCONF = "connector.urls"
@@ -109,6 +132,39 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Admin login throttling (django-axes) -----------------------------------------------------------------------
+# Failed logins are counted in the database per (username, client IP) by default; once LOGIN_FAILURE_LIMIT is
+# reached, that pair gets 429 even with the right password until LOGIN_COOLOFF_MINUTES have passed (0: until
+# `manage.py axes_reset`). See docs/configuration.md and docs/decisions/0011-admin-hardening-and-image.md.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out client before any password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+_LOCKOUT_BY = {
+    # Locks one account from one address: an attacker cannot lock everybody out from behind a shared address.
+    "username_ip": [["username", "ip_address"]],
+    # Locks the address whatever username it tries (password spraying), and everyone else behind it.
+    "ip": ["ip_address"],
+}
+AXES_ENABLED = env.bool("LOGIN_THROTTLING", default=True)
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+_cooloff_minutes = env.int("LOGIN_COOLOFF_MINUTES", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes) if _cooloff_minutes > 0 else None
+_lockout_by = env.str("LOGIN_LOCKOUT_BY", default="username_ip")
+if _lockout_by not in _LOCKOUT_BY:
+    raise ImproperlyConfigured(
+        f"LOGIN_LOCKOUT_BY must be one of {', '.join(_LOCKOUT_BY)}, not {_lockout_by!r}"
+    )
+AXES_LOCKOUT_PARAMETERS = _LOCKOUT_BY[_lockout_by]
+AXES_RESET_ON_SUCCESS = True  # a successful login forgets the earlier typos of that user and address
+AXES_LOCKOUT_TEMPLATE = "connector/login_locked.html"
+# The client address: REMOTE_ADDR unless the service runs behind a proxy that sets X-Forwarded-For. Then set
+# LOGIN_IP_HEADERS=HTTP_X_FORWARDED_FOR,REMOTE_ADDR; the right-most public address of the header is taken (the one
+# the proxy appended, which the client cannot forge), or the one LOGIN_PROXY_COUNT proxies in when it is set.
+AXES_IPWARE_META_PRECEDENCE_ORDER = tuple(env.list("LOGIN_IP_HEADERS", default=["REMOTE_ADDR"]))
+AXES_IPWARE_PROXY_COUNT = env.int("LOGIN_PROXY_COUNT", default=None)
+AXES_IPWARE_PROXY_ORDER = env.str("LOGIN_PROXY_ORDER", default="right-most")
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
@@ -137,6 +193,32 @@ if PRODUCTION:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
     X_FRAME_OPTIONS = "DENY"
+
+# --- Content-Security-Policy (django-csp), in every mode ------------------------------------------------------------
+# The admin and our pages load scripts and styles from this site only and have no inline script or style
+# attributes (status colours are classes in connector/admin.css). Forms post to this site, and the "Connect to Sage
+# X3" page adds the tenant's Sage authorise URL (the form's redirect goes there). CSP_REPORT_ONLY=true sends the
+# same policy as Content-Security-Policy-Report-Only, to try a change without breaking anything.
+_CSP = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+if env.str("CSP_REPORT_URI", default=""):
+    _CSP["DIRECTIVES"]["report-uri"] = [env.str("CSP_REPORT_URI")]
+if env.bool("CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP
+else:
+    CONTENT_SECURITY_POLICY = _CSP
 
 # --- django-q2 ---------------------------------------------------------------------------------------------------
 # The queue is only a doorbell: every unit of work is a database row and `sweep` re-rings for anything unfinished.
@@ -199,5 +281,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes.apps": {"level": "WARNING"},  # its start-up banner, on every management command
+    },
 }

@@ -112,7 +112,8 @@ def test_admin_forms_never_render_secrets_and_blank_keeps_them(tenant):
     form = BigCommerceStoreForm(instance=store)
     html = form.as_p()
     assert ACCESS_TOKEN not in html and CLIENT_SECRET not in html
-    assert "••••ijkl" in html  # only the last four characters of the token are shown
+    assert "ijkl" not in html and "••••" not in html  # not even the last characters of a secret
+    assert html.count("Set — leave blank to keep it") == 3  # token, client secret, custom header value
 
     data = {f: getattr(store, f) for f in ("store_hash", "client_id", "api_base_url", "webhook_header_name")}
     data.update(
@@ -162,6 +163,19 @@ def test_secrets_never_appear_in_the_admin_pages(admin_client, tenant):
         html = admin_client.get(url).content.decode()
         for secret in (ACCESS_TOKEN, CLIENT_SECRET, X3_PASSWORD, "custom-header-secret-value"):
             assert secret not in html, (url, secret)
+        assert (
+            "ijkl" not in html and "ZYXW" not in html
+        )  # not even the token's and password's last characters
+
+
+def test_x3_secret_hints_say_only_whether_they_are_set(tenant):
+    x3 = tenant.x3
+    x3.oauth_client_secret = "oauth-client-secret-QRST"
+    x3.save()
+    html = X3ConnectionForm(instance=x3).as_p()
+    assert X3_PASSWORD[-4:] not in html and "QRST" not in html and "••••" not in html
+    assert html.count("Set — leave blank to keep it") == 2  # the password and the OAuth client secret
+    assert html.count("Not set — type a value to set it.") == 1  # the connected-app secret
 
 
 def test_production_settings_pass_check_deploy_without_warnings(tmp_path):
@@ -192,7 +206,7 @@ def test_production_refuses_to_start_without_an_encryption_key(tmp_path):
     env.update(
         DJANGO_SETTINGS_MODULE="connector.settings",
         CONNECTOR_ENV="production",
-        SECRET_KEY="x" * 60,
+        SECRET_KEY="Zq8#x!v2@Lm9$wE4^rT6&yU1*iO3(pA5)sD7-fG0+hJ-secret-key",
         ALLOWED_HOSTS="a.example.com",
         CONNECTOR_VAR_DIR=str(tmp_path),
     )
@@ -229,8 +243,8 @@ def test_production_refuses_to_start_without_a_database_url(tmp_path):
     env.update(
         DJANGO_SETTINGS_MODULE="connector.settings",
         CONNECTOR_ENV="production",
-        SECRET_KEY="x" * 60,
-        ENCRYPTION_KEY="k" * 40,
+        SECRET_KEY="Zq8#x!v2@Lm9$wE4^rT6&yU1*iO3(pA5)sD7-fG0+hJ-secret-key",
+        ENCRYPTION_KEY="another-long-random-key-for-credentials",
         ALLOWED_HOSTS="a.example.com",
         CONNECTOR_VAR_DIR=str(tmp_path),
     )
