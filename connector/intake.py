@@ -261,6 +261,23 @@ def schemes_for(store: BigCommerceStore) -> list[str]:
     return schemes
 
 
+def ring_doorbell(event_id: int) -> None:
+    """Queue a committed event. A broker failure must not fail the delivery: the row is stored, and answering 5xx
+    would only make BigCommerce send it again. The sweep picks up events left ``received`` (docs/decisions/0010)."""
+    from .tasks import enqueue_event
+
+    try:
+        enqueue_event(event_id)
+    except (
+        Exception
+    ) as exc:  # any broker error (Redis down, ORM broker's database hiccup): the sweep owns recovery
+        logger.warning(
+            "Webhook event %s is stored but could not be queued (%s); the sweep will process it",
+            event_id,
+            type(exc).__name__,
+        )
+
+
 def receive(*, tenant_slug: str, body: bytes, headers: Mapping[str, str]) -> IntakeResult:
     """Authenticate, validate and store one delivery; queue its processing once the row is committed."""
     receiver = receiver_for(tenant_slug)
@@ -307,9 +324,7 @@ def receive(*, tenant_slug: str, body: bytes, headers: Mapping[str, str]) -> Int
         with transaction.atomic():
             row.save()
             if event.handled:
-                from .tasks import enqueue_event
-
-                transaction.on_commit(lambda: enqueue_event(row.pk))
+                transaction.on_commit(lambda: ring_doorbell(row.pk))
     except IntegrityError:
         WebhookEvent.objects.filter(tenant_id=receiver.tenant_id, delivery_key=key).update(
             deliveries=F("deliveries") + 1

@@ -10,6 +10,7 @@ admin.site.index_title = "Operations"
 urlpatterns = [
     path("webhooks/bigcommerce/<slug:tenant_slug>/", views.bigcommerce_webhook, name="bigcommerce-webhook"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("x3/oauth/<int:tenant_id>/start/", views.x3_oauth_start, name="x3-oauth-start"),
     path("x3/oauth/callback/", views.x3_oauth_callback, name="x3-oauth-callback"),
     path("admin/", admin.site.urls),
