@@ -513,3 +513,14 @@ def test_standard_webhooks_check_agrees_with_the_reference_library():
     for ts in ("inf", "nan", "1e3", "-5", " 1 ", str(int(now.timestamp()) - 301)):
         with pytest.raises(signatures.SignatureError):
             signatures.verify_standard_webhooks(body, {**headers, "webhook-timestamp": ts}, CLIENT_SECRET)
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["development", "production"])
+def test_post_without_the_trailing_slash_is_accepted(client, tenant, no_enqueue, settings, debug):
+    # APPEND_SLASH used to answer 500 (DEBUG: it cannot redirect a POST) or 301 (the delivery was lost)
+    settings.DEBUG = debug
+    body = webhook_body(order_id=42)
+    response = post(client, body, standard_headers(body), url=URL.rstrip("/"))
+    assert response.status_code == 200
+    assert WebhookEvent.objects.get().order_id == 42
+    assert post(client, body, {}, url=URL.rstrip("/")).status_code == 401
