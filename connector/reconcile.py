@@ -3,12 +3,12 @@
 Every few minutes, per active tenant: orders modified since the last run whose latest modification we have not
 planned from, and refunds created since then that we have no posting for, get a sync queued; order hooks that
 BigCommerce deactivated (after 48 hours of failed deliveries, or 90 days of inactivity) are switched back on.
-See ../shared/reference/bigcommerce.md §0.5 and ../shared/guides/lessons.md §8.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -50,11 +50,9 @@ def reconcile_tenant(tenant: Tenant, *, bc_client=None, now: datetime | None = N
 
     to_sync: set[int] = set()
     checked = 0
-    page = 1
-    while True:
-        batch = bc_client.list_orders(
-            min_date_modified=since, page=page, limit=PAGE, sort="date_modified:asc"
-        )
+    # Keyset paging (see iter_orders_modified): an order modified while we scan shows up again at the end instead
+    # of shifting an unread one onto a page already read. Checked against the postings a page at a time.
+    for batch in _batched(bc_client.iter_orders_modified(since, limit=PAGE), PAGE):
         checked += len(batch)
         planned = dict(
             Posting.objects.filter(tenant=tenant, order_id__in=[s["id"] for s in batch])
@@ -65,9 +63,6 @@ def reconcile_tenant(tenant: Tenant, *, bc_client=None, now: datetime | None = N
         to_sync.update(
             s["id"] for s in batch if planned.get(s["id"]) is None or planned[s["id"]] < s["date_modified"]
         )
-        if len(batch) < PAGE:
-            break
-        page += 1
     orders_queued = len(to_sync)
 
     refund_orders: set[int] = set()
@@ -100,6 +95,17 @@ def reconcile_tenant(tenant: Tenant, *, bc_client=None, now: datetime | None = N
         enqueue_order_sync(tenant.pk, order_id)
     Tenant.objects.filter(pk=tenant.pk).update(reconciled_until=now)
     return ReconcileResult(checked, orders_queued, refunds_queued, reactivated)
+
+
+def _batched(items: Iterator, size: int) -> Iterator[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def reconcile_all() -> str:
