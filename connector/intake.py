@@ -70,7 +70,7 @@ MAX_STORE_ID = 40
 MAX_HASH = 64
 MAX_WEBHOOK_ID = 180  # the dedupe key is "wh:" + webhook-id within 200 characters
 _DIGITS = re.compile(r"[0-9]{1,19}")
-_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_STRUCTURAL = re.compile(r'["\\\[\]{}]')
 
 
 def _int(value: object, what: str, *, minimum: int = 1) -> int:
@@ -102,13 +102,25 @@ def _reject_constant(name: str) -> None:
 
 
 def _check_nesting(text: str) -> None:
-    """Refuse deep nesting before parsing. Cheap: only bodies with many brackets are scanned."""
+    """Refuse deep nesting before parsing, in one linear pass over the structural characters (brackets outside
+    strings). Only bodies with more than ``MAX_NESTING`` opening brackets in all are scanned."""
     if text.count("{") + text.count("[") <= MAX_NESTING:
         return
     depth = 0
-    for match in _STRING_OR_BRACKET.finditer(text):
-        found = match.group()
-        if found in ("[", "{"):
+    in_string = False
+    escaped_at = -1
+    for match in _STRUCTURAL.finditer(text):
+        at, found = match.start(), match.group()
+        if at == escaped_at:
+            continue
+        if in_string:
+            if found == "\\":
+                escaped_at = at + 1
+            elif found == '"':
+                in_string = False
+        elif found == '"':
+            in_string = True
+        elif found in ("[", "{"):
             depth += 1
             if depth > MAX_NESTING:
                 raise IntakeError(400, f"Body is nested too deep (more than {MAX_NESTING} levels)")

@@ -524,3 +524,33 @@ def test_post_without_the_trailing_slash_is_accepted(client, tenant, no_enqueue,
     assert response.status_code == 200
     assert WebhookEvent.objects.get().order_id == 42
     assert post(client, body, {}, url=URL.rstrip("/")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "text,too_deep",
+    [
+        ('{"x": "' + "[" * 100 + '"}', False),  # brackets inside a string are text
+        ('{"x": "a\\"' + "[" * 100 + '"}', False),  # ... after an escaped quote too
+        ('{"x": "a\\\\", "y": ' + "[" * 40 + "]" * 40 + "}", True),  # an escaped backslash ends the string
+        ("[" * 32 + "]" * 32 + "[]" * 100, False),  # many brackets, never deeper than 32
+        ("[" * 33 + "]" * 33, True),
+    ],
+)
+def test_nesting_is_measured_outside_strings(text, too_deep):
+    from connector import intake
+
+    if too_deep:
+        with pytest.raises(intake.IntakeError, match="nested too deep"):
+            intake._check_nesting(text)
+    else:
+        intake._check_nesting(text)
+
+
+def test_nesting_check_is_linear_on_pathological_bodies():
+    from connector import intake
+
+    tail = "[]" * 40
+    for text in ('"' + '\\"' * 32_000 + tail, '"\\' * 32_000 + tail, '"' + "\\" * 64_000 + tail):
+        started = time.perf_counter()
+        intake._check_nesting(text)
+        assert time.perf_counter() - started < 1.0  # a backtracking string regex took over a minute here
