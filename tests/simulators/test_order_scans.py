@@ -92,3 +92,20 @@ def test_reconciliation_sees_every_order_modified_mid_scan(store, tenant, monkey
     assert edited
     assert expected <= set(queued)
     assert result.orders_queued == len(expected)
+
+
+def test_a_second_shared_by_more_than_a_page_of_orders_is_read_by_id(store):
+    # 300 orders modified in the same second: a date keyset alone cannot get past it
+    same = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+    data = store.app.stores[STORE].data
+    crowded = sorted(listed_orders(store))[:300]
+    for order_id in crowded:
+        data.orders[order_id].date_modified = same
+    client = BigCommerceClient(
+        StoreConfig(store_hash=STORE, access_token="tok-us", api_base_url=store.base_url)
+    )
+
+    ids = list(orders_modified_between(None, SINCE, bc_client=client))
+
+    assert sorted(ids) == sorted(listed_orders(store))
+    assert any("sort=id:asc" in r.url and "min_id=" in r.url for r in client.call_log)
