@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from . import signatures
+from . import signatures, tasks
 from .models import BigCommerceStore, Tenant, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -60,13 +61,85 @@ class ParsedEvent:
     handled: bool
 
 
-def _int(value: object, what: str) -> int:
-    if isinstance(value, bool):
+# Limits checked before anything is stored. A validly signed payload outside them is answered 400 with the reason:
+# a 5xx would make BigCommerce retry it for 48 hours and then deactivate the hook. The sizes are the columns' own.
+MAX_NESTING = 32  # BigCommerce payloads nest 3 deep; the JSON parser is never asked to recurse further
+MAX_BIGINT = 2**63 - 1  # ids and created_at are stored in BIGINT columns
+MAX_SCOPE = 100
+MAX_STORE_ID = 40
+MAX_HASH = 64
+MAX_WEBHOOK_ID = 180  # the dedupe key is "wh:" + webhook-id within 200 characters
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_STRUCTURAL = re.compile(r'["\\\[\]{}]')
+
+
+def _int(value: object, what: str, *, minimum: int = 1) -> int:
+    """An integer (or a string of ASCII digits) within ``minimum..MAX_BIGINT``; floats are refused, not rounded."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
         raise IntakeError(400, f"{what} must be an integer")
+    if not minimum <= value <= MAX_BIGINT:
+        raise IntakeError(400, f"{what} must be between {minimum} and {MAX_BIGINT}")
+    return value
+
+
+def _text(value: object, what: str, limit: int, *, allow_int: bool = False) -> str:
+    """A printable string of at most ``limit`` characters (no NUL, control character or lone surrogate)."""
+    if allow_int and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise IntakeError(400, f"{what} must be a string")
+    if len(value) > limit:
+        raise IntakeError(400, f"{what} is longer than {limit} characters")
+    if not value.isprintable():
+        raise IntakeError(400, f"{what} contains control or invalid characters")
+    return value
+
+
+def _reject_constant(name: str) -> None:
+    raise IntakeError(400, f"Body is not valid JSON: {name} is not a JSON number")
+
+
+def _check_nesting(text: str) -> None:
+    """Refuse deep nesting before parsing, in one linear pass over the structural characters (brackets outside
+    strings). Only bodies with more than ``MAX_NESTING`` opening brackets in all are scanned."""
+    if text.count("{") + text.count("[") <= MAX_NESTING:
+        return
+    depth = 0
+    in_string = False
+    escaped_at = -1
+    for match in _STRUCTURAL.finditer(text):
+        at, found = match.start(), match.group()
+        if at == escaped_at:
+            continue
+        if in_string:
+            if found == "\\":
+                escaped_at = at + 1
+            elif found == '"':
+                in_string = False
+        elif found == '"':
+            in_string = True
+        elif found in ("[", "{"):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise IntakeError(400, f"Body is nested too deep (more than {MAX_NESTING} levels)")
+        elif found in ("]", "}"):
+            depth -= 1
+
+
+def decode_body(body: bytes) -> str:
+    """The body as text: UTF-8 only (JSON's encoding for interchange, RFC 8259), with an optional BOM."""
     try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise IntakeError(400, f"{what} must be an integer") from None
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise IntakeError(400, "Body must be UTF-8 encoded JSON") from None
+    return text.removeprefix("\ufeff")
+
+
+def _printable(value: str) -> str:
+    """An informational header as stored: control characters (NUL is refused by PostgreSQL) become U+FFFD."""
+    return value if value.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in value)
 
 
 def normalise_scope(scope: str) -> str:
@@ -77,24 +150,28 @@ def normalise_scope(scope: str) -> str:
     return scope
 
 
-def parse_payload(body: bytes) -> ParsedEvent:
+def parse_payload(body: bytes | str) -> ParsedEvent:
+    text = decode_body(body) if isinstance(body, bytes) else body
+    _check_nesting(text)
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = json.loads(text, parse_constant=_reject_constant)
+    except ValueError:  # JSONDecodeError, or a number literal over Python's digit limit
         raise IntakeError(400, "Body is not valid JSON") from None
+    except RecursionError:  # unreachable after _check_nesting; kept so deep input can never become a 500
+        raise IntakeError(400, "Body is nested too deep") from None
     if not isinstance(payload, dict):
         raise IntakeError(400, "Body must be a JSON object")
     scope = payload.get("scope")
     data = payload.get("data")
     if not isinstance(scope, str) or not scope:
         raise IntakeError(400, "Missing field: scope")
+    scope = _text(scope, "scope", MAX_SCOPE)
     if not isinstance(data, dict):
         raise IntakeError(400, "Missing field: data")
-    bc_hash = payload.get("hash") or ""
-    if not isinstance(bc_hash, str):
-        raise IntakeError(400, "hash must be a string")
+    bc_hash = _text(payload.get("hash") or "", "hash", MAX_HASH)
+    store_id = _text(payload.get("store_id") or "", "store_id", MAX_STORE_ID, allow_int=True)
     created_at = payload.get("created_at")
-    created_at = _int(created_at, "created_at") if created_at is not None else None
+    created_at = _int(created_at, "created_at", minimum=0) if created_at is not None else None
     normalised = normalise_scope(scope)
     handled = normalised in ORDER_SCOPES
     order_id = refund_id = None
@@ -108,14 +185,15 @@ def parse_payload(body: bytes) -> ParsedEvent:
             if not isinstance(refund, dict) or refund.get("refund_id") is None:
                 raise IntakeError(400, "Missing field: data.refund.refund_id")
             refund_id = _int(refund["refund_id"], "data.refund.refund_id")
+    producer = payload.get("producer") or ""
     return ParsedEvent(
         scope=normalised,
-        store_id=str(payload.get("store_id") or ""),
+        store_id=store_id,
         order_id=order_id,
         refund_id=refund_id,
         bc_hash=bc_hash,
         created_at=created_at,
-        producer=str(payload.get("producer") or ""),
+        producer=producer if isinstance(producer, str) else repr(producer),
         handled=handled,
     )
 
@@ -195,6 +273,21 @@ def schemes_for(store: BigCommerceStore) -> list[str]:
     return schemes
 
 
+def ring_doorbell(event_id: int) -> None:
+    """Queue a committed event. A broker failure must not fail the delivery: the row is stored, and answering 5xx
+    would only make BigCommerce send it again. The sweep picks up events left ``received`` (docs/decisions/0010)."""
+    try:
+        tasks.enqueue_event(event_id)
+    except (
+        Exception
+    ) as exc:  # any broker error (Redis down, ORM broker's database hiccup): the sweep owns recovery
+        logger.warning(
+            "Webhook event %s is stored but could not be queued (%s); the sweep will process it",
+            event_id,
+            type(exc).__name__,
+        )
+
+
 def receive(*, tenant_slug: str, body: bytes, headers: Mapping[str, str]) -> IntakeResult:
     """Authenticate, validate and store one delivery; queue its processing once the row is committed."""
     receiver = receiver_for(tenant_slug)
@@ -213,24 +306,27 @@ def receive(*, tenant_slug: str, body: bytes, headers: Mapping[str, str]) -> Int
         logger.warning("Webhook for tenant %s rejected: %s", receiver.slug, exc)
         raise IntakeError(401, "Signature verification failed") from None
 
-    event = parse_payload(body)
+    # Authenticated from here on; everything below that is not storable is the sender's error (400), never 5xx.
+    text = decode_body(body)
+    event = parse_payload(text)
     if event.producer and event.producer != f"stores/{receiver.store_hash}":
         raise IntakeError(400, "producer does not match this tenant's store")
 
     lowered = {k.lower(): v for k, v in headers.items()}
+    webhook_id = _text(lowered.get("webhook-id", "").strip(), "webhook-id header", MAX_WEBHOOK_ID)
     key = delivery_key(lowered, event, body)
     row = WebhookEvent(
         tenant_id=receiver.tenant_id,
         delivery_key=key,
-        webhook_id=lowered.get("webhook-id", "")[:200],
+        webhook_id=webhook_id,
         scope=event.scope,
         store_id=event.store_id[:40],
         order_id=event.order_id,
         refund_id=event.refund_id,
         bc_hash=event.bc_hash[:64],
         event_created_at=event.created_at,
-        body=body.decode("utf-8", errors="replace"),
-        headers={k: lowered[k][:500] for k in KEPT_HEADERS if k in lowered},
+        body=text,
+        headers={k: _printable(lowered[k][:500]) for k in KEPT_HEADERS if k in lowered},
         verified_by=scheme,
         status=WebhookEvent.Status.RECEIVED if event.handled else WebhookEvent.Status.IGNORED,
     )
@@ -238,9 +334,7 @@ def receive(*, tenant_slug: str, body: bytes, headers: Mapping[str, str]) -> Int
         with transaction.atomic():
             row.save()
             if event.handled:
-                from .tasks import enqueue_event
-
-                transaction.on_commit(lambda: enqueue_event(row.pk))
+                transaction.on_commit(lambda: ring_doorbell(row.pk))
     except IntegrityError:
         WebhookEvent.objects.filter(tenant_id=receiver.tenant_id, delivery_key=key).update(
             deliveries=F("deliveries") + 1

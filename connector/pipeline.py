@@ -119,19 +119,18 @@ def sync_order_by_id(tenant_id: int, order_id: int) -> str:
 
 
 def orders_modified_between(tenant: Tenant, since, until=None, *, bc_client=None) -> Iterator[int]:
-    """IDs of the tenant's orders modified in [since, until], oldest first (for replays and backfills)."""
+    """IDs of the tenant's orders modified in [since, until], oldest first, each once (for replays and backfills).
+
+    ``until`` goes to BigCommerce as ``max_date_modified``, and the scan pages by keyset (see
+    ``iter_orders_modified``), so an order modified while this runs cannot make it skip another one.
+    """
     if bc_client is None:
         bc_client = clients.bigcommerce_client(tenant)
-    page = 1
-    while True:
-        batch = bc_client.list_orders(min_date_modified=since, page=page, limit=250, sort="date_modified:asc")
-        for summary in batch:
-            if until is not None and summary["date_modified"] > until:
-                return
+    seen: set[int] = set()
+    for summary in bc_client.iter_orders_modified(since, until):
+        if summary["id"] not in seen:
+            seen.add(summary["id"])
             yield summary["id"]
-        if len(batch) < 250:
-            return
-        page += 1
 
 
 def process_event(event_id: int) -> str:

@@ -9,6 +9,7 @@ See docs/reference/bigcommerce.md §0.5 and docs/decisions/0006-queue-is-a-doorb
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from django.utils import timezone
 from accounting.models import Posting
 from integrations.errors import IntegrationError
 
+from . import clients, tasks
 from .models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -38,23 +40,17 @@ class ReconcileResult:
 def reconcile_tenant(tenant: Tenant, *, bc_client=None, now: datetime | None = None) -> ReconcileResult:
     """Queue syncs for what the webhooks missed. Raises IntegrationError for BigCommerce failures (the checkpoint
     then stays where it was, so the next run covers the same time again)."""
-    from .tasks import enqueue_order_sync
-
     if bc_client is None:
-        from .clients import bigcommerce_client
-
-        bc_client = bigcommerce_client(tenant)
+        bc_client = clients.bigcommerce_client(tenant)
     now = now or timezone.now()
     lookback = timedelta(hours=settings.CONNECTOR["RECONCILE_FIRST_LOOKBACK_HOURS"])
     since = (tenant.reconciled_until or now - lookback) - OVERLAP
 
     to_sync: set[int] = set()
     checked = 0
-    page = 1
-    while True:
-        batch = bc_client.list_orders(
-            min_date_modified=since, page=page, limit=PAGE, sort="date_modified:asc"
-        )
+    # Keyset paging (see iter_orders_modified): an order modified while we scan shows up again at the end instead
+    # of shifting an unread one onto a page already read. Checked against the postings a page at a time.
+    for batch in _batched(bc_client.iter_orders_modified(since, limit=PAGE), PAGE):
         checked += len(batch)
         planned = dict(
             Posting.objects.filter(tenant=tenant, order_id__in=[s["id"] for s in batch])
@@ -65,9 +61,6 @@ def reconcile_tenant(tenant: Tenant, *, bc_client=None, now: datetime | None = N
         to_sync.update(
             s["id"] for s in batch if planned.get(s["id"]) is None or planned[s["id"]] < s["date_modified"]
         )
-        if len(batch) < PAGE:
-            break
-        page += 1
     orders_queued = len(to_sync)
 
     refund_orders: set[int] = set()
@@ -97,9 +90,20 @@ def reconcile_tenant(tenant: Tenant, *, bc_client=None, now: datetime | None = N
             )
 
     for order_id in sorted(to_sync):
-        enqueue_order_sync(tenant.pk, order_id)
+        tasks.enqueue_order_sync(tenant.pk, order_id)
     Tenant.objects.filter(pk=tenant.pk).update(reconciled_until=now)
     return ReconcileResult(checked, orders_queued, refunds_queued, reactivated)
+
+
+def _batched(items: Iterator, size: int) -> Iterator[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def reconcile_all() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -235,8 +236,20 @@ Q_CLUSTER: dict = {
     "label": "Background tasks",
     "sync": env.bool("Q_SYNC", default=False),
 }
+
+
+def redis_url_with_timeouts(url: str) -> str:
+    """The broker URL with connect/read timeouts unless it sets its own: a Redis that stops answering must not hold
+    a webhook request or ``/readyz`` for minutes. The read timeout stays above the worker's 1-second blocking pop."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("socket_connect_timeout", "5")
+    query.setdefault("socket_timeout", "10")
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 if REDIS_URL:
-    Q_CLUSTER["redis"] = REDIS_URL
+    Q_CLUSTER["redis"] = redis_url_with_timeouts(REDIS_URL)
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = env.float("Q_POLL", default=0.2)

@@ -6,10 +6,14 @@ task paths, so tests and the sweep ring the same doorbell.
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 
 from django_q.brokers import Broker, get_broker
 from django_q.tasks import async_task
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 
 @cache
@@ -20,7 +24,12 @@ def broker() -> Broker:
 
 
 def _enqueue(func: str, *args: int, name: str, group: str) -> None:
-    async_task(f"connector.tasks.{func}", *args, task_name=name, group=group, broker=broker())
+    """Ring the doorbell. The row is already stored: if Redis is down, the sweep finds the work later, so an admin
+    action or a webhook never fails because of the broker."""
+    try:
+        async_task(f"connector.tasks.{func}", *args, task_name=name, group=group, broker=broker())
+    except RedisError as exc:
+        logger.warning("Could not queue %s (%s); the sweep will pick it up", name, type(exc).__name__)
 
 
 def enqueue_event(event_id: int) -> None:

@@ -9,7 +9,10 @@ admin.site.index_title = "Operations"
 
 urlpatterns = [
     path("webhooks/bigcommerce/<slug:tenant_slug>/", views.bigcommerce_webhook, name="bigcommerce-webhook"),
+    # Without the slash too: APPEND_SLASH cannot redirect a POST (500 under DEBUG, a 301 that loses the delivery).
+    path("webhooks/bigcommerce/<slug:tenant_slug>", views.bigcommerce_webhook),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("x3/oauth/<int:tenant_id>/start/", views.x3_oauth_start, name="x3-oauth-start"),
     path("x3/oauth/callback/", views.x3_oauth_callback, name="x3-oauth-callback"),
     path("admin/", admin.site.urls),

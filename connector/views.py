@@ -15,7 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import intake, operations, x3auth
+from . import intake, operations, tasks, x3auth
 from .models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -52,15 +52,42 @@ def bigcommerce_webhook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     return JsonResponse({"status": result.message}, status=result.status)
 
 
-@require_GET
-def healthz(request: HttpRequest) -> HttpResponse:
-    """Liveness plus a database round trip, for load balancers and the Docker HEALTHCHECK."""
+def _database_ok() -> bool:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError:
+        return False
+    return True
+
+
+def _broker_ok() -> bool:
+    try:
+        return tasks.broker().ping() is not False
+    except Exception as exc:  # redis errors, a refused connection, a timeout: all mean "not ready"
+        logger.warning("Readiness: the task broker does not answer (%s)", type(exc).__name__)
+        return False
+
+
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness plus a database round trip, for the Docker HEALTHCHECK. Does not look at the broker: a broker outage
+    does not lose webhooks (they are stored, the sweep queues them), so it is no reason to restart the web process."""
+    if not _database_ok():
         return JsonResponse({"status": "database unavailable"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> HttpResponse:
+    """Readiness: the database and the task broker (django-q2's ping) both answer. 503 names the part that is down."""
+    checks = {
+        "database": "ok" if _database_ok() else "unavailable",
+        "broker": "ok" if _broker_ok() else "unavailable",
+    }
+    ready = all(value == "ok" for value in checks.values())
+    return JsonResponse({"status": "ready" if ready else "not ready", **checks}, status=200 if ready else 503)
 
 
 # --- "Connect to Sage X3" (OAuth2 authorization code) -------------------------------------------------------------

@@ -10,7 +10,12 @@ import copy
 import json
 from decimal import Decimal
 
-from integrations.bigcommerce.client import consignment_products, parse_order, parse_refund
+from integrations.bigcommerce.client import (
+    consignment_products,
+    iter_orders_modified,
+    parse_order,
+    parse_refund,
+)
 from integrations.errors import NotFoundError
 from integrations.sagex3.types import Entry, PostedEntry
 
@@ -71,11 +76,31 @@ class FakeBigCommerce:
         self.calls += 1
         return [parse_refund(r) for r in self.refunds.get(order_id, [])]
 
-    def list_orders(self, *, min_date_modified=None, page=1, limit=250, sort="date_modified:asc", **_):
+    def list_orders(
+        self,
+        *,
+        min_date_modified=None,
+        max_date_modified=None,
+        min_id=None,
+        page=1,
+        limit=250,
+        sort="date_modified:asc",
+    ):
+        """``GET /v2/orders`` as BigCommerce filters it: inclusive bounds, to the second; one sort field."""
         self.calls += 1
-        rows = sorted((self.get_order(i) for i in self.orders), key=lambda o: (o.date_modified, o.id))
+        rows = [self.get_order(i) for i in self.orders]
         self.calls -= len(rows)  # get_order above is bookkeeping, not API calls
-        rows = [o for o in rows if min_date_modified is None or o.date_modified >= min_date_modified]
+        low = min_date_modified.replace(microsecond=0) if min_date_modified else None
+        high = max_date_modified.replace(microsecond=0) if max_date_modified else None
+        rows = [
+            o
+            for o in rows
+            if (low is None or o.date_modified >= low)
+            and (high is None or o.date_modified <= high)
+            and (min_id is None or o.id >= min_id)
+        ]
+        field = sort.partition(":")[0]
+        rows.sort(key=lambda o: (getattr(o, field), o.id))
         chunk = rows[(page - 1) * limit : page * limit]
         return [
             {
@@ -86,6 +111,9 @@ class FakeBigCommerce:
             }
             for o in chunk
         ]
+
+    def iter_orders_modified(self, since, until=None, *, limit=250):
+        return iter_orders_modified(self.list_orders, since, until, limit=limit)
 
     def list_refunds(self, *, created_min=None, page=1, limit=250):
         self.calls += 1

@@ -573,16 +573,8 @@ def test_replay_command_by_id_and_by_date_range(tenant, bc, x3, monkeypatch):
     assert "order 250: already-posted (posted)" in text
     assert len(x3.entries) == 1
 
-    from datetime import UTC, datetime
-
-    bc.list_orders = lambda **kw: (
-        [
-            {"id": 250, "date_modified": datetime(2026, 3, 5, tzinfo=UTC)},
-            {"id": 251, "date_modified": datetime(2026, 4, 5, tzinfo=UTC)},
-        ]
-        if kw["page"] == 1
-        else []
-    )
+    bc.orders[250]["date_modified"] = "Thu, 05 Mar 2026 10:00:00 +0000"
+    bc.orders[251]["date_modified"] = "Sun, 05 Apr 2026 10:00:00 +0000"
     out = StringIO()
     call_command(
         "replay_orders", "--tenant", "acme", "--since", "2026-03-01", "--until", "2026-03-31", stdout=out

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -186,6 +186,7 @@ class BigCommerceClient:
         self,
         *,
         min_date_modified: datetime | None = None,
+        max_date_modified: datetime | None = None,
         min_id: int | None = None,
         page: int = 1,
         limit: int = MAX_PAGE_SIZE,
@@ -193,11 +194,14 @@ class BigCommerceClient:
     ) -> list[OrderSummary]:
         """One page of ``GET /v2/orders``, reduced to id, date_modified, status_id and channel_id (204 → ``[]``).
 
-        A naive ``min_date_modified`` is taken as UTC.
+        Naive datetimes are taken as UTC; both date bounds are inclusive and sent to the second. To scan orders, use
+        :meth:`iter_orders_modified`, not page numbers.
         """
         params: dict[str, Any] = {"page": page, "limit": limit, "sort": sort}
         if min_date_modified is not None:
             params["min_date_modified"] = _iso(min_date_modified)
+        if max_date_modified is not None:
+            params["max_date_modified"] = _iso(max_date_modified)
         if min_id is not None:
             params["min_id"] = int(min_id)
         rows = self._get_v2_list("v2/orders", params=params)
@@ -212,31 +216,15 @@ class BigCommerceClient:
                 for row in rows
             ]
 
-    def iter_order_ids_modified_since(self, since: datetime, *, limit: int = MAX_PAGE_SIZE) -> Iterator[int]:
-        """Yield the id of every order modified at or after ``since``, oldest modification first, each once.
+    def iter_orders_modified(
+        self, since: datetime, until: datetime | None = None, *, limit: int = MAX_PAGE_SIZE
+    ) -> Iterator[OrderSummary]:
+        """Every order modified in ``[since, until]`` (no upper bound when ``until`` is None), oldest change first.
 
-        Pages by keyset (``min_date_modified`` = the last date seen) rather than by page number, so an order
-        modified while we iterate moves to the end of the list instead of shifting a not-yet-seen order onto an
-        already-read page. Only when a whole page shares one second does it move on with ``page``. Stops at the
-        first short page.
+        See :func:`iter_orders_modified`: keyset paging on (date_modified, id), so orders modified during the scan
+        never make it skip another one.
         """
-        cursor = since
-        page = 1
-        seen: set[int] = set()
-        for _ in range(MAX_PAGES * 10):
-            rows = self.list_orders(min_date_modified=cursor, page=page, limit=limit)
-            for row in rows:
-                if row["id"] not in seen:
-                    seen.add(row["id"])
-                    yield row["id"]
-            if len(rows) < limit:
-                return
-            last = rows[-1]["date_modified"]
-            if last > _utc(cursor):
-                cursor, page = last, 1
-            else:
-                page += 1
-        raise _shape_error("GET /v2/orders", "pagination did not end")
+        return iter_orders_modified(self.list_orders, since, until, limit=limit)
 
     def list_order_statuses(self) -> list[OrderStatus]:
         """``GET /v2/order_statuses``. ``name`` falls back to the merchant's label, then the system label."""
@@ -672,6 +660,70 @@ def _next_page(meta: Any, params: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 # ----------------------------------------------------------------------------------------------------- parsing
+
+
+def iter_orders_modified(
+    list_orders: Callable[..., list[OrderSummary]],
+    since: datetime,
+    until: datetime | None = None,
+    *,
+    limit: int = MAX_PAGE_SIZE,
+) -> Iterator[OrderSummary]:
+    """Scan ``GET /v2/orders`` by keyset on (date_modified, id); ``list_orders`` is :meth:`BigCommerceClient.list_orders`
+    (or a test double with the same parameters).
+
+    Page numbers skip orders: when an order on an already-read page is modified, it moves to the end of the
+    ``date_modified`` sort and every later order shifts one place back, so one is never read. Here each request starts
+    at the last ``date_modified`` seen (``min_date_modified``, inclusive; the orders already yielded at that second
+    are skipped), so a move cannot hide anything. BigCommerce sorts on one field only and dates have one-second
+    resolution: when a whole page shares one second, that second is read by id instead (``min_date_modified`` =
+    ``max_date_modified`` = that second, ``sort=id:asc``, ``min_id`` = the last id read), then the scan goes on from the
+    next second. An order modified during the scan is yielded again at its new date when that is within the range;
+    callers that want each id once de-duplicate. ``until`` is sent as ``max_date_modified``.
+    """
+    cursor = _utc(since).replace(microsecond=0)
+    seen_at_cursor: set[int] = set()
+    requests_left = MAX_PAGES * 10
+    while until is None or cursor <= _utc(until):
+        requests_left -= 1
+        if requests_left < 0:
+            raise _shape_error("GET /v2/orders", "pagination did not end")
+        rows = list_orders(
+            min_date_modified=cursor, max_date_modified=until, limit=limit, sort="date_modified:asc"
+        )
+        for row in rows:
+            if row["date_modified"] > cursor or (
+                row["date_modified"] == cursor and row["id"] not in seen_at_cursor
+            ):
+                yield row
+        if len(rows) < limit:
+            return
+        last = rows[-1]["date_modified"]
+        if last > cursor:
+            cursor = last
+            seen_at_cursor = {row["id"] for row in rows if row["date_modified"] == last}
+            continue
+        # A full page within one second: read that second by id, then continue after it.
+        seen_at_cursor.update(row["id"] for row in rows)
+        after = 0
+        while True:
+            requests_left -= 1
+            if requests_left < 0:
+                raise _shape_error("GET /v2/orders", "pagination did not end")
+            rows = list_orders(
+                min_date_modified=cursor, max_date_modified=cursor, min_id=after, limit=limit, sort="id:asc"
+            )
+            for row in rows:
+                if row["id"] not in seen_at_cursor and row["date_modified"] == cursor:
+                    seen_at_cursor.add(row["id"])
+                    yield row
+            if len(rows) < limit:
+                break
+            if rows[-1]["id"] <= after:
+                raise _shape_error("GET /v2/orders", "min_id did not move the page forward")
+            after = rows[-1]["id"]
+        cursor += timedelta(seconds=1)
+        seen_at_cursor = set()
 
 
 def consignment_products(order: Mapping[str, Any]) -> list[dict[str, Any]] | None:

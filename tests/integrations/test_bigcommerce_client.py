@@ -344,57 +344,130 @@ def test_list_orders_returns_minimal_rows(client, mocked):
     ]
 
 
-def test_iter_order_ids_pages_by_keyset_until_short_page(client, mocked):
-    # Given three pages of size 2: the second repeats order 2 (same second as the cursor)
-    def row(order_id: int, minute: int) -> dict[str, Any]:
-        return {
-            "id": order_id,
-            "date_modified": f"Mon, 11 Mar 2019 15:{minute:02d}:00 +0000",
-            "status_id": 11,
-            "channel_id": 1,
-        }
+class OrdersServer:
+    """``GET /v2/orders`` as BigCommerce answers it (inclusive date and id bounds to the second, one sort field,
+    page/limit, 204 when empty), over a mutable list of orders; ``after_request`` can change the store mid-scan."""
 
-    url = f"{BASE}/v2/orders"
-    common = {"page": "1", "limit": "2", "sort": "date_modified:asc"}
-    mocked.get(
-        url,
-        json=[row(1, 1), row(2, 2)],
-        match=[matchers.query_param_matcher({**common, "min_date_modified": "2019-03-11T15:00:00+00:00"})],
-    )
-    mocked.get(
-        url,
-        json=[row(2, 2), row(3, 3)],
-        match=[matchers.query_param_matcher({**common, "min_date_modified": "2019-03-11T15:02:00+00:00"})],
-    )
-    mocked.get(
-        url,
-        json=[row(3, 3)],
-        match=[matchers.query_param_matcher({**common, "min_date_modified": "2019-03-11T15:03:00+00:00"})],
-    )
+    def __init__(self, mocked, orders: dict[int, datetime]) -> None:
+        self.orders = orders
+        self.queries: list[dict[str, str]] = []
+        self.after_request = lambda n: None
+        mocked.add_callback(responses.GET, f"{BASE}/v2/orders", callback=self.answer)
+
+    def answer(self, request):
+        from urllib.parse import parse_qsl, urlsplit
+
+        q = dict(parse_qsl(urlsplit(request.url).query))
+        self.queries.append(q)
+        low = datetime.fromisoformat(q["min_date_modified"]) if "min_date_modified" in q else None
+        high = datetime.fromisoformat(q["max_date_modified"]) if "max_date_modified" in q else None
+        rows = [
+            (when, order_id)
+            for order_id, when in self.orders.items()
+            if (low is None or when >= low)
+            and (high is None or when <= high)
+            and order_id >= int(q.get("min_id", 0))
+        ]
+        field = q.get("sort", "id:asc").partition(":")[0]
+        rows.sort(key=(lambda r: (r[1],)) if field == "id" else (lambda r: (r[0], r[1])))
+        page, limit = int(q.get("page", 1)), int(q.get("limit", 50))
+        chunk = rows[(page - 1) * limit : page * limit]
+        self.after_request(len(self.queries))
+        if not chunk:
+            return 204, {}, ""
+        body = [
+            {
+                "id": i,
+                "date_modified": w.strftime("%a, %d %b %Y %H:%M:%S +0000"),
+                "status_id": 11,
+                "channel_id": 1,
+            }
+            for w, i in chunk
+        ]
+        return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
+
+T0 = datetime(2019, 3, 11, 15, 0, tzinfo=UTC)
+
+
+def minutes(n: int) -> datetime:
+    from datetime import timedelta
+
+    return T0 + timedelta(minutes=n)
+
+
+def test_iter_orders_modified_sees_every_order_when_one_is_modified_mid_scan(client, mocked):
+    # Given seven orders, one per minute, read three at a time; order 1 is modified after the first page
+    server = OrdersServer(mocked, {n: minutes(n) for n in range(1, 8)})
+
+    def modify(request_number: int) -> None:
+        if request_number == 1:
+            server.orders[1] = minutes(30)  # moves to the end of the date_modified sort
+
+    server.after_request = modify
 
     # When
-    ids = list(client.iter_order_ids_modified_since(datetime(2019, 3, 11, 15, 0, tzinfo=UTC), limit=2))
+    rows = list(client.iter_orders_modified(T0, limit=3))
 
-    # Then
-    assert ids == [1, 2, 3]
-    assert client.calls == 3
-
-
-def test_iter_order_ids_moves_on_by_page_when_a_page_shares_one_second(client, mocked):
-    same = "Mon, 11 Mar 2019 15:00:00 +0000"
-    url = f"{BASE}/v2/orders"
-    common = {"limit": "2", "sort": "date_modified:asc", "min_date_modified": "2019-03-11T15:00:00+00:00"}
-    mocked.get(
-        url,
-        json=[{"id": n, "date_modified": same, "status_id": 1} for n in (1, 2)],
-        match=[matchers.query_param_matcher({**common, "page": "1"})],
-    )
-    mocked.get(url, status=204, match=[matchers.query_param_matcher({**common, "page": "2"})])
-
-    assert list(client.iter_order_ids_modified_since(datetime(2019, 3, 11, 15, 0, tzinfo=UTC), limit=2)) == [
-        1,
-        2,
+    # Then: nothing skipped (page numbers would have lost order 4), and order 1 again at its new date
+    assert [r["id"] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 1]
+    assert rows[-1]["date_modified"] == minutes(30)
+    assert {q["page"] for q in server.queries} == {"1"}
+    assert [q["min_date_modified"] for q in server.queries] == [
+        "2019-03-11T15:00:00+00:00",
+        "2019-03-11T15:03:00+00:00",
+        "2019-03-11T15:05:00+00:00",
+        "2019-03-11T15:07:00+00:00",
     ]
+
+
+def test_iter_orders_modified_reads_a_crowded_second_by_id(client, mocked):
+    # Given five orders in the same second (more than a page), then two later ones
+    same = minutes(1)
+    server = OrdersServer(mocked, {9: same, 4: same, 7: same, 5: same, 8: same, 2: minutes(2), 3: minutes(3)})
+
+    # When
+    ids = [r["id"] for r in client.iter_orders_modified(T0, limit=2)]
+
+    # Then each order once, the crowded second read by id between equal date bounds
+    assert sorted(ids) == [2, 3, 4, 5, 7, 8, 9] and len(ids) == 7
+    by_id = [q for q in server.queries if q["sort"] == "id:asc"]
+    assert by_id and all(
+        q["min_date_modified"] == q["max_date_modified"] == "2019-03-11T15:01:00+00:00" for q in by_id
+    )
+    assert [q["min_id"] for q in by_id] == [
+        "0",
+        "5",
+        "7",
+        "8",
+        "9",
+    ]  # min_id is inclusive: the last row repeats
+
+
+def test_iter_orders_modified_sends_until_as_max_date_modified(client, mocked):
+    server = OrdersServer(mocked, {n: minutes(n) for n in range(1, 6)})
+
+    ids = [r["id"] for r in client.iter_orders_modified(minutes(2), minutes(3), limit=250)]
+
+    assert ids == [2, 3]
+    assert server.queries == [
+        {
+            "page": "1",
+            "limit": "250",
+            "sort": "date_modified:asc",
+            "min_date_modified": "2019-03-11T15:02:00+00:00",
+            "max_date_modified": "2019-03-11T15:03:00+00:00",
+        }
+    ]
+
+
+def test_iter_orders_modified_stops_when_min_id_does_not_move(client, mocked):
+    # A server that ignores min_id would repeat the same page for ever
+    same = "Mon, 11 Mar 2019 15:00:00 +0000"
+    mocked.get(f"{BASE}/v2/orders", json=[{"id": n, "date_modified": same, "status_id": 1} for n in (1, 2)])
+
+    with pytest.raises(BadResponseError, match="min_id"):
+        list(client.iter_orders_modified(T0, limit=2))
 
 
 @pytest.mark.parametrize(
