@@ -12,10 +12,13 @@ from import_export.widgets import ForeignKeyWidget
 
 from connector import operations
 from connector.admin import ReadOnlyAdmin
+from connector.clients import x3_client
 from connector.models import Tenant
+from integrations.errors import IntegrationError
 
 from .journal import quantize
 from .models import ChannelMapping, Posting, PostingAttempt, PostingLine, PostingLog, X3Circuit
+from .posting import entry_for
 
 
 class ChannelMappingResource(resources.ModelResource):
@@ -120,8 +123,8 @@ class PostingAdmin(ReadOnlyAdmin):
     list_select_related = ("tenant",)
     date_hierarchy = "gl_date"
     inlines = (PostingLineInline, PostingLogInline, PostingAttemptInline)
-    actions = ("repost_orders", "retry_now")
-    readonly_fields = [f.name for f in Posting._meta.fields] + ["balance"]
+    actions = ("approve", "reject", "repost_orders", "retry_now")
+    readonly_fields = [f.name for f in Posting._meta.fields] + ["balance", "x3_preview"]
     fieldsets = (
         (
             None,
@@ -144,7 +147,7 @@ class PostingAdmin(ReadOnlyAdmin):
                 )
             },
         ),
-        ("Sage X3", {"fields": ("reference", "x3_document_number", "x3_uuid", "posted_at")}),
+        ("Sage X3", {"fields": ("reference", "x3_document_number", "x3_uuid", "posted_at", "x3_preview")}),
         (
             "Processing",
             {
@@ -195,6 +198,17 @@ class PostingAdmin(ReadOnlyAdmin):
         debit, credit = (Decimal(str(totals[k] or 0)).quantize(Decimal("0.0001")) for k in ("d", "c"))
         return f"{debit} = {credit}" + ("" if debit == credit else "  ⚠ NOT BALANCED")
 
+    @admin.display(description="What is sent to X3")
+    def x3_preview(self, obj: Posting) -> str:
+        """The exact request body this entry goes to X3 with (shown until it is posted, for review)."""
+        if obj.status not in (Posting.Status.AWAITING_APPROVAL, Posting.Status.PENDING, Posting.Status.RETRY):
+            return "—"
+        try:
+            body = x3_client(obj.tenant).preview(entry_for(obj))
+        except (IntegrationError, ValueError) as exc:
+            return f"Cannot build the X3 request: {getattr(exc, 'message', exc)}"
+        return format_html("<pre>{}</pre>", body)
+
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("accounting.operate_posting")
 
@@ -206,6 +220,30 @@ class PostingAdmin(ReadOnlyAdmin):
         report = operations.repost_orders(queryset, user=request.user)
         for level, text in report:
             self.message_user(request, text, level)
+
+    @admin.action(description="Approve and post (entries awaiting approval)", permissions=["operate"])
+    def approve(self, request, queryset) -> None:
+        count = operations.approve(queryset, user=request.user)
+        skipped = queryset.count() - count
+        self.message_user(
+            request,
+            f"{count} entr{'y' if count == 1 else 'ies'} approved and queued for posting."
+            + (
+                f" {skipped} selected row(s) were not awaiting approval and were left alone."
+                if skipped
+                else ""
+            ),
+            messages.SUCCESS if count and not skipped else messages.WARNING,
+        )
+
+    @admin.action(description="Reject (entries awaiting approval): nothing is sent", permissions=["operate"])
+    def reject(self, request, queryset) -> None:
+        count = operations.reject(queryset, user=request.user)
+        self.message_user(
+            request,
+            f"{count} entr{'y' if count == 1 else 'ies'} rejected; nothing was sent to X3.",
+            messages.SUCCESS if count else messages.WARNING,
+        )
 
     @admin.action(description="Retry now (failed, scheduled or unknown postings)", permissions=["operate"])
     def retry_now(self, request, queryset) -> None:

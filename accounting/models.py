@@ -70,6 +70,7 @@ class Posting(models.Model):
     class Status(models.TextChoices):
         WAITING = "waiting", "Waiting (order not confirmed)"
         NEEDS_MAPPING = "needs_mapping", "Needs mapping"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
         PENDING = "pending", "Pending"
         POSTING = "posting", "Posting"
         UNKNOWN = "unknown", "Outcome unknown (checking X3)"

@@ -49,7 +49,10 @@ VOID_STATUS_IDS = frozenset({5, 6})
 # Refunded and Partially Refunded were paid once: an order first seen in them still posts (its refunds follow).
 REFUNDED_STATUS_IDS = frozenset({4, 14})
 # Statuses in which nothing of a posting can have reached X3, so it may be rebuilt from a fresher order.
-PLACEHOLDER = (S.WAITING, S.NEEDS_MAPPING, S.SKIPPED)
+# Rows that hold nothing sent to X3: rebuilt from the current order on every sync. An entry awaiting approval is
+# rebuilt too — a changed order is shown (and approved) as it is now.
+PLACEHOLDER = (S.WAITING, S.NEEDS_MAPPING, S.SKIPPED, S.AWAITING_APPROVAL)
+TO_POST = (S.PENDING, S.AWAITING_APPROVAL)  # planned with lines: due now, or once approved
 ORDER_PART = (K.ORDER, K.ADJUSTMENT, K.REVERSAL)
 
 
@@ -261,7 +264,7 @@ def _gl_date(tenant: Tenant, order: Order, base: Posting, created: bool) -> date
 
 def _plan_base(tenant, base, order, target: Target, trigger, event, user, created) -> str:
     previous = base.status
-    status = {"post": S.PENDING, "void": S.SKIPPED, "wait": S.WAITING, "unmapped": S.NEEDS_MAPPING}[
+    status: str = {"post": S.PENDING, "void": S.SKIPPED, "wait": S.WAITING, "unmapped": S.NEEDS_MAPPING}[
         target.state
     ]
     if status == S.PENDING and target.journal.is_empty:
@@ -271,7 +274,7 @@ def _plan_base(tenant, base, order, target: Target, trigger, event, user, create
         )
     gl_date = _gl_date(tenant, order, base, created)
     journal = target.journal
-    _fill(
+    status = _fill(
         base,
         order,
         status=status,
@@ -286,21 +289,27 @@ def _plan_base(tenant, base, order, target: Target, trigger, event, user, create
     base.save()
     if not created:
         base.lines.all().delete()
-    if status == S.PENDING:
+    if status in TO_POST:
         _write_lines(base, target.lines)
     if created:
-        log_transition(base, status, target.message or "Order posting created", trigger=trigger, user=user)
-        return "created"
-    if previous != status or status == S.PENDING:
         log_transition(
             base,
             status,
-            target.message or "Rebuilt from a fresh order snapshot",
+            target.message or _planned(status, "Order posting created"),
+            trigger=trigger,
+            user=user,
+        )
+        return "created"
+    if previous != status or status in TO_POST:
+        log_transition(
+            base,
+            status,
+            target.message or _planned(status, "Rebuilt from a fresh order snapshot"),
             from_status=previous,
             trigger=trigger,
             user=user,
         )
-    return "reopened" if status == S.PENDING else "unchanged"
+    return "reopened" if status in TO_POST else "unchanged"
 
 
 def _fill(
@@ -316,8 +325,8 @@ def _fill(
     message,
     journal=None,
     total=None,
-) -> None:
-    posting.status = status
+) -> str:
+    """Fill a (re)planned posting from the order; returns its status (an entry to post may have to await review)."""
     posting.channel_id = order.channel_id
     posting.order_status_id = order.status_id
     posting.currency = order.currency_code
@@ -334,6 +343,24 @@ def _fill(
     posting.next_attempt_at = None
     posting.trigger = trigger
     posting.source_event = event
+    posting.status = _review_gate(posting.tenant, status, posting.flagged)
+    return posting.status
+
+
+def _review_gate(tenant: Tenant, status: str, flagged: bool) -> str:
+    """An entry ready to post waits for an accountant's approval when the tenant's review policy says so."""
+    policy = tenant.review_policy
+    if status == S.PENDING and (
+        policy == Tenant.ReviewPolicy.ALL or (policy != Tenant.ReviewPolicy.OFF and flagged)
+    ):
+        return S.AWAITING_APPROVAL
+    return status
+
+
+def _planned(status: str, message: str) -> str:
+    if status == S.AWAITING_APPROVAL:
+        return f"{message}; awaiting an accountant's approval before it is sent to X3"
+    return message
 
 
 def _store(tenant: Tenant, posting: Posting, lines: Iterable[Line]) -> None:
@@ -399,10 +426,10 @@ def _plan_difference(tenant, base, order, target: Target, trigger, event, user) 
             tenant=tenant, kind=kind, order_id=order.id, parent=base, idempotency_key=f"{kind}:{order.id}:{n}"
         )
     previous = posting.status if posting.pk else ""
-    status = S.NEEDS_MAPPING if target.state == "unmapped" else S.PENDING
+    status: str = S.NEEDS_MAPPING if target.state == "unmapped" else S.PENDING
     receivable = sum((natural_amount(line) for line in lines if line.role == "receivable"), Decimal(0))
     label = "Reversal" if kind == K.REVERSAL else "Adjustment"
-    _fill(
+    status = _fill(
         posting,
         order,
         status=status,
@@ -418,7 +445,7 @@ def _plan_difference(tenant, base, order, target: Target, trigger, event, user) 
     log_transition(
         posting,
         status,
-        target.message or f"{label}: only the difference from what was posted",
+        target.message or _planned(status, f"{label}: only the difference from what was posted"),
         from_status=previous,
         trigger=trigger,
         user=user,
@@ -464,7 +491,7 @@ def _plan_refunds(tenant, base, order, refunds: Iterable[Refund], trigger, event
             )
         previous = posting.status if posting.pk else ""
         status, lines, journal, message, accounts = _refund_plan(tenant, base, order, refund)
-        _fill(
+        status = _fill(
             posting,
             order,
             status=status,
@@ -483,11 +510,11 @@ def _plan_refunds(tenant, base, order, refunds: Iterable[Refund], trigger, event
         if status == S.NEEDS_ATTENTION:
             posting.last_error = message
         _store(tenant, posting, lines)
-        if previous != status or status == S.PENDING:
+        if previous != status or status in TO_POST:
             log_transition(
                 posting,
                 status,
-                message or "Refund posting planned",
+                message or _planned(status, "Refund posting planned"),
                 from_status=previous,
                 trigger=trigger,
                 user=user,

@@ -200,7 +200,15 @@ class TenantAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "slug", "is_active")}),
         (
             "Accounting",
-            {"fields": ("confirmed_status_ids", "gl_date_policy", "rounding_account", "rounding_threshold")},
+            {
+                "fields": (
+                    "confirmed_status_ids",
+                    "gl_date_policy",
+                    "rounding_account",
+                    "rounding_threshold",
+                    "review_policy",
+                )
+            },
         ),
         ("Refunds", {"fields": ("order_refund_policy", "refund_account", "refund_restock_cogs")}),
         ("Reconciliation", {"fields": ("reconciled_until",)}),

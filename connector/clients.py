@@ -68,6 +68,9 @@ class UnusableX3Client:
     def test_connection(self) -> str:
         raise PermanentError(self.reason)
 
+    def preview(self, entry: Entry) -> str:
+        raise PermanentError(self.reason)
+
 
 def x3_client(tenant: Tenant) -> X3Client:
     """The tenant's Sage X3 client for its connection method. All of them take the same :class:`Entry`.

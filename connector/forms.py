@@ -80,6 +80,7 @@ class TenantForm(forms.ModelForm):
             "order_refund_policy",
             "refund_account",
             "refund_restock_cogs",
+            "review_policy",
         )
 
     def __init__(self, *args, **kwargs) -> None:

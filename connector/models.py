@@ -56,6 +56,11 @@ class Tenant(models.Model):
         CONFIRMED = "confirmed", "Date the order became confirmed (paid)"
         CREATED = "created", "Date the order was created"
 
+    class ReviewPolicy(models.TextChoices):
+        OFF = "off", "Post without review"
+        FLAGGED = "flagged", "Review entries flagged for rounding before they post"
+        ALL = "all", "Review every entry before it posts"
+
     class OrderRefundPolicy(models.TextChoices):
         REFUND_ACCOUNT = "refund_account", "Post to the refunds account (no tax, as BigCommerce records it)"
         PROPORTIONAL = "proportional", "Allocate across the order's revenue, shipping and tax lines"
@@ -82,6 +87,13 @@ class Tenant(models.Model):
         blank=True,
         editable=False,
         help_text="The reconciliation poll has compared BigCommerce with our postings up to this time.",
+    )
+    review_policy = models.CharField(
+        max_length=10,
+        choices=ReviewPolicy.choices,
+        default=ReviewPolicy.OFF,
+        help_text="Review before posting: entries wait as 'awaiting approval' with a preview until an accountant "
+        "approves them. Entries flagged for rounding always wait when review is on.",
     )
     refund_restock_cogs = models.BooleanField(
         default=False,

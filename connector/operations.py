@@ -98,3 +98,46 @@ def resume_after_reauthorization(tenant: Tenant) -> int:
             log_transition(posting, S.RETRY, "Sage X3 re-authorized: resuming", from_status=S.NEEDS_REAUTH)
             tasks.enqueue_posting(posting.pk)
     return len(held)
+
+
+def approve(queryset: QuerySet[Posting], *, user=None) -> int:
+    """Approve entries awaiting review: each goes out through the same exactly-once delivery as any other."""
+    now = timezone.now()
+    count = 0
+    for posting in queryset.filter(status=S.AWAITING_APPROVAL):
+        if Posting.objects.filter(pk=posting.pk, status=S.AWAITING_APPROVAL).update(
+            status=S.PENDING, next_attempt_at=None, updated_at=now
+        ):
+            who = getattr(user, "get_username", lambda: "")() or "an operator"
+            log_transition(
+                posting,
+                S.PENDING,
+                f"Approved by {who}",
+                from_status=S.AWAITING_APPROVAL,
+                trigger=Posting.Trigger.ADMIN,
+                user=user,
+            )
+            tasks.enqueue_posting(posting.pk)
+            count += 1
+    return count
+
+
+def reject(queryset: QuerySet[Posting], *, user=None, reason: str = "") -> int:
+    """Reject entries awaiting review: nothing is sent. A later change of the order brings it back for review."""
+    now = timezone.now()
+    count = 0
+    for posting in queryset.filter(status=S.AWAITING_APPROVAL):
+        if Posting.objects.filter(pk=posting.pk, status=S.AWAITING_APPROVAL).update(
+            status=S.SKIPPED, updated_at=now
+        ):
+            who = getattr(user, "get_username", lambda: "")() or "an operator"
+            log_transition(
+                posting,
+                S.SKIPPED,
+                f"Rejected by {who}" + (f": {reason}" if reason else "") + ". Nothing was sent to X3.",
+                from_status=S.AWAITING_APPROVAL,
+                trigger=Posting.Trigger.ADMIN,
+                user=user,
+            )
+            count += 1
+    return count

@@ -688,6 +688,9 @@ class SageX3GraphQLClient(RecordsCalls):
             raise PermanentError(f"entry {entry.reference} has no non-zero lines to post")
         return render_template(self.mapping["variables"], values, lines=rows)
 
+    def preview(self, entry: Entry) -> str:
+        return dumps({"query": self.mapping["mutation"], "variables": self.build_variables(entry)})
+
     def create_entry(self, entry: Entry) -> PostedEntry:
         """Run the tenant's create mutation; return the document number X3 assigned.
 

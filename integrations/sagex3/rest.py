@@ -396,6 +396,9 @@ class SageX3RestClient(RecordsCalls):
         payload[m["lines_key"]] = rows
         return payload
 
+    def preview(self, entry: Entry) -> str:
+        return dumps(self.build_payload(entry))
+
     def create_entry(self, entry: Entry) -> PostedEntry:
         """POST the entry to ``{CLASS}?representation={REP}.$create``; return X3's document number.
 

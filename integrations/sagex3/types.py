@@ -54,6 +54,10 @@ class X3Client(Protocol):
 
     def test_connection(self) -> str: ...
 
+    def preview(self, entry: Entry) -> str:
+        """The exact request body ``create_entry`` would send for ``entry`` (for review before posting)."""
+        ...
+
 
 # The default api1 field mapping. Every X3 installation publishes its own class/representation for journal entries
 # (NOT CONFIRMED which one exists), so this is only a starting point; each tenant can override any key.
