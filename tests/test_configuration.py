@@ -282,6 +282,7 @@ def test_tenant_form_offers_statuses_as_checkboxes(tenant):
         "rounding_threshold": "0.05",
         "order_refund_policy": "refund_account",
         "refund_account": "",
+        "review_policy": "off",
     }
     form = TenantForm(data=data, instance=tenant)
     assert form.is_valid(), form.errors
