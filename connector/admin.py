@@ -15,8 +15,17 @@ from accounting.models import ChannelMapping, Posting
 from integrations.errors import IntegrationError
 
 from . import pipeline, x3auth
-from .forms import BigCommerceStoreForm, TenantForm, X3ConnectionForm
-from .models import BigCommerceStore, Tenant, WebhookEvent, X3Connection, redact
+from .forms import AlertSettingsForm, BigCommerceStoreForm, TenantForm, X3ConnectionForm
+from .models import (
+    AlertSettings,
+    AlertState,
+    BigCommerceStore,
+    Notification,
+    Tenant,
+    WebhookEvent,
+    X3Connection,
+    redact,
+)
 
 M = X3Connection.Method
 _GRAPHQL = ("x3-method", f"x3-method-{M.GRAPHQL_OAUTH2}", f"x3-method-{M.GRAPHQL_JWT}")
@@ -178,13 +187,21 @@ class ChannelMappingInline(admin.TabularInline):
     show_change_link = True
 
 
+class AlertSettingsInline(admin.StackedInline):
+    model = AlertSettings
+    form = AlertSettingsForm
+    can_delete = False
+    verbose_name_plural = "Alarm recipients (digests of parked postings, X3 outages, failing webhooks)"
+    fields = ("enabled", "email_recipients", "webhook_url", "remove_webhook_url", "webhook_silence_hours")
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "is_active", "store", "x3", "webhook_url")
     list_filter = ("is_active",)
     search_fields = ("name", "slug", "bigcommerce__store_hash")
     prepopulated_fields = {"slug": ("name",)}
-    inlines = (BigCommerceStoreInline, X3ConnectionInline, ChannelMappingInline)
+    inlines = (BigCommerceStoreInline, X3ConnectionInline, ChannelMappingInline, AlertSettingsInline)
     list_select_related = ("bigcommerce", "x3")
     form = TenantForm
     readonly_fields = ("reconciled_until",)
@@ -403,3 +420,29 @@ class WebhookEventAdmin(ReadOnlyAdmin):
             pipeline.retry_event(event) for event in queryset.filter(status=WebhookEvent.Status.FAILED)
         )
         self.message_user(request, f"{count} failed event(s) queued again.", messages.SUCCESS)
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "tenant", "channel", "recipients", "subject", "outcome")
+    list_filter = ("outcome", "channel", "tenant", "created_at")
+    search_fields = ("subject", "recipients", "body")
+    list_select_related = ("tenant",)
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Notification._meta.fields]
+
+
+@admin.register(AlertState)
+class AlertStateAdmin(ReadOnlyAdmin):
+    list_display = (
+        "tenant",
+        "condition",
+        "active",
+        "summary",
+        "first_seen_at",
+        "last_notified_at",
+        "resolved_at",
+    )
+    list_filter = ("active", "condition", "tenant")
+    list_select_related = ("tenant",)
+    readonly_fields = [f.name for f in AlertState._meta.fields]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from .models import BigCommerceStore, Tenant, X3Connection, redact
+from .models import AlertSettings, BigCommerceStore, Tenant, X3Connection, redact
 
 
 class SecretFieldsForm(forms.ModelForm):
@@ -172,3 +172,21 @@ class X3ConnectionForm(SecretFieldsForm):
 
     def clean_graphql_mapping(self):
         return self.cleaned_data.get("graphql_mapping") or {}
+
+
+class AlertSettingsForm(SecretFieldsForm):
+    """The chat webhook URL is write-only like the other secrets; a box removes it."""
+
+    secret_fields = ("webhook_url",)
+    remove_webhook_url = forms.BooleanField(label="Remove the chat webhook URL", required=False)
+
+    class Meta:
+        model = AlertSettings
+        fields = ("enabled", "email_recipients", "webhook_url", "webhook_silence_hours")
+        widgets = {"email_recipients": forms.Textarea(attrs={"rows": 3, "cols": 60})}
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("remove_webhook_url"):
+            cleaned["webhook_url"] = ""
+        return cleaned

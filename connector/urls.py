@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.urls import path
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 
-from . import views
+from . import metrics, views
 
 admin.site.site_header = "BigCommerce → Sage X3 connector"
 admin.site.site_title = "BC → X3 connector"
@@ -10,6 +12,7 @@ admin.site.index_title = "Operations"
 urlpatterns = [
     path("webhooks/bigcommerce/<slug:tenant_slug>/", views.bigcommerce_webhook, name="bigcommerce-webhook"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", never_cache(require_GET(metrics.metrics_view)), name="metrics"),
     path("x3/oauth/<int:tenant_id>/start/", views.x3_oauth_start, name="x3-oauth-start"),
     path("x3/oauth/callback/", views.x3_oauth_callback, name="x3-oauth-callback"),
     path("admin/", admin.site.urls),
