@@ -19,6 +19,7 @@ import os
 from functools import wraps
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import Count, Min
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.utils import timezone
@@ -82,6 +83,19 @@ class DatabaseCollector:
         return []  # no query when registering
 
     def collect(self):
+        ok = GaugeMetricFamily(
+            "connector_metrics_database_ok", "1 when the database gauges below could be read at this scrape."
+        )
+        try:
+            families = list(self._collect())
+        except DatabaseError:
+            logger.warning("Metrics: the database could not be read", exc_info=True)
+            families = []
+        ok.add_metric([], 1 if families else 0)
+        yield ok
+        yield from families
+
+    def _collect(self):
         from accounting.models import Posting
 
         from .models import X3Connection
