@@ -154,6 +154,17 @@ def exposition() -> bytes:
     return generate_latest(REGISTRY)
 
 
+def prepare_multiprocess_dir(path: str) -> None:
+    """Create the shared metrics directory and delete what earlier runs left there (call before the processes
+    that write to it start)."""
+    from pathlib import Path
+
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
 def _ip_allowed(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address)

@@ -200,3 +200,13 @@ def test_multiprocess_mode_adds_up_the_files_and_the_database(tenant, tmp_path, 
 
     assert values['connector_external_calls_total{api="x3",outcome="2xx"}'] == 4
     assert values['connector_postings{status="retry",tenant="acme"}'] == 1
+
+
+def test_serve_empties_the_shared_metrics_directory(tmp_path):
+    from connector.metrics import prepare_multiprocess_dir
+
+    (tmp_path / "counter_123.db").write_bytes(b"old")
+    (tmp_path / "keep.txt").write_text("not ours")
+    prepare_multiprocess_dir(str(tmp_path / "sub"))
+    prepare_multiprocess_dir(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "sub"]
