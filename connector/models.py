@@ -446,7 +446,7 @@ class AlertSettings(models.Model):
             max_length=500,
             blank=True,
             validators=[validate_https_url],
-            help_text='https URL that accepts a JSON POST {"text": …} (Slack, Teams workflows, …).',
+            help_text='https URL that accepts a JSON POST {"text": …} (Slack, Google Chat, Mattermost, …).',
         )
     )
     webhook_silence_hours = models.PositiveIntegerField(

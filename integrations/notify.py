@@ -1,5 +1,5 @@
-"""Chat webhooks for alarms: one POST of ``{"text": ...}`` (Slack incoming webhooks, Microsoft Teams workflows and
-most chat tools accept it). Never raises: the caller records the typed result and carries on."""
+"""Chat webhooks for alarms: one POST of ``{"text": ...}`` (Slack incoming webhooks, Google Chat, Mattermost and
+Teams' older incoming webhooks accept it). Never raises: the caller records the typed result and carries on."""
 
 from __future__ import annotations
 

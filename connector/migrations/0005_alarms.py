@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('enabled', models.BooleanField(default=True, help_text='Off: no alarm digest for this tenant (not even to ALERT_EMAILS).')),
                 ('email_recipients', models.TextField(blank=True, help_text='Email addresses, separated by commas or one per line.')),
-                ('webhook_url', django_cryptography.fields.encrypt(models.CharField(blank=True, help_text='https URL that accepts a JSON POST {"text": …} (Slack, Teams workflows, …).', max_length=500, validators=[connector.models.validate_https_url], verbose_name='chat webhook URL'))),
+                ('webhook_url', django_cryptography.fields.encrypt(models.CharField(blank=True, help_text='https URL that accepts a JSON POST {"text": …} (Slack, Google Chat, Mattermost, …).', max_length=500, validators=[connector.models.validate_https_url], verbose_name='chat webhook URL'))),
                 ('webhook_silence_hours', models.PositiveIntegerField(blank=True, help_text='Alarm when no BigCommerce webhook arrived for this many hours. Blank: the ALERT_WEBHOOK_SILENCE_HOURS setting; 0: never (for a quiet store).', null=True, verbose_name='alarm after hours without webhook')),
                 ('tenant', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='alert_settings', to='connector.tenant')),
             ],
