@@ -42,17 +42,20 @@ S = Posting.Status
 MAX_LISTED = 20  # postings listed by name in one digest; the rest are counted
 FINDINGS_KEPT = timedelta(days=7)
 
-# Parked statuses: work that stopped and waits for a person. (title, what to do)
+# Parked statuses: work that stopped and waits for a person. (one posting …, several postings …, what to do)
 PARKED = {
     S.NEEDS_ATTENTION: (
+        "needs attention",
         "need attention",
         "Sage X3 refused them or a permanent error stopped them. Fix the cause, then use 'Retry now'.",
     ),
     S.NEEDS_MAPPING: (
+        "needs a channel mapping",
         "need a channel mapping",
         "Their sales channel has no GL mapping. Add it under Channel mappings; they are then planned again.",
     ),
     S.NEEDS_REAUTH: (
+        "waits for Sage X3 re-authorization",
         "wait for Sage X3 re-authorization",
         "Reconnect with 'Connect to Sage X3' on the tenant: they resume by themselves.",
     ),
@@ -109,12 +112,14 @@ def parked_postings(tenant: Tenant) -> list[Condition]:
     ):
         by_status.setdefault(status, set()).add(str(pk))
     conditions = []
-    for status, ids in by_status.items():
-        title, advice = PARKED[status]
+    for status, (one, several, advice) in PARKED.items():
+        ids = by_status.get(status)
+        if not ids:
+            continue
         conditions.append(
             Condition(
                 key=f"postings:{status}",
-                title=f"{len(ids)} posting{'s' if len(ids) != 1 else ''} {title}",
+                title=f"1 posting {one}" if len(ids) == 1 else f"{len(ids)} postings {several}",
                 items=frozenset(ids),
                 advice=advice,
                 link=_link(

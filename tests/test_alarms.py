@@ -106,9 +106,9 @@ def test_a_posting_that_leaves_and_comes_back_is_new_again(tenant, recipients, f
 @pytest.mark.parametrize(
     ("status", "words"),
     [
-        (S.NEEDS_ATTENTION, "1 posting need attention"),
-        (S.NEEDS_MAPPING, "1 posting need a channel mapping"),
-        (S.NEEDS_REAUTH, "1 posting wait for Sage X3 re-authorization"),
+        (S.NEEDS_ATTENTION, "1 posting needs attention"),
+        (S.NEEDS_MAPPING, "1 posting needs a channel mapping"),
+        (S.NEEDS_REAUTH, "1 posting waits for Sage X3 re-authorization"),
     ],
 )
 def test_each_parked_status_raises_an_alarm(tenant, recipients, fresh_webhook, now, status, words):
