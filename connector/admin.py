@@ -191,7 +191,6 @@ class AlertSettingsInline(admin.StackedInline):
     model = AlertSettings
     form = AlertSettingsForm
     can_delete = False
-    verbose_name_plural = "Alarm recipients (digests of parked postings, X3 outages, failing webhooks)"
     fields = ("enabled", "email_recipients", "webhook_url", "remove_webhook_url", "webhook_silence_hours")
 
 
@@ -424,12 +423,16 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "tenant", "channel", "recipients", "subject", "outcome")
+    list_display = ("created_at", "tenant", "channel", "recipients", "subject", "outcome", "short_error")
     list_filter = ("outcome", "channel", "tenant", "created_at")
     search_fields = ("subject", "recipients", "body")
     list_select_related = ("tenant",)
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Notification._meta.fields]
+
+    @admin.display(description="Error")
+    def short_error(self, obj: Notification) -> str:
+        return obj.error[:120]
 
 
 @admin.register(AlertState)

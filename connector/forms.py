@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django import forms
 
 from .models import AlertSettings, BigCommerceStore, Tenant, X3Connection, redact
@@ -184,6 +186,16 @@ class AlertSettingsForm(SecretFieldsForm):
         model = AlertSettings
         fields = ("enabled", "email_recipients", "webhook_url", "webhook_silence_hours")
         widgets = {"email_recipients": forms.Textarea(attrs={"rows": 3, "cols": 60})}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The whole URL is the secret (its end included): show only its host.
+        current = self.instance.webhook_url if self.instance.pk else ""
+        state = f"set ({urlsplit(current).netloc})" if current else "not set"
+        self.fields["webhook_url"].help_text = (
+            f'https URL that accepts a JSON POST {{"text": …}} (Slack, Google Chat, Mattermost, …). Currently '
+            f"{state}. Leave blank to keep it; type a new value to replace it."
+        )
 
     def clean(self):
         cleaned = super().clean()

@@ -462,7 +462,7 @@ class AlertSettings(models.Model):
         verbose_name_plural = "alarm recipients"
 
     def __str__(self) -> str:
-        return f"alarm recipients of {self.tenant}"
+        return str(self.tenant)
 
     @property
     def emails(self) -> list[str]:
@@ -498,6 +498,7 @@ class AlertState(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "alarm state"
         ordering = ["tenant", "condition"]
         constraints = [models.UniqueConstraint(fields=["tenant", "condition"], name="uniq_alert_state")]
 
@@ -529,6 +530,7 @@ class Notification(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = "alarm notification"
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:

@@ -374,3 +374,19 @@ def test_send_alerts_command(tenant, recipients, fresh_webhook):
     call_command("send_alerts", stdout=out)
     assert out.getvalue().strip() == "acme: sent"
     assert len(mail.outbox) == 1
+
+
+def test_the_recipients_form_keeps_replaces_or_removes_the_chat_webhook_url(tenant):
+    from connector.forms import AlertSettingsForm
+
+    row = AlertSettings.objects.create(tenant=tenant, webhook_url=HOOK)
+    data = {"enabled": "on", "email_recipients": "", "webhook_url": "", "webhook_silence_hours": ""}
+    form = AlertSettingsForm(data, instance=row)
+    assert "secret-part" not in str(form) and "chat.example.com" in str(form)
+    assert form.is_valid(), form.errors
+    assert form.save().webhook_url == HOOK  # blank keeps it
+    form = AlertSettingsForm({**data, "webhook_url": "http://chat.example.com/x"}, instance=row)
+    assert not form.is_valid()
+    form = AlertSettingsForm({**data, "remove_webhook_url": "on"}, instance=row)
+    assert form.is_valid(), form.errors
+    assert AlertSettings.objects.get(pk=form.save().pk).webhook_url == ""
