@@ -390,3 +390,25 @@ def test_the_recipients_form_keeps_replaces_or_removes_the_chat_webhook_url(tena
     form = AlertSettingsForm({**data, "remove_webhook_url": "on"}, instance=row)
     assert form.is_valid(), form.errors
     assert AlertSettings.objects.get(pk=form.save().pk).webhook_url == ""
+
+
+def test_recipients_from_a_tenant_file(tenant, tmp_path):
+    from django.core.management import call_command
+
+    path = tmp_path / "t.toml"
+    path.write_text(
+        '[tenant]\nslug = "acme"\n[alerts]\nemail_recipients = ["a@example.com", "b@example.com"]\n'
+        f'webhook_url = "{HOOK}"\nwebhook_silence_hours = 0\n'
+    )
+    call_command("configure_tenant", str(path))
+    row = AlertSettings.objects.get(tenant=tenant)
+    assert (row.emails, row.webhook_url, row.webhook_silence_hours) == (
+        ["a@example.com", "b@example.com"],
+        HOOK,
+        0,
+    )
+    path.write_text('[tenant]\nslug = "acme"\n[alerts]\nwebhook_url = "http://insecure.example.com/"\n')
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=r"\[alerts\] webhook_url: \['Enter an https:// URL.'\]$"):
+        call_command("configure_tenant", str(path))
