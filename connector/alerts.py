@@ -94,6 +94,11 @@ def _link(path: str, query: dict | None = None) -> str:
     return base + path + (f"?{urlencode(query)}" if query else "")
 
 
+def _count(n: int, noun: str) -> str:
+    """ "1 order", "3 orders", "" for none."""
+    return "" if not n else f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def _ago(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     if minutes < 120:
@@ -223,11 +228,11 @@ def reconcile_missed(tenant: Tenant, now: datetime) -> list[Condition]:
         return []
     parts = []
     if missed:
-        parts.append(
-            f"{totals['orders'] or 0} orders and {totals['refunds'] or 0} refunds that no webhook had brought"
-        )
+        counted = [_count(totals["orders"] or 0, "order"), _count(totals["refunds"] or 0, "refund")]
+        parts.append(" and ".join(c for c in counted if c) + " that no webhook had brought")
     if reactivated:
-        parts.append(f"{sum(n for _, n in reactivated)} deactivated BigCommerce hooks, switched back on")
+        hooks = _count(sum(n for _, n in reactivated), "deactivated BigCommerce hook")
+        parts.append(f"{hooks}, switched back on")
     return [
         Condition(
             key="reconcile_missed",

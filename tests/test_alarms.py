@@ -174,8 +174,18 @@ def test_reconciliation_finding_missed_orders_raises_an_alarm(tenant, recipients
 
     send_alerts()
     body = mail.outbox[0].body
-    assert "Reconciliation found 1 orders and 0 refunds that no webhook had brought" in body
+    assert "Reconciliation found 1 order that no webhook had brought" in body
     assert "/webhooks/bigcommerce/acme/" in body
+
+
+def test_missed_orders_and_refunds_add_up_in_the_window(tenant, recipients, fresh_webhook):
+    record_reconcile_finding(tenant, ReconcileResult(10, 2, 1, 0))
+    record_reconcile_finding(tenant, ReconcileResult(10, 1, 0, 0))
+    send_alerts()
+    assert (
+        "found 3 orders and 1 refund that no webhook had brought in the last 60 minutes"
+        in mail.outbox[0].body
+    )
 
 
 def test_a_clean_reconciliation_records_nothing(tenant, recipients, fresh_webhook, now):
