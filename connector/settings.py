@@ -228,9 +228,8 @@ else:
     EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
     EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
     EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
-EMAIL_TIMEOUT = env.int(
-    "EMAIL_TIMEOUT", default=20
-)  # Django's default is none: a stuck server would hang the run
+# Django's default is no timeout at all: a mail server that never answers would hang the alarm run.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="bc-x3-connector@localhost")
 EMAIL_SUBJECT_PREFIX = env.str("EMAIL_SUBJECT_PREFIX", default="[BC→X3] ")
 
