@@ -213,21 +213,20 @@ CONNECTOR.update(
 # Email (alarm digests): EMAIL_URL (smtp://user:password@host:587/?tls=True, smtp+ssl://…, consolemail://) or the
 # separate EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS, EMAIL_USE_SSL. Without any,
 # development prints mails on the console and production uses SMTP on localhost:25.
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION or env.str("EMAIL_HOST", default="")
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
 if env.str("EMAIL_URL", default=""):
     globals().update(env.email_url("EMAIL_URL"))
-else:
-    EMAIL_BACKEND = env.str(
-        "EMAIL_BACKEND",
-        default="django.core.mail.backends.smtp.EmailBackend"
-        if PRODUCTION or env.str("EMAIL_HOST", default="")
-        else "django.core.mail.backends.console.EmailBackend",
-    )
-    EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
-    EMAIL_PORT = env.int("EMAIL_PORT", default=25)
-    EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
-    EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
-    EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
-    EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
 # Django's default is no timeout at all: a mail server that never answers would hang the alarm run.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="bc-x3-connector@localhost")

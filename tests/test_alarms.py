@@ -422,3 +422,55 @@ def test_recipients_from_a_tenant_file(tenant, tmp_path):
 
     with pytest.raises(CommandError, match=r"\[alerts\] webhook_url: \['Enter an https:// URL.'\]$"):
         call_command("configure_tenant", str(path))
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"EMAIL_URL": "smtp+ssl://digest:pw@mail.example.com:465"},
+            [
+                "django.core.mail.backends.smtp.EmailBackend",
+                "mail.example.com",
+                465,
+                True,
+                False,
+                "digest",
+                20,
+            ],
+        ),
+        (
+            {
+                "EMAIL_HOST": "relay.example.com",
+                "EMAIL_PORT": "587",
+                "EMAIL_USE_TLS": "true",
+                "EMAIL_TIMEOUT": "5",
+            },
+            ["django.core.mail.backends.smtp.EmailBackend", "relay.example.com", 587, False, True, "", 5],
+        ),
+        ({}, ["django.core.mail.backends.console.EmailBackend", "localhost", 25, False, False, "", 20]),
+    ],
+)
+def test_mail_settings_from_the_environment(tmp_path, env, expected):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    names = ("EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_USE_SSL", "EMAIL_USE_TLS", "EMAIL_HOST_USER")
+    code = (
+        "import json; from connector import settings as s; "
+        f"print(json.dumps([getattr(s, n) for n in {names!r}] + [s.EMAIL_TIMEOUT]))"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EMAIL_")}
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).parent.parent,
+        env={**clean, "CONNECTOR_ENV": "development", "CONNECTOR_VAR_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
