@@ -152,15 +152,12 @@ def test_bigcommerce_quota_left_is_a_gauge(db):
         StoreConfig(store_hash="quota1", access_token="t", api_base_url="https://bc.test")
     )
     responses.get(
-        "https://bc.test/stores/quota1/v2/orders/1",
-        json={"id": 1},
+        "https://bc.test/stores/quota1/v3/hooks",
+        json={"data": [], "meta": {"pagination": {"total": 0, "total_pages": 1}}},
         headers={"X-Rate-Limit-Requests-Left": "142", "X-Rate-Limit-Requests-Quota": "150"},
     )
     before = sample("connector_external_calls_total", api="bigcommerce", outcome="2xx")
-    try:
-        client.get_order(1)
-    except Exception:  # noqa: BLE001, S110 - the order is incomplete; only the call and its headers matter here
-        pass
+    assert client.list_hooks() == []
     assert sample("connector_bigcommerce_requests_left", store="quota1") == 142
     assert sample("connector_bigcommerce_requests_quota", store="quota1") == 150
     assert sample("connector_external_calls_total", api="bigcommerce", outcome="2xx") == before + 1
