@@ -3,7 +3,8 @@
 * ``connector_webhooks_received_total{outcome,code}``: counted by the webhook view on every answer.
 * ``connector_external_call_*`` and ``connector_bigcommerce_requests_*``: integrations/metrics.py.
 * ``connector_postings{tenant,status}``, ``connector_oldest_unfinished_posting_age_seconds{tenant}`` and
-  ``connector_x3_circuit_open{tenant}``: :class:`DatabaseCollector`, two aggregate queries per scrape.
+  ``connector_x3_circuit_open{tenant}``, ``connector_alarms_active{tenant,condition}``: :class:`DatabaseCollector`,
+  three small queries per scrape.
 
 Processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (the same empty directory for the web server and the workers,
 emptied at each start), counters are added up over every process; without it each process answers with its own
@@ -98,7 +99,7 @@ class DatabaseCollector:
     def _collect(self):
         from accounting.models import Posting
 
-        from .models import X3Connection
+        from .models import AlertState, X3Connection
 
         now = timezone.now()
         postings = GaugeMetricFamily(
@@ -127,6 +128,17 @@ class DatabaseCollector:
             oldest.add_metric([tenant], age)
         yield postings
         yield oldest
+
+        alarms = GaugeMetricFamily(
+            "connector_alarms_active",
+            "Alarm conditions notified and not yet resolved, by tenant and condition (connector/alerts.py).",
+            labels=["tenant", "condition"],
+        )
+        for slug, condition in AlertState.objects.filter(active=True).values_list(
+            "tenant__slug", "condition"
+        ):
+            alarms.add_metric([slug, condition], 1)
+        yield alarms
 
         field = circuit_field()
         if field is not None:

@@ -11,6 +11,8 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from accounting.models import Posting
+from connector.alerts import send_alerts
+from connector.models import AlertSettings
 from integrations.bigcommerce.client import BigCommerceClient, StoreConfig
 from integrations.errors import RetryableError
 from integrations.http import new_session, send
@@ -68,9 +70,10 @@ def test_posting_gauges_come_from_the_database(client, tenant, token):
         )
     Posting.objects.filter(order_id=252).update(created_at=timezone.now() - timedelta(hours=2))
     Posting.objects.create(tenant=tenant, idempotency_key="order:254", order_id=254, status="waiting")
-    Posting.objects.filter(order_id=254).update(
-        created_at=timezone.now() - timedelta(days=9)
-    )  # not unfinished
+    nine_days_ago = timezone.now() - timedelta(days=9)
+    Posting.objects.filter(order_id=254).update(created_at=nine_days_ago)  # waiting is not unfinished
+    AlertSettings.objects.create(tenant=tenant, email_recipients="ops@example.com")
+    send_alerts()
 
     response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
 
@@ -83,6 +86,7 @@ def test_posting_gauges_come_from_the_database(client, tenant, token):
     assert values['connector_postings{status="waiting",tenant="acme"}'] == 1
     age = values['connector_oldest_unfinished_posting_age_seconds{tenant="acme"}']
     assert 7200 <= age < 7300
+    assert values['connector_alarms_active{condition="postings:needs_attention",tenant="acme"}'] == 1
     # the X3Connection model has no circuit field (yet): no circuit gauge rather than a wrong one
     assert "connector_x3_circuit_open" not in response.content.decode()
 
