@@ -18,8 +18,17 @@ from integrations.errors import IntegrationError
 
 from . import pipeline, x3auth
 from .clients import x3_client
-from .forms import BigCommerceStoreForm, TenantForm, X3ConnectionForm
-from .models import BigCommerceStore, Tenant, WebhookEvent, X3Connection, redact
+from .forms import AlertSettingsForm, BigCommerceStoreForm, TenantForm, X3ConnectionForm
+from .models import (
+    AlertSettings,
+    AlertState,
+    BigCommerceStore,
+    Notification,
+    Tenant,
+    WebhookEvent,
+    X3Connection,
+    redact,
+)
 from .views import x3_oauth_redirect_uri
 
 M = X3Connection.Method
@@ -182,13 +191,20 @@ class ChannelMappingInline(admin.TabularInline):
     show_change_link = True
 
 
+class AlertSettingsInline(admin.StackedInline):
+    model = AlertSettings
+    form = AlertSettingsForm
+    can_delete = False
+    fields = ("enabled", "email_recipients", "webhook_url", "remove_webhook_url", "webhook_silence_hours")
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "is_active", "store", "x3", "webhook_url")
     list_filter = ("is_active",)
     search_fields = ("name", "slug", "bigcommerce__store_hash")
     prepopulated_fields = {"slug": ("name",)}
-    inlines = (BigCommerceStoreInline, X3ConnectionInline, ChannelMappingInline)
+    inlines = (BigCommerceStoreInline, X3ConnectionInline, ChannelMappingInline, AlertSettingsInline)
     list_select_related = ("bigcommerce", "x3")
     form = TenantForm
 
@@ -429,3 +445,33 @@ def _origin(url: str) -> str:
     """``scheme://host[:port]`` of an absolute http(s) URL, else "" (nothing to allow)."""
     parts = urlsplit(url or "")
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "tenant", "channel", "recipients", "subject", "outcome", "short_error")
+    list_filter = ("outcome", "channel", "tenant", "created_at")
+    search_fields = ("subject", "recipients", "body")
+    list_select_related = ("tenant",)
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Notification._meta.fields]
+
+    @admin.display(description="Error")
+    def short_error(self, obj: Notification) -> str:
+        return obj.error[:120]
+
+
+@admin.register(AlertState)
+class AlertStateAdmin(ReadOnlyAdmin):
+    list_display = (
+        "tenant",
+        "condition",
+        "active",
+        "summary",
+        "first_seen_at",
+        "last_notified_at",
+        "resolved_at",
+    )
+    list_filter = ("active", "condition", "tenant")
+    list_select_related = ("tenant",)
+    readonly_fields = [f.name for f in AlertState._meta.fields]

@@ -17,7 +17,7 @@ from django.db import transaction
 from accounting.models import ChannelMapping
 from integrations.sagex3.rest import effective_mapping, validate_mapping
 
-from .models import BigCommerceStore, Tenant, X3Connection
+from .models import AlertSettings, BigCommerceStore, Tenant, X3Connection
 
 TENANT_FIELDS = {f.name for f in Tenant._meta.fields} - {"id", "slug", "created_at", "updated_at"}
 STORE_FIELDS = {f.name for f in BigCommerceStore._meta.fields} - {"id", "tenant"}
@@ -33,6 +33,7 @@ X3_RUNTIME_FIELDS = {
     "gateway_endpoint",
 }
 X3_FIELDS = {f.name for f in X3Connection._meta.fields} - {"id", "tenant"} - X3_RUNTIME_FIELDS
+ALERT_FIELDS = {"enabled", "email_recipients", "webhook_url", "webhook_silence_hours"}
 MAPPING_FIELDS = {f.name for f in ChannelMapping._meta.fields} - {"id", "tenant", "created_at", "updated_at"}
 
 
@@ -102,4 +103,11 @@ def apply_document(doc: dict[str, Any]) -> tuple[Tenant, bool]:
             raise ConfigurationError(f"[channels[{i}]] channel_id is required")
         mapping = ChannelMapping.objects.filter(tenant=tenant, channel_id=data["channel_id"]).first()
         _apply(mapping or ChannelMapping(tenant=tenant), data, f"channels[{i}]")
+    if "alerts" in doc:
+        data = dict(doc["alerts"])
+        _check_keys("alerts", data, ALERT_FIELDS)
+        if isinstance(data.get("email_recipients"), list):
+            data["email_recipients"] = "\n".join(data["email_recipients"])
+        alerts = AlertSettings.objects.filter(tenant=tenant).first() or AlertSettings(tenant=tenant)
+        _apply(alerts, data, "alerts")
     return tenant, created

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django import forms
 
 from integrations.sagex3.rest import effective_mapping, validate_mapping
 
-from .models import BigCommerceStore, Tenant, X3Connection
+from .models import AlertSettings, BigCommerceStore, Tenant, X3Connection
 
 
 class SecretFieldsForm(forms.ModelForm):
@@ -175,3 +177,31 @@ class X3ConnectionForm(SecretFieldsForm):
 
     def clean_graphql_mapping(self):
         return self.cleaned_data.get("graphql_mapping") or {}
+
+
+class AlertSettingsForm(SecretFieldsForm):
+    """The chat webhook URL is write-only like the other secrets; a box removes it."""
+
+    secret_fields = ("webhook_url",)
+    remove_webhook_url = forms.BooleanField(label="Remove the chat webhook URL", required=False)
+
+    class Meta:
+        model = AlertSettings
+        fields = ("enabled", "email_recipients", "webhook_url", "webhook_silence_hours")
+        widgets = {"email_recipients": forms.Textarea(attrs={"rows": 3, "cols": 60})}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The whole URL is the secret (its end included): show only its host.
+        current = self.instance.webhook_url if self.instance.pk else ""
+        state = f"set ({urlsplit(current).netloc})" if current else "not set"
+        self.fields["webhook_url"].help_text = (
+            f'https URL that accepts a JSON POST {{"text": …}} (Slack, Google Chat, Mattermost, …). Currently '
+            f"{state}. Leave blank to keep it; type a new value to replace it."
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("remove_webhook_url"):
+            cleaned["webhook_url"] = ""
+        return cleaned

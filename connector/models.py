@@ -415,3 +415,144 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} order {self.order_id} ({self.status})"
+
+
+# --- Alarms (connector/alerts.py) ----------------------------------------------------------------------------------
+
+
+def validate_https_url(value: str) -> None:
+    from django.core.validators import URLValidator
+
+    if value:
+        URLValidator(schemes=["https"], message="Enter an https:// URL.")(value)
+
+
+def parse_addresses(text: str) -> list[str]:
+    """Email addresses from a box where they are separated by commas, semicolons, spaces or new lines."""
+    import re
+
+    return [a for a in re.split(r"[\s,;]+", text or "") if a]
+
+
+class AlertSettings(models.Model):
+    """Who hears about a tenant's alarms. Without this row (or with no recipient) only ALERT_EMAILS do."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="alert_settings")
+    enabled = models.BooleanField(
+        default=True, help_text="Off: no alarm digest for this tenant (not even to ALERT_EMAILS)."
+    )
+    email_recipients = models.TextField(
+        blank=True, help_text="Email addresses, separated by commas or one per line."
+    )
+    # Whoever has a chat webhook URL can post to the channel: it is a secret like the others.
+    webhook_url = encrypted(
+        models.CharField(
+            "chat webhook URL",
+            max_length=500,
+            blank=True,
+            validators=[validate_https_url],
+            help_text='https URL that accepts a JSON POST {"text": …} (Slack, Google Chat, Mattermost, …).',
+        )
+    )
+    webhook_silence_hours = models.PositiveIntegerField(
+        "alarm after hours without webhook",
+        null=True,
+        blank=True,
+        help_text="Alarm when no BigCommerce webhook arrived for this many hours. Blank: the ALERT_WEBHOOK_SILENCE_"
+        "HOURS setting; 0: never (for a quiet store).",
+    )
+
+    class Meta:
+        verbose_name = "alarm recipients"
+        verbose_name_plural = "alarm recipients"
+
+    def __str__(self) -> str:
+        return str(self.tenant)
+
+    @property
+    def emails(self) -> list[str]:
+        return parse_addresses(self.email_recipients)
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+        from django.core.validators import validate_email
+
+        bad = []
+        for address in self.emails:
+            try:
+                validate_email(address)
+            except ValidationError:
+                bad.append(address)
+        if bad:
+            raise ValidationError({"email_recipients": f"Not an email address: {', '.join(bad)}"})
+
+
+class AlertState(models.Model):
+    """What was last notified about one alarm condition of one tenant, so a digest only repeats it when it changed
+    or ALERT_RENOTIFY_HOURS passed. ``items`` are the condition's notified parts (e.g. posting ids)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alert_states")
+    condition = models.CharField(max_length=40)
+    active = models.BooleanField(default=True)
+    items = models.JSONField(default=list)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the notified items")
+    summary = models.CharField(max_length=300, blank=True)
+    first_seen_at = models.DateTimeField()
+    last_notified_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "alarm state"
+        ordering = ["tenant", "condition"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "condition"], name="uniq_alert_state")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} · {self.condition} ({'active' if self.active else 'resolved'})"
+
+
+class Notification(models.Model):
+    """One alarm digest sent (or that failed to send) on one channel. Read-only in the admin."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        WEBHOOK = "webhook", "Chat webhook"
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="notifications")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    recipients = models.TextField(
+        blank=True, help_text="Email addresses; a chat webhook is shown by its host"
+    )
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    conditions = models.JSONField(default=list, help_text="The alarm conditions in this digest")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "alarm notification"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} to {self.tenant}: {self.subject} ({self.outcome})"
+
+
+class ReconcileFinding(models.Model):
+    """A reconciliation run that found orders or refunds the webhooks had not brought, or re-activated hooks."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="reconcile_findings")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    orders_checked = models.PositiveIntegerField(default=0)
+    orders_missed = models.PositiveIntegerField(default=0)
+    refunds_missed = models.PositiveIntegerField(default=0)
+    hooks_reactivated = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: {self.orders_missed} orders, {self.refunds_missed} refunds missed"

@@ -21,6 +21,7 @@ from accounting.models import Posting
 from integrations.errors import IntegrationError
 
 from . import clients, tasks
+from .alerts import record_reconcile_finding
 from .models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ def reconcile_all() -> str:
             logger.warning("Reconciliation of tenant %s failed: %s", tenant.slug, exc.message)
             results.append(f"{tenant.slug}: error")
             continue
+        record_reconcile_finding(tenant, r)  # for the "webhooks are failing" alarm; never raises
         results.append(
             f"{tenant.slug}: {r.orders_checked} checked, {r.orders_queued + r.refunds_queued} queued, "
             f"{r.hooks_reactivated} hooks re-activated"

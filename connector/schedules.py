@@ -9,6 +9,7 @@ SCHEDULES = {
     # name: (task, setting holding the interval in minutes)
     "connector-sweep": ("connector.tasks.sweep", "SWEEP_INTERVAL_MINUTES"),
     "connector-reconcile": ("connector.tasks.reconcile", "RECONCILE_INTERVAL_MINUTES"),
+    "connector-alerts": ("connector.tasks.send_alerts", "ALERT_INTERVAL_MINUTES"),
 }
 
 

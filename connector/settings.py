@@ -288,6 +288,56 @@ CONNECTOR = {
     "X3_REFRESH_WARNING_DAYS": env.int("X3_REFRESH_WARNING_DAYS", default=7),
 }
 
+# --- Alarms (connector/alerts.py) ---------------------------------------------------------------------------------
+CONNECTOR.update(
+    {
+        # How often send_alerts gathers each tenant's alarm conditions and sends one digest per tenant.
+        "ALERT_INTERVAL_MINUTES": env.int("ALERT_INTERVAL_MINUTES", default=5),
+        # An unchanged alarm is repeated after this many hours while it lasts.
+        "ALERT_RENOTIFY_HOURS": env.int("ALERT_RENOTIFY_HOURS", default=24),
+        # Addresses that receive every tenant's digests, besides the tenant's own recipients.
+        "ALERT_EMAILS": env.list("ALERT_EMAILS", default=[]),
+        # Alarm when X3's circuit breaker has been open this long.
+        "ALERT_CIRCUIT_OPEN_MINUTES": env.int("ALERT_CIRCUIT_OPEN_MINUTES", default=30),
+        # Alarm when no webhook arrived for this long (a tenant's alarm recipients may override it; 0: off).
+        "ALERT_WEBHOOK_SILENCE_HOURS": env.int("ALERT_WEBHOOK_SILENCE_HOURS", default=24),
+        # Alarm when reconciliation runs in this window found at least ALERT_RECONCILE_MIN_MISSED orders/refunds
+        # the webhooks had not brought (or re-activated a hook).
+        "ALERT_RECONCILE_WINDOW_MINUTES": env.int("ALERT_RECONCILE_WINDOW_MINUTES", default=60),
+        "ALERT_RECONCILE_MIN_MISSED": env.int("ALERT_RECONCILE_MIN_MISSED", default=1),
+        # https://connector.example.com: digests then link to the admin pages they mention.
+        "ALERT_LINK_BASE_URL": env.str("ALERT_LINK_BASE_URL", default=""),
+    }
+)
+
+# Email (alarm digests): EMAIL_URL (smtp://user:password@host:587/?tls=True, smtp+ssl://…, consolemail://) or the
+# separate EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS, EMAIL_USE_SSL. Without any,
+# development prints mails on the console and production uses SMTP on localhost:25.
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION or env.str("EMAIL_HOST", default="")
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+if env.str("EMAIL_URL", default=""):
+    globals().update(env.email_url("EMAIL_URL"))
+# Django's default is no timeout at all: a mail server that never answers would hang the alarm run.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="bc-x3-connector@localhost")
+EMAIL_SUBJECT_PREFIX = env.str("EMAIL_SUBJECT_PREFIX", default="[BC→X3] ")
+
+# --- Metrics (/metrics, connector/metrics.py) --------------------------------------------------------------------
+# /metrics answers 404 unless one of these is set: a bearer token, and/or client addresses or networks allowed
+# without it (REMOTE_ADDR: the direct peer, so behind a reverse proxy use the token).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -75,3 +75,9 @@ def sweep() -> str:
     from .pipeline import sweep as service
 
     return service()
+
+
+def send_alerts() -> str:
+    from .alerts import send_alerts as service
+
+    return service()

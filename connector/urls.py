@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.urls import path
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 
-from . import views
+from . import metrics, views
 
 admin.site.site_header = "BigCommerce → Sage X3 connector"
 admin.site.site_title = "BC → X3 connector"
@@ -13,6 +15,7 @@ urlpatterns = [
     path("webhooks/bigcommerce/<slug:tenant_slug>", views.bigcommerce_webhook),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", never_cache(require_GET(metrics.metrics_view)), name="metrics"),
     path("x3/oauth/<int:tenant_id>/start/", views.x3_oauth_start, name="x3-oauth-start"),
     path("x3/oauth/callback/", views.x3_oauth_callback, name="x3-oauth-callback"),
     path("admin/", admin.site.urls),

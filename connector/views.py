@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import intake, operations, tasks, x3auth
+from .metrics import count_webhooks
 from .models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def _read_body(request: HttpRequest, limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
+@count_webhooks
 @csrf_exempt
 @transaction.non_atomic_requests
 @require_POST
@@ -49,7 +51,9 @@ def bigcommerce_webhook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
         # Not the sender's fault: 503 makes BigCommerce retry later, and nothing was half-stored.
         logger.exception("Database error while storing a webhook for tenant %s", tenant_slug)
         return JsonResponse({"error": "Temporarily unavailable"}, status=503)
-    return JsonResponse({"status": result.message}, status=result.status)
+    response = JsonResponse({"status": result.message}, status=result.status)
+    response.webhook_duplicate = result.duplicate  # type: ignore[attr-defined]  # read by connector/metrics.py
+    return response
 
 
 def _database_ok() -> bool:

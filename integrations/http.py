@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .errors import RetryableError
+from .metrics import observe_call, status_outcome
 
 USER_AGENT = "bc-x3-connector/0.1 (+https://github.com/bc-x3-connector)"
 
@@ -52,6 +53,29 @@ class CallRecord:
 
 
 def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: tuple[float, float] | float,
+    is_write: bool = False,
+    api: str = "other",
+    **kwargs: Any,
+) -> tuple[requests.Response, int]:
+    """:func:`_send`, counted in the Prometheus metrics (integrations/metrics.py) under ``api``: "x3",
+    "bigcommerce", "notify", …"""
+    started = time.monotonic()
+    try:
+        response, duration_ms = _send(session, method, url, timeout=timeout, is_write=is_write, **kwargs)
+    except RetryableError as exc:
+        timed_out = isinstance(exc.__cause__, requests.exceptions.Timeout)
+        observe_call(api, "timeout" if timed_out else "connection_error", time.monotonic() - started)
+        raise
+    observe_call(api, status_outcome(response.status_code), duration_ms / 1000)
+    return response, duration_ms
+
+
+def _send(
     session: requests.Session,
     method: str,
     url: str,

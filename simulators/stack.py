@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TENANT = "demo"
 STORE_HASH = "demostore1"
 ACCESS_TOKEN = "demo-access-token-0123456789abcdef"  # noqa: S105 - simulator credentials
+METRICS_TOKEN = "demo-metrics-token"  # noqa: S105 - /metrics of the stack's connector
 CLIENT_SECRET = "demo-client-secret-0123456789abcdefghijklmnopqrstuv"  # noqa: S105
 X3_USER, X3_PASSWORD = "WEBSVC", "demo-x3-password"
 # The GraphQL methods (x3_method="graphql_jwt" / "graphql_oauth2"): the connected application and the OAuth2 client
@@ -308,6 +309,9 @@ def start_stack(
             "RETRY_CAP_SECONDS": "2",
             "STALE_AFTER_SECONDS": "15",
             "LOG_LEVEL": "WARNING",
+            "METRICS_TOKEN": METRICS_TOKEN,
+            # each stack its own metrics directory, so two stacks never add up (or delete) each other's counts
+            "PROMETHEUS_MULTIPROC_DIR": str(log_dir / "prometheus"),
             **(extra_env or {}),
         }
         stack = Stack(

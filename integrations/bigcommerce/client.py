@@ -48,6 +48,7 @@ from ..errors import (
     RetryableError,
 )
 from ..http import CallRecord, new_session, send
+from ..metrics import observe_bigcommerce_quota
 from .types import (
     ZERO,
     Channel,
@@ -404,6 +405,7 @@ class BigCommerceClient:
                 url,
                 timeout=self.config.timeout,
                 is_write=method in _WRITE_METHODS,
+                api="bigcommerce",
                 headers=self._headers,
                 data=data,
             )
@@ -449,6 +451,7 @@ class BigCommerceClient:
             time_window_ms=_header_int(headers, "X-Rate-Limit-Time-Window-Ms"),
             observed_at=self._clock(),
         )
+        observe_bigcommerce_quota(self.config.store_hash, left, self.rate_limit.requests_quota)
 
     def _throttle(self) -> None:
         """Wait for the quota window to reset when the last answer left us at or below the margin."""

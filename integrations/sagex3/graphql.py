@@ -847,6 +847,7 @@ class SageX3GraphQLClient(RecordsCalls):
                 self.config.url,
                 timeout=self.config.timeout,
                 is_write=is_write,
+                api="x3",
                 headers=headers,
                 data=body.encode("utf-8"),
                 verify=self.config.verify,

@@ -226,6 +226,7 @@ def _token_call(
             "POST",
             token_url,
             timeout=app.timeout,
+            api="x3_token",
             headers={"Content-Type": content_type, "Accept": "application/json"},
             data=data,
             verify=app.verify,

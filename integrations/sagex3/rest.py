@@ -549,6 +549,7 @@ class SageX3RestClient(RecordsCalls):
                 url,
                 timeout=self.config.timeout,
                 is_write=is_write,
+                api="x3",
                 auth=self._auth,
                 headers=headers,
                 data=body.encode("utf-8") if body is not None else None,

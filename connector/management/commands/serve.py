@@ -7,10 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+from connector.metrics import prepare_multiprocess_dir
 
 
 class Command(BaseCommand):
@@ -25,6 +29,10 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         self._admin_user_hint()
+        # The web workers and the cluster's workers count into one directory, so /metrics shows them all.
+        metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(Path(settings.VAR_DIR) / "prometheus")
+        prepare_multiprocess_dir(metrics_dir)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         procs: list[subprocess.Popen] = [
             subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 [

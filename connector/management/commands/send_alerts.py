@@ -1,0 +1,11 @@
+from django.core.management.base import BaseCommand
+
+from connector.alerts import send_alerts
+
+
+class Command(BaseCommand):
+    help = "Gather every tenant's alarm conditions and send one digest per tenant (also runs every few minutes in "
+    "the cluster)."
+
+    def handle(self, *args, **options) -> None:
+        self.stdout.write(send_alerts())
