@@ -37,7 +37,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH="/opt/venv/bin:$PATH" \
     CONNECTOR_ENV=production \
     CONNECTOR_VAR_DIR=/app/var \
-    STATIC_ROOT=/app/static
+    STATIC_ROOT=/app/static \
+    PROMETHEUS_MULTIPROC_DIR=/app/var/prometheus
 RUN useradd --create-home --uid 1000 connector
 WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv
@@ -49,4 +50,6 @@ EXPOSE 8000
 # Sends a Host that ALLOWED_HOSTS accepts and the proxy's X-Forwarded-Proto, as a real request arrives; a plain
 # GET would get 400 (host) or a redirect to HTTPS in production mode.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 CMD ["python", "-m", "connector.healthcheck"]
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec gunicorn connector.wsgi --bind 0.0.0.0:8000 --workers ${WEB_CONCURRENCY:-3} --access-logfile -"]
+# /metrics adds up every gunicorn worker through PROMETHEUS_MULTIPROC_DIR, emptied at start (docs/operations.md).
+# Workers (qcluster) count their X3/BigCommerce calls there too when they share this directory (a shared volume).
+CMD ["sh", "-c", "rm -rf \"$PROMETHEUS_MULTIPROC_DIR\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && python manage.py migrate --noinput && exec gunicorn connector.wsgi --bind 0.0.0.0:8000 --workers ${WEB_CONCURRENCY:-3} --access-logfile -"]
