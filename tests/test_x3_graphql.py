@@ -3,6 +3,7 @@ GraphQL error shapes, mapping validation, and the same order posting identically
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from datetime import date, timedelta
@@ -199,6 +200,37 @@ def test_default_mapping_is_valid_and_renders_one_row_per_non_zero_side(http):
         (4, "442570", -1, 7.2),
     ]
     assert data["journalEntryLines"][0]["lineDescription"] == "Order 250 receivable"
+
+
+def test_amounts_go_out_at_the_currency_precision_not_the_stored_scale(http):
+    # given an entry whose amounts carry the database's four decimals, in USD and in JPY
+    http.post(ONPREM_GRAPHQL, json=created())
+    http.post(ONPREM_GRAPHQL, json=created("ODG-000043"))
+    client = client_with(StaticTokens("tok-1"))
+    usd = dataclasses.replace(
+        make_entry(),
+        lines=(
+            EntryLine("412000", Decimal("69.8400"), Decimal(0)),
+            EntryLine("702000", Decimal(0), Decimal("69.8400")),
+        ),
+    )
+    jpy = dataclasses.replace(
+        usd,
+        currency="JPY",
+        lines=(
+            EntryLine("412000", Decimal("1500.0000"), Decimal(0)),
+            EntryLine("702000", Decimal(0), Decimal("1500.0000")),
+        ),
+    )
+
+    # when both are created
+    client.create_entry(usd)
+    client.create_entry(jpy)
+
+    # then USD goes out with two decimals and JPY with none
+    usd_raw, jpy_raw = (call.request.body.decode() for call in http.calls)
+    assert '"transactionAmount":69.84,' in usd_raw and "69.8400" not in usd_raw
+    assert '"transactionAmount":1500,' in jpy_raw and "1500.0" not in jpy_raw
 
 
 def test_a_custom_mapping_drives_the_request_and_the_answer_paths(http):
