@@ -229,8 +229,8 @@ def test_amounts_go_out_at_the_currency_precision_not_the_stored_scale(http):
 
     # then USD goes out with two decimals and JPY with none
     usd_raw, jpy_raw = (call.request.body.decode() for call in http.calls)
-    assert '"transactionAmount":69.84,' in usd_raw and "69.8400" not in usd_raw
-    assert '"transactionAmount":1500,' in jpy_raw and "1500.0" not in jpy_raw
+    assert '"transactionAmount":69.84}' in usd_raw and "69.8400" not in usd_raw
+    assert '"transactionAmount":1500}' in jpy_raw and "1500.0" not in jpy_raw
 
 
 def test_a_custom_mapping_drives_the_request_and_the_answer_paths(http):

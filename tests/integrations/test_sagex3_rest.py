@@ -299,7 +299,7 @@ def test_create_entry_posts_the_exact_body_with_basic_auth(x3: responses.Request
         '{"TYP":"ODG","JOU":"VEN","FCY":"FR011","ACCDAT":"2025-03-31","CUR":"EUR",'
         '"DESVCR":"BigCommerce order 250","REFINT":"BC-abc123-250","BPRVCR":"250","GACCENTRYD":['
         '{"LIN":1,"ACC":"411000","DES":"Customer","DEB":120.00,"CDT":0.00},'
-        '{"LIN":2,"ACC":"706000","DES":"Revenue","DEB":0.00,"CDT":100.0000},'
+        '{"LIN":2,"ACC":"706000","DES":"Revenue","DEB":0.00,"CDT":100.00},'
         '{"LIN":3,"ACC":"445710","DES":"VAT","DEB":0.00,"CDT":20.00}]}'
     )
     assert request.body == expected_body.encode()
