@@ -265,7 +265,10 @@ def test_a_refusal_is_a_permanent_error_with_x3s_text(x3: responses.RequestsMock
     assert not error.retryable and not error.outcome_unknown
     [record] = client.call_log
     assert record.error == error.message and record.status_code == 200
-    assert record.extra["messages"] == ["warning: Rate date defaulted", "error: Account 999999 does not exist"]
+    assert record.extra["messages"] == [
+        "warning: Rate date defaulted",
+        "error: Account 999999 does not exist",
+    ]
 
 
 def test_status_one_with_an_error_message_is_a_refusal_that_may_have_saved(
