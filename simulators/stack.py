@@ -33,7 +33,7 @@ CLIENT_SECRET = "demo-client-secret-0123456789abcdefghijklmnopqrstuv"  # noqa: S
 X3_USER, X3_PASSWORD = "WEBSVC", "demo-x3-password"
 # The GraphQL methods (x3_method="graphql_jwt" / "graphql_oauth2"): the connected application and the OAuth2 client
 # registered on the simulated X3 and typed into the tenant's connection.
-X3_METHODS = ("rest_basic", "graphql_jwt", "graphql_oauth2")
+X3_METHODS = ("rest_basic", "graphql_jwt", "graphql_oauth2", "soap_basic")
 X3_APP_CLIENT_ID = "demo-connected-app"
 X3_APP_SECRET = "demo-connected-app-secret-0123456789abcdef"  # noqa: S105
 X3_OAUTH_CLIENT_ID = "demo-oauth-client"
@@ -101,6 +101,8 @@ def x3_method_fields(x3_url: str, x3_method: str = "rest_basic") -> dict[str, An
     """The tenant's extra X3 connection fields for a method, against the simulated X3 at ``x3_url``."""
     if x3_method == "rest_basic":
         return {}
+    if x3_method == "soap_basic":  # the same user and password; pool alias = the folder, publication GAS
+        return {"method": x3_method}
     if x3_method == "graphql_jwt":  # GraphQL URL and audience default to {server_url}/xtrem/api
         return {
             "method": x3_method,
