@@ -254,8 +254,12 @@ class _LocalSchemas:
         return None
 
 
-def _zeep_client(config: SoapConfig, session: requests.Session) -> Any:
-    """The zeep client for the connection's WSDL, parsed once per process and location."""
+def _zeep_client(config: SoapConfig) -> Any:
+    """The zeep client for the connection's WSDL, parsed once per process and location.
+
+    The shipped WSDL is read from disk. A WSDL URL is fetched once, with the connection's credentials, TLS settings
+    and timeout, on a session of its own (the posting session never carries the password outside ``send``).
+    """
     import zeep
     from zeep.transports import Transport
 
@@ -270,13 +274,19 @@ def _zeep_client(config: SoapConfig, session: requests.Session) -> Any:
                 local = _LocalSchemas.load(url)
                 return local if local is not None else super().load(url)
 
+        session = new_session(verify=config.verify)
+        if config.wsdl_url:
+            session.auth = HTTPBasicAuth(config.username, config.password)
         transport = _Transport(
             session=session, timeout=config.timeout[1], operation_timeout=config.timeout[1]
         )
-        if config.wsdl_url:
-            session.auth = HTTPBasicAuth(config.username, config.password)
         try:
             client = zeep.Client(location, transport=transport)
+            client.service  # noqa: B018 - raises ValueError when the document declares no service
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            error = AuthenticationError if status in (401, 403) else RetryableError
+            raise error(f"Could not load the Sage X3 WSDL from {config.wsdl_url}: HTTP {status}") from exc
         except requests.RequestException as exc:
             raise RetryableError(
                 f"Could not load the Sage X3 WSDL from {config.wsdl_url}: {type(exc).__name__}"
@@ -284,8 +294,7 @@ def _zeep_client(config: SoapConfig, session: requests.Session) -> Any:
         except (zeep.exceptions.Error, etree.XMLSyntaxError, ValueError) as exc:
             raise PermanentError(f"The Sage X3 WSDL at {location} cannot be used: {exc}") from exc
         finally:
-            if config.wsdl_url:
-                session.auth = None
+            session.close()
         _wsdl_clients[location] = client
         return client
 
@@ -790,7 +799,7 @@ class SageX3SoapClient(RecordsCalls):
         return None
 
     def _keys(self, keys: Mapping[str, str]) -> Any:
-        client = _zeep_client(self.config, self._session)
+        client = _zeep_client(self.config)
         values = [{"key": k, "value": v} for k, v in keys.items()]
         try:
             array_type = client.get_type(f"{{{WSS_NS}}}ArrayOfCAdxParamKeyValue")
@@ -820,7 +829,7 @@ class SageX3SoapClient(RecordsCalls):
         """Build the envelope with zeep, send it, record it, classify the answer."""
         import zeep
 
-        client = _zeep_client(self.config, self._session)
+        client = _zeep_client(self.config)
         try:
             envelope = client.create_message(client.service, operation, self._context(), *args)
         except (zeep.exceptions.Error, TypeError, AttributeError) as exc:

@@ -17,6 +17,7 @@ from lxml import etree
 
 from integrations.errors import AuthenticationError, BadResponseError, PermanentError, RetryableError
 from integrations.sagex3.soap import (
+    BUNDLED_WSDL,
     DEFAULT_SOAP_MAPPING,
     SageX3SoapClient,
     SoapConfig,
@@ -432,3 +433,38 @@ def test_test_connection_reports_a_missing_publication_in_x3s_words(x3: response
     steps = make_client(public_name="ZGAS").connection_steps()
     assert [s.ok for s in steps] == [True, True, False]
     assert "ZGAS is not published" in steps[-1].detail
+
+
+# --- the WSDL -------------------------------------------------------------------------------------------------------
+
+
+def test_a_wsdl_url_is_loaded_once_with_the_connection_credentials(x3: responses.RequestsMock) -> None:
+    wsdl_url = f"{BASE}/soap-wsdl/syracuse/collaboration/syracuse/CAdxWebServiceXmlCC?wsdl&t=once"
+    x3.get(wsdl_url, body=BUNDLED_WSDL.read_bytes(), content_type="text/xml")
+    x3.post(URL, body=answer("query", 1, [], []), content_type="text/xml")
+    x3.post(URL, body=answer("query", 1, [], []), content_type="text/xml")
+    client = make_client(wsdl_url=wsdl_url)
+    assert client.find_entry(REFERENCE) is None
+    assert make_client(wsdl_url=wsdl_url).find_entry(REFERENCE) is None  # a second client: no second download
+    wsdl_calls = [c for c in x3.calls if c.request.method == "GET"]
+    assert len(wsdl_calls) == 1 and wsdl_calls[0].request.headers["Authorization"] == BASIC
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        ({"status": 401, "body": "no"}, AuthenticationError),
+        ({"status": 503, "body": "busy"}, RetryableError),
+        ({"body": requests.exceptions.ConnectTimeout("slow")}, RetryableError),
+        ({"body": "<html>not a wsdl</html>", "content_type": "text/html"}, PermanentError),
+    ],
+)
+def test_a_wsdl_that_cannot_be_loaded_sends_nothing(
+    x3: responses.RequestsMock, reply: dict[str, Any], error: type[Exception]
+) -> None:
+    wsdl_url = f"{BASE}/wsdl?case={error.__name__}-{reply.get('status')}-{type(reply['body']).__name__}"
+    x3.get(wsdl_url, **reply)
+    with pytest.raises(error) as failed:
+        make_client(wsdl_url=wsdl_url).create_entry(make_entry())
+    assert type(failed.value) is error
+    assert [c.request.method for c in x3.calls] == ["GET"]

@@ -95,7 +95,7 @@ def test_the_wsdl_served_is_one_zeep_consumes_and_the_answers_follow_it(x3: X3) 
 
     # then zeep built the request from it, and zeep's own reading of the answer agrees with ours
     assert posted.document_number == "ODG-000001"
-    zeep_client = _zeep_client(soap.config, requests.Session())
+    zeep_client = _zeep_client(soap.config)
     operation = zeep_client.service._binding._operations["save"]
     answer = operation.process_reply(etree.fromstring(soap.call_log[-1].response_body.encode()))
     assert answer.status == 1 and "ODG-000001" in answer.resultXml
