@@ -397,10 +397,9 @@ def parse_result_rows(result_xml: str) -> list[dict[str, Any]]:
         if isinstance(data, list):
             return [_flatten_json(r) for r in data if isinstance(r, Mapping)]
         if isinstance(data, Mapping):
+            # A single key holding a list of records is a wrapper ({"RESULT": [...]}); anything else is one record.
             (only,) = data.values() if len(data) == 1 else (None,)
-            if isinstance(only, list) and all(
-                isinstance(r, Mapping) for r in only
-            ):  # {"RESULT": [...]} wrapper
+            if isinstance(only, list) and all(isinstance(r, Mapping) for r in only):
                 return [_flatten_json(r) for r in only]
             return [_flatten_json(data)]
         return []
