@@ -266,8 +266,8 @@ def start_stack(
     The connector uses ``database_url`` (and ``redis_url`` as its broker when given), short retry delays so faults
     resolve in seconds, and the tenant ``demo`` with three storefront channels mapped to distinct accounts.
 
-    ``x3_method`` picks the tenant's X3 connection: ``rest_basic`` (api1), ``graphql_jwt`` (connected application,
-    posts at once) or ``graphql_oauth2`` (cloud gateway: postings wait for re-authorization until someone runs
+    ``x3_method`` picks the tenant's X3 connection: ``rest_basic`` (api1), ``soap_basic`` (SOAP web services),
+    ``graphql_jwt`` (connected application, posts at once) or ``graphql_oauth2`` (cloud gateway: postings wait for re-authorization until someone runs
     "Connect to Sage X3", e.g. ``tests/e2e/test_x3_graphql_e2e.py``).
     """
     x3_method_fields("", x3_method)  # an unknown method fails before anything starts
