@@ -691,6 +691,12 @@ class SageX3SoapClient(RecordsCalls):
         steps: list[ConnectionStep] = []
         if self.mapping_problems:
             return [ConnectionStep("Field mapping", False, "; ".join(self.mapping_problems))]
+        if self.config.wsdl_url:
+            try:
+                _zeep_client(self.config)
+            except IntegrationError as exc:
+                return [ConnectionStep("WSDL loaded", False, exc.message)]
+            steps.append(ConnectionStep("WSDL loaded", True, self.config.wsdl_url))
         try:
             result = self._call("getDescription", self.config.public_name, allow_refusal=True)
         except AuthenticationError as exc:

@@ -468,3 +468,6 @@ def test_a_wsdl_that_cannot_be_loaded_sends_nothing(
         make_client(wsdl_url=wsdl_url).create_entry(make_entry())
     assert type(failed.value) is error
     assert [c.request.method for c in x3.calls] == ["GET"]
+    x3.get(wsdl_url, **reply)
+    [step] = make_client(wsdl_url=wsdl_url).connection_steps()
+    assert (step.name, step.ok) == ("WSDL loaded", False) and "WSDL" in step.detail
