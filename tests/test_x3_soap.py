@@ -224,3 +224,10 @@ def test_a_tenant_file_sets_the_soap_method_and_checks_its_mapping(db):
     doc["x3"]["soap_mapping"] = {"amount_style": "both"}
     with pytest.raises(ConfigurationError, match="unknown amount_style"):
         apply_document(doc)
+
+
+def test_the_tenant_page_shows_the_soap_fields_in_their_own_fieldsets(soap_tenant, admin_client):
+    page = admin_client.get(reverse("admin:connector_tenant_change", args=[soap_tenant.pk])).content.decode()
+    assert 'name="x3-0-soap_public_name"' in page and 'value="ZGAS"' in page
+    assert 'name="x3-0-soap_mapping"' in page and "x3-method-soap_basic" in page
+    assert "SOAP web services + HTTP Basic" in page

@@ -132,13 +132,14 @@ def test_a_duplicate_reference_is_refused_when_x3_is_set_up_to(x3: X3) -> None:
 
 def test_find_by_reference_and_duplicates(x3: X3) -> None:
     soap = client(x3)
+    soap.create_entry(entry("BC-acme-249"))
     assert soap.find_entry("BC-acme-250") is None
     soap.create_entry(entry())
-    assert soap.find_entry("BC-acme-250").document_number == "ODG-000001"
+    assert soap.find_entry("BC-acme-250").document_number == "ODG-000002"
     soap.create_entry(entry())  # REFINT allows duplicates in a real X3
     with pytest.raises(DuplicateEntryError) as duplicates:
         soap.find_entry("BC-acme-250")
-    assert duplicates.value.document_numbers == ["ODG-000001", "ODG-000002"]
+    assert duplicates.value.document_numbers == ["ODG-000002", "ODG-000003"]
 
 
 def test_when_the_query_list_hides_the_reference_read_confirms_it(x3: X3) -> None:
