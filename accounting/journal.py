@@ -20,38 +20,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from integrations.bigcommerce.types import Order
+from integrations.currency import minor_unit
 
 ZERO = Decimal(0)
-
-# ISO 4217 minor units that are not 2. Anything else rounds to cents.
-_MINOR_UNITS = {
-    **dict.fromkeys(
-        [
-            "BIF",
-            "CLP",
-            "DJF",
-            "GNF",
-            "ISK",
-            "JPY",
-            "KMF",
-            "KRW",
-            "PYG",
-            "RWF",
-            "UGX",
-            "VND",
-            "VUV",
-            "XAF",
-            "XOF",
-            "XPF",
-        ],
-        0,
-    ),
-    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
-}
-
-
-def minor_unit(currency: str) -> int:
-    return _MINOR_UNITS.get(currency.upper(), 2)
 
 
 def quantize(amount: Decimal, currency: str) -> Decimal:

@@ -90,8 +90,25 @@ class X3ConnectionInline(admin.StackedInline):
     fieldsets = (
         (None, {"fields": ("method", "server_url", "folder", "x3_status")}),
         (
-            "REST api1 + HTTP Basic",
-            {"fields": ("username", "password"), "classes": ("x3-method", f"x3-method-{M.REST_BASIC}")},
+            "User and password (HTTP Basic: REST api1 and SOAP)",
+            {
+                "fields": ("username", "password"),
+                "classes": ("x3-method", f"x3-method-{M.REST_BASIC}", f"x3-method-{M.SOAP_BASIC}"),
+            },
+        ),
+        (
+            "SOAP web services (docs/x3-soap.md)",
+            {
+                "fields": (
+                    "soap_public_name",
+                    "soap_pool_alias",
+                    "soap_code_lang",
+                    "soap_pool_id",
+                    "soap_request_config",
+                    "soap_wsdl_url",
+                ),
+                "classes": ("x3-method", f"x3-method-{M.SOAP_BASIC}"),
+            },
         ),
         (
             "GraphQL + OAuth2 (Sage X3 cloud gateway)",
@@ -120,6 +137,10 @@ class X3ConnectionInline(admin.StackedInline):
         (
             "api1 mapping",
             {"fields": ("rest_mapping",), "classes": ("collapse", "x3-method", f"x3-method-{M.REST_BASIC}")},
+        ),
+        (
+            "SOAP mapping (docs/x3-soap.md)",
+            {"fields": ("soap_mapping",), "classes": ("collapse", "x3-method", f"x3-method-{M.SOAP_BASIC}")},
         ),
         (
             "GraphQL mapping (docs/x3-graphql.md)",
@@ -342,16 +363,32 @@ class TenantAdmin(admin.ModelAdmin):
                 tenant,
                 title=f"Test the Sage X3 connection of {tenant.name}",
                 explanation=[
-                    f"Method: {tenant.x3.get_method_display()}. This makes one read-only, authenticated call to "
-                    "Sage X3 and reports its answer; nothing is posted.",
+                    f"Method: {tenant.x3.get_method_display()}. This makes read-only, authenticated calls to "
+                    "Sage X3 and reports its answers; nothing is posted.",
+                    *(
+                        [
+                            "SOAP: checks, one step after the other, that the server answers, the credentials are "
+                            "accepted, the pool runs, the web service is published and the field mapping matches "
+                            "what is published (getDescription)."
+                        ]
+                        if tenant.x3.method == M.SOAP_BASIC
+                        else []
+                    ),
                 ],
                 details=[],
                 action_url=request.path,
                 button="Test connection",
             )
         started = timezone.now()
+        client = x3_client(tenant)
+        steps = getattr(client, "connection_steps", None)
+        if steps is not None:  # SOAP: each step in plain words, the first failure last
+            for step in steps():
+                report = messages.success if step.ok else messages.error
+                report(request, f"{'✓' if step.ok else '✗'} {step.name}: {step.detail}")
+            return HttpResponseRedirect(change_url)
         try:
-            result = x3_client(tenant).test_connection()
+            result = client.test_connection()
         except IntegrationError as exc:
             messages.error(request, f"Sage X3 connection test failed: {exc.message}")
         else:

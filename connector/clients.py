@@ -9,6 +9,7 @@ from integrations.errors import PermanentError
 from integrations.http import CallRecord, new_session
 from integrations.sagex3.graphql import GraphQLConfig, SageX3GraphQLClient, TokenSource
 from integrations.sagex3.rest import RestConfig, SageX3RestClient
+from integrations.sagex3.soap import SageX3SoapClient, SoapConfig
 from integrations.sagex3.types import Entry, PostedEntry, X3Client
 
 from . import x3auth
@@ -101,6 +102,25 @@ def _x3_client(tenant: Tenant) -> X3Client:
         except ValueError as exc:
             raise PermanentError(f"Sage X3 REST settings: {exc}") from exc
         return SageX3RestClient(config, session=_x3_session(tenant, verify))
+    if x3.method == X3Connection.Method.SOAP_BASIC:
+        try:
+            soap_config = SoapConfig(
+                base_url=x3.server_url,
+                pool_alias=x3.soap_pool_alias or x3.folder,
+                username=x3.username,
+                password=x3.password,
+                public_name=x3.soap_public_name,
+                code_lang=x3.soap_code_lang,
+                pool_id=x3.soap_pool_id,
+                request_config=x3.soap_request_config,
+                mapping=x3.soap_mapping or {},
+                wsdl_url=x3.soap_wsdl_url,
+                timeout=timeout,
+                verify=verify,
+            )
+        except ValueError as exc:
+            raise PermanentError(f"Sage X3 SOAP settings: {exc}") from exc
+        return SageX3SoapClient(soap_config, session=_x3_session(tenant, verify))
     tokens: TokenSource
     if x3.method == X3Connection.Method.GRAPHQL_OAUTH2:
         tokens = x3auth.StoredOAuthTokens(x3.pk)

@@ -137,6 +137,13 @@ class X3ConnectionForm(SecretFieldsForm):
             "verify_tls",
             "ca_bundle",
             "rest_mapping",
+            "soap_public_name",
+            "soap_pool_alias",
+            "soap_pool_id",
+            "soap_code_lang",
+            "soap_request_config",
+            "soap_wsdl_url",
+            "soap_mapping",
             "graphql_url",
             "graphql_mutation",
             "graphql_variables",
@@ -172,6 +179,9 @@ class X3ConnectionForm(SecretFieldsForm):
 
     # Blank JSON boxes mean "the default": store {} rather than null. The GraphQL mapping itself is checked with
     # graphql-core by X3Connection.clean, each problem next to the field it concerns.
+    def clean_soap_mapping(self):
+        return self.cleaned_data.get("soap_mapping") or {}
+
     def clean_graphql_variables(self):
         return self.cleaned_data.get("graphql_variables") or {}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from django.conf import settings
@@ -158,6 +159,7 @@ class X3Connection(models.Model):
         REST_BASIC = "rest_basic", "REST api1 + HTTP Basic"
         GRAPHQL_OAUTH2 = "graphql_oauth2", "GraphQL + OAuth2 (Sage X3 cloud gateway)"
         GRAPHQL_JWT = "graphql_jwt", "GraphQL + connected application (JWT)"
+        SOAP_BASIC = "soap_basic", "SOAP web services + HTTP Basic"
 
     class TokenFormat(models.TextChoices):
         JSON = "json", "JSON body (Sage's example)"
@@ -192,6 +194,42 @@ class X3Connection(models.Model):
         default=dict,
         blank=True,
         help_text="Overrides of the default api1 class/representation and field mapping (docs/x3-mapping.md).",
+    )
+
+    # --- SOAP web services (CAdxWebServiceXmlCC; user name and password above) ---
+    soap_public_name = models.CharField(
+        "web service public name",
+        max_length=10,
+        default="GAS",
+        help_text="The publication of the journal-entry object (GESAWE), at most 10 characters, e.g. GAS or ZGAS.",
+    )
+    soap_pool_alias = models.CharField(
+        "SOAP pool alias",
+        max_length=40,
+        blank=True,
+        help_text="The classic SOAP pool to use. Blank: the folder name.",
+    )
+    soap_pool_id = models.CharField("SOAP pool ID", max_length=40, blank=True)
+    soap_code_lang = models.CharField(
+        "language code", max_length=3, default="ENG", help_text="X3 language of the answers, e.g. ENG, FRA."
+    )
+    soap_request_config = models.CharField(
+        "request config",
+        max_length=200,
+        default="adxwss.optreturn=JSON&adxwss.beautify=false",
+        help_text="Sent in the call context. Keep adxwss.optreturn=JSON.",
+    )
+    soap_wsdl_url = models.URLField(
+        "WSDL URL",
+        blank=True,
+        help_text="Blank: the WSDL shipped with the connector. Or the server's own, e.g. "
+        "https://x3.example.com:8124/soap-wsdl/syracuse/collaboration/syracuse/CAdxWebServiceXmlCC?wsdl",
+    )
+    soap_mapping = models.JSONField(
+        "SOAP field mapping",
+        default=dict,
+        blank=True,
+        help_text="Overrides of the default object XML mapping: groups, fields, amount style (docs/x3-soap.md).",
     )
 
     # --- GraphQL (both GraphQL methods) ---
@@ -300,6 +338,7 @@ class X3Connection(models.Model):
             "oauth_token_url",
         ),
         Method.GRAPHQL_JWT: ("app_client_id", "app_secret", "app_user"),
+        Method.SOAP_BASIC: ("username", "password"),
     }
 
     @property
@@ -323,6 +362,22 @@ class X3Connection(models.Model):
         for name in self.REQUIRED_BY_METHOD.get(self.Method(self.method), ()):
             if not getattr(self, name):
                 errors.setdefault(name, []).append(f"Required for {label}.")
+        if not isinstance(self.soap_mapping, dict):
+            errors.setdefault("soap_mapping", []).append("Must be a JSON object.")
+        elif self.method == self.Method.SOAP_BASIC or self.soap_mapping:
+            from integrations.sagex3.soap import effective_soap_mapping, validate_soap_mapping
+
+            errors.setdefault("soap_mapping", []).extend(
+                validate_soap_mapping(effective_soap_mapping(self.soap_mapping))
+            )
+            if not errors["soap_mapping"]:
+                del errors["soap_mapping"]
+        if self.method == self.Method.SOAP_BASIC and not re.fullmatch(
+            r"[A-Za-z][A-Za-z0-9_]{0,9}", self.soap_public_name or ""
+        ):
+            errors.setdefault("soap_public_name", []).append(
+                "An X3 code of at most 10 letters, digits or underscores (longer names are cut by X3)."
+            )
         if not isinstance(self.graphql_mapping, dict):
             errors.setdefault("graphql_mapping", []).append("Must be a JSON object.")
         elif not isinstance(self.graphql_variables, dict):

@@ -183,7 +183,7 @@ class SageX3Control(_Client):
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         """``folders, users, class, representation, fields, chart, sites, journals, entry_types, currencies,
-        closed_periods, closed_before, sequence_format, create_status, reject_duplicate_reference``."""
+        closed_periods, closed_before, sequence_format, create_status, reject_duplicate_reference, soap``."""
         return self._call("POST", "/config", changes)
 
     def entries(self, *, reference: str | None = None, folder: str | None = None) -> list[dict[str, Any]]:

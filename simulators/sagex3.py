@@ -21,6 +21,10 @@ Errors: ``{"$diagnoses": [{"$severity": "error", "$message": "..."}]}`` with 400
 Rules: the entry must balance (negative storno amounts allowed), accounts must be in the chart, ACCDAT must be in
 an open period, and site / journal / entry type / currency must be known when those lists are configured.
 
+SOAP (``CAdxWebServiceXmlCC`` save/query/read/getDescription, details in :mod:`simulators.x3soap`), over the same
+entries: ``POST /soap-generic/syracuse/collaboration/syracuse/CAdxWebServiceXmlCC`` with HTTP Basic, and the WSDL at
+``GET /soap-wsdl/syracuse/collaboration/syracuse/CAdxWebServiceXmlCC?wsdl``. ``save`` counts as ``POST`` for faults.
+
 GraphQL (protocol details in :mod:`simulators.xtrem`), both over the same entries, rules and sequences as api1:
 
 * ``POST /xtrem/api`` with ``x-xtrem-endpoint: <FOLDER>`` and a connected-application JWT (on-premise style);
@@ -53,7 +57,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
-from . import xtrem
+from . import x3soap, xtrem
 from ._http import (
     JSON_TYPE,
     FaultError,
@@ -153,6 +157,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "connected_apps": {},
     "jwt_leeway_s": 60,  # a connected-app token's iat may be this far in the future (clock skew)
     "clock_offset_s": 0,  # added to the simulator's clock for tokens and codes (a test can jump ahead)
+    # SOAP (simulators/x3soap.py): pools (alias -> folder), "children" (0: "No Web services accepted") and the
+    # publications (public name -> groups, query list, criteria, keys), merged key by key.
+    "soap": x3soap.DEFAULT_SOAP,
 }
 
 
@@ -247,6 +254,7 @@ class SageX3Sim(SimApp):
                 "errors": 0,  # answers carrying errors[] (any status)
                 "unauthorized": 0,
             },
+            "soap": {"requests": 0, "created": 0, "rejected": 0},  # plus a count per operation
             "token": {
                 "requests": 0,  # authorise + token
                 "authorise": 0,
@@ -265,6 +273,8 @@ class SageX3Sim(SimApp):
                 raise ValueError(f"unknown config key {key!r}")
             if key == "oauth":
                 config["oauth"] = xtrem.merge_oauth(config["oauth"], value)
+            elif key == "soap":
+                config["soap"] = x3soap.merge_soap(config["soap"], value)
             elif key == "fields" and isinstance(value, dict):
                 fields = copy.deepcopy(config["fields"])
                 for sub, sub_value in value.items():
@@ -303,6 +313,9 @@ class SageX3Sim(SimApp):
         a.add("GET", "/v1/service/{folder}/api", self.graphql_gateway, "GET /v1/service/{folder}/api")
         a.add("POST", "/v1/token", self.token, "POST /v1/token")
         a.add("GET", "/v1/token/authorise", self.authorise, "GET /v1/token/authorise")
+        # SOAP (classic web services): the WSDL and the generic endpoint
+        a.add("GET", x3soap.WSDL_PATH, lambda req: x3soap.wsdl(self, req), "GET SOAP WSDL")
+        a.add("POST", x3soap.SOAP_PATH, lambda req: x3soap.handle(self, req), "POST SOAP")
         c = self.control
         c.add("GET", "/_sim/health", self.c_health)
         c.add("GET", "/_sim/entries", self.c_entries)

@@ -34,7 +34,7 @@ CLIENT_SECRET = "demo-client-secret-0123456789abcdefghijklmnopqrstuv"  # noqa: S
 X3_USER, X3_PASSWORD = "WEBSVC", "demo-x3-password"
 # The GraphQL methods (x3_method="graphql_jwt" / "graphql_oauth2"): the connected application and the OAuth2 client
 # registered on the simulated X3 and typed into the tenant's connection.
-X3_METHODS = ("rest_basic", "graphql_jwt", "graphql_oauth2")
+X3_METHODS = ("rest_basic", "graphql_jwt", "graphql_oauth2", "soap_basic")
 X3_APP_CLIENT_ID = "demo-connected-app"
 X3_APP_SECRET = "demo-connected-app-secret-0123456789abcdef"  # noqa: S105
 X3_OAUTH_CLIENT_ID = "demo-oauth-client"
@@ -102,6 +102,8 @@ def x3_method_fields(x3_url: str, x3_method: str = "rest_basic") -> dict[str, An
     """The tenant's extra X3 connection fields for a method, against the simulated X3 at ``x3_url``."""
     if x3_method == "rest_basic":
         return {}
+    if x3_method == "soap_basic":  # the same user and password; pool alias = the folder, publication GAS
+        return {"method": x3_method}
     if x3_method == "graphql_jwt":  # GraphQL URL and audience default to {server_url}/xtrem/api
         return {
             "method": x3_method,
@@ -265,8 +267,8 @@ def start_stack(
     The connector uses ``database_url`` (and ``redis_url`` as its broker when given), short retry delays so faults
     resolve in seconds, and the tenant ``demo`` with three storefront channels mapped to distinct accounts.
 
-    ``x3_method`` picks the tenant's X3 connection: ``rest_basic`` (api1), ``graphql_jwt`` (connected application,
-    posts at once) or ``graphql_oauth2`` (cloud gateway: postings wait for re-authorization until someone runs
+    ``x3_method`` picks the tenant's X3 connection: ``rest_basic`` (api1), ``soap_basic`` (SOAP web services),
+    ``graphql_jwt`` (connected application, posts at once) or ``graphql_oauth2`` (cloud gateway: postings wait for re-authorization until someone runs
     "Connect to Sage X3", e.g. ``tests/e2e/test_x3_graphql_e2e.py``).
     """
     x3_method_fields("", x3_method)  # an unknown method fails before anything starts

@@ -3,7 +3,9 @@ GraphQL error shapes, mapping validation, and the same order posting identically
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import time
 from datetime import date, timedelta
 from decimal import Decimal
@@ -13,6 +15,7 @@ import pytest
 import requests
 import responses
 from django.utils import timezone
+from lxml import etree
 
 from accounting.models import ChannelMapping, Posting, PostingAttempt
 from connector.clients import UnusableX3Client, x3_client
@@ -33,8 +36,10 @@ from integrations.sagex3.graphql import (
     validate_graphql_mapping,
 )
 from integrations.sagex3.rest import SageX3RestClient
+from integrations.sagex3.soap import SOAP_PATH, SageX3SoapClient
 from integrations.sagex3.types import Entry, EntryLine
 from tests.conftest import BC_BASE, X3_BASE, X3_ENTRY_URL, order_json, order_url
+from tests.integrations.test_sagex3_soap import answer as soap_answer
 
 S = Posting.Status
 M = X3Connection.Method
@@ -42,6 +47,8 @@ GATEWAY = "https://api.eu-prod-sagex3.com/v1"
 TOKEN_URL = f"{GATEWAY}/token"
 CLOUD_GRAPHQL = f"{GATEWAY}/service/SEED/api"
 ONPREM_GRAPHQL = f"{X3_BASE}/xtrem/api"
+SOAP_URL = X3_BASE + SOAP_PATH
+SOAP_X3_BASE = "soap:" + X3_BASE  # how the spy below tells the SOAP client's entries from the api1 client's
 APP_SECRET = "connected-app-secret-0123456789-abcdefghij"
 OAUTH_SECRET = "oauth-client-secret-9876543210"
 ACCESS_0 = "access-token-0000-aaaaaaaaaaaa"
@@ -199,6 +206,37 @@ def test_default_mapping_is_valid_and_renders_one_row_per_non_zero_side(http):
         (4, "442570", -1, 7.2),
     ]
     assert data["journalEntryLines"][0]["lineDescription"] == "Order 250 receivable"
+
+
+def test_amounts_go_out_at_the_currency_precision_not_the_stored_scale(http):
+    # given an entry whose amounts carry the database's four decimals, in USD and in JPY
+    http.post(ONPREM_GRAPHQL, json=created())
+    http.post(ONPREM_GRAPHQL, json=created("ODG-000043"))
+    client = client_with(StaticTokens("tok-1"))
+    usd = dataclasses.replace(
+        make_entry(),
+        lines=(
+            EntryLine("412000", Decimal("69.8400"), Decimal(0)),
+            EntryLine("702000", Decimal(0), Decimal("69.8400")),
+        ),
+    )
+    jpy = dataclasses.replace(
+        usd,
+        currency="JPY",
+        lines=(
+            EntryLine("412000", Decimal("1500.0000"), Decimal(0)),
+            EntryLine("702000", Decimal(0), Decimal("1500.0000")),
+        ),
+    )
+
+    # when both are created
+    client.create_entry(usd)
+    client.create_entry(jpy)
+
+    # then USD goes out with two decimals and JPY with none
+    usd_raw, jpy_raw = (call.request.body.decode() for call in http.calls)
+    assert '"transactionAmount":69.84}' in usd_raw and "69.8400" not in usd_raw
+    assert '"transactionAmount":1500}' in jpy_raw and "1500.0" not in jpy_raw
 
 
 def test_a_custom_mapping_drives_the_request_and_the_answer_paths(http):
@@ -679,6 +717,9 @@ def _tenant_like(slug: str, store_hash: str, method: str) -> Tenant:
         use_connected_app(x3)
     elif method == M.GRAPHQL_OAUTH2:
         use_oauth(x3)
+    elif method == M.SOAP_BASIC:
+        x3.method = method
+        x3.save()
     ChannelMapping.objects.create(
         tenant=tenant,
         channel_id=2,
@@ -702,24 +743,32 @@ def test_the_same_order_posts_identically_whichever_method(http, monkeypatch):
         original = cls.create_entry
 
         def create_entry(self, entry):
-            received.setdefault(getattr(self.config, "url", None) or self.config.base_url, []).append(entry)
+            key = getattr(self.config, "url", None) or self.config.base_url
+            received.setdefault(("soap:" if isinstance(self, SageX3SoapClient) else "") + key, []).append(
+                entry
+            )
             return original(self, entry)
 
         monkeypatch.setattr(cls, "create_entry", create_entry)
 
     spy(SageX3RestClient)
     spy(SageX3GraphQLClient)
+    spy(SageX3SoapClient)
     order = order_json(250, channel_id=2, discount="5.00")
     tenants = {
         M.REST_BASIC: _tenant_like("rest", "hash1", M.REST_BASIC),
         M.GRAPHQL_JWT: _tenant_like("jwt", "hash2", M.GRAPHQL_JWT),
         M.GRAPHQL_OAUTH2: _tenant_like("oauth", "hash3", M.GRAPHQL_OAUTH2),
+        M.SOAP_BASIC: _tenant_like("soap", "hash4", M.SOAP_BASIC),
     }
-    for store_hash in ("hash1", "hash2", "hash3"):
+    for store_hash in ("hash1", "hash2", "hash3", "hash4"):
         http.get(f"{BC_BASE}/stores/{store_hash}/v2/orders/250", json=order)
     http.post(X3_ENTRY_URL, json={"NUM": "ODG-1"}, status=201)
     http.post(ONPREM_GRAPHQL, json=created("ODG-2"))
     http.post(CLOUD_GRAPHQL, json=created("ODG-3"))
+    http.post(
+        SOAP_URL, body=soap_answer("save", 1, [], {"GAS0_1": {"NUM": "ODG-4"}}), content_type="text/xml"
+    )
 
     # when the order is synced for each
     for tenant in tenants.values():
@@ -728,11 +777,12 @@ def test_the_same_order_posts_identically_whichever_method(http, monkeypatch):
     # then every client received the very same Entry (reference, date, lines, amounts)
     rest_url = f"{X3_BASE}"
     entries = {url: items for url, items in received.items()}
-    assert set(entries) == {rest_url, ONPREM_GRAPHQL, CLOUD_GRAPHQL}
+    assert set(entries) == {rest_url, ONPREM_GRAPHQL, CLOUD_GRAPHQL, SOAP_X3_BASE}
     (rest_entry,) = entries[rest_url]
     assert entries[ONPREM_GRAPHQL] == [rest_entry] and entries[CLOUD_GRAPHQL] == [rest_entry]
+    assert entries[SOAP_X3_BASE] == [rest_entry]
     assert rest_entry.reference == "BC-acme-250" and len(rest_entry.lines) >= 4
-    assert Posting.objects.filter(status=S.POSTED).count() == 3
+    assert Posting.objects.filter(status=S.POSTED).count() == 4
 
     # and what went over the wire carries the same accounts and amounts on each transport
     rest_body = json.loads([c for c in http.calls if c.request.url.startswith(X3_ENTRY_URL)][0].request.body)
@@ -753,3 +803,17 @@ def test_the_same_order_posts_identically_whichever_method(http, monkeypatch):
             for r in data["journalEntryLines"]
         )
         assert graphql_lines == rest_lines
+
+    # and the SOAP object XML carries the same reference, date and lines, amounts written at two decimals
+    (soap_call,) = [c for c in http.calls if c.request.url == SOAP_URL]
+    param = etree.fromstring(etree.fromstring(soap_call.request.body)[0][0].findtext("objectXml").encode())
+    header = {f.get("NAME"): f.text for f in param.find("GRP")}
+    assert header["REFINT"] == rest_body["REFINT"]
+    assert header["ACCDAT"] == rest_body["ACCDAT"].replace("-", "")  # SOAP dates are YYYYMMDD
+    soap_rows = [{f.get("NAME"): f.text for f in lin} for lin in param.find("TAB")]
+    assert all(len(r["DEB"].split(".")[1]) == 2 and len(r["CDT"].split(".")[1]) == 2 for r in soap_rows)
+    soap_lines = sorted((r["ACC"], Decimal(r["DEB"]), Decimal(r["CDT"])) for r in soap_rows)
+    assert [line for line in soap_lines if line[1] or line[2]] == rest_lines
+    rest_raw = [c for c in http.calls if c.request.url.startswith(X3_ENTRY_URL)][0].request.body.decode()
+    rest_amounts = re.findall(r'"(?:DEB|CDT)":(-?[0-9.]+)', rest_raw)
+    assert rest_amounts and all(re.fullmatch(r"-?\d+\.\d\d", a) for a in rest_amounts)

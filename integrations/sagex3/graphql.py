@@ -482,18 +482,24 @@ def _as_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _line_rows(lines: Iterable[EntryLine], style: str) -> list[dict[str, Any]]:
+def _line_rows(lines: Iterable[EntryLine], style: str, currency: str) -> list[dict[str, Any]]:
     """Line values per row, numbered in order. ``sign_amount``: a row per non-zero side, the amount exactly as given
     (a storno amount stays negative on its own side, never flipped to the other sign)."""
     rows: list[dict[str, Any]] = []
     for line in lines:
         base = {"account": line.account, "line_description": line.description}
         if style == "debit_credit":
-            rows.append({**base, "debit": json_amount(line.debit), "credit": json_amount(line.credit)})
+            rows.append(
+                {
+                    **base,
+                    "debit": json_amount(line.debit, currency),
+                    "credit": json_amount(line.credit, currency),
+                }
+            )
             continue
         for sign, amount in ((1, line.debit), (-1, line.credit)):
             if not amount.is_zero():
-                rows.append({**base, "sign": sign, "amount": json_amount(amount)})
+                rows.append({**base, "sign": sign, "amount": json_amount(amount, currency)})
     return [{"line_number": number, **row} for number, row in enumerate(rows, start=1)]
 
 
@@ -683,7 +689,7 @@ class SageX3GraphQLClient(RecordsCalls):
             "reference": entry.reference,
             "source_document": entry.source_document,
         }
-        rows = _line_rows(entry.lines, _lines_style(self.mapping["variables"]))
+        rows = _line_rows(entry.lines, _lines_style(self.mapping["variables"]), entry.currency)
         if not rows:
             raise PermanentError(f"entry {entry.reference} has no non-zero lines to post")
         return render_template(self.mapping["variables"], values, lines=rows)

@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from requests.auth import HTTPBasicAuth
 
+from integrations.currency import amount_at_precision
 from integrations.errors import (
     AuthenticationError,
     BadResponseError,
@@ -57,7 +58,6 @@ _REQUIRED_LINE_FIELDS = {
 # typo, or would break the URL / the where clause we build from it. Dots allow nested properties (volume.code).
 _CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _FIELD_RE = re.compile(r"^[A-Za-z$][A-Za-z0-9_$]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
-_TWO_PLACES = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -210,20 +210,14 @@ def _date_format_works(date_format: str) -> bool:
 # --- JSON with exact decimals -------------------------------------------------------------------------------------
 
 
-def json_amount(value: Decimal) -> Decimal:
-    """An amount as we send it: the exact value, with at least two decimals (``12.5`` -> ``12.50``).
+def json_amount(value: Decimal, currency: str) -> Decimal:
+    """An amount as we send it: exactly the currency's decimals (``69.8400`` USD -> ``69.84``, ``12.5`` -> ``12.50``,
+    JPY ``1500``), the same for every X3 method (see :func:`integrations.currency.amount_at_precision`).
 
-    More decimals are kept as they are (``1.2345`` stays ``1.2345``): rounding is the accounting layer's decision,
-    never the transport's. Negative amounts (storno entries) stay negative.
+    Rounding is the accounting layer's decision, never the transport's: significant digits beyond the currency's
+    precision raise a :class:`PermanentError`. Negative amounts (storno entries) stay negative; no ``-0.00``.
     """
-    if not value.is_finite():
-        raise PermanentError(f"amount {value} is not a finite number")
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        value = value.quantize(_TWO_PLACES)
-    if value.is_zero():
-        value = abs(value)  # no "-0.00" in the ledger
-    return value
+    return amount_at_precision(value, currency)
 
 
 def dumps(value: Any) -> str:
@@ -384,7 +378,7 @@ class SageX3RestClient(RecordsCalls):
         for x3_name, constant in m["header_static"].items():
             payload.setdefault(x3_name, constant)
 
-        rows = [row for line in entry.lines for row in self._line_rows(line)]
+        rows = [row for line in entry.lines for row in self._line_rows(line, entry.currency)]
         if not rows:
             raise PermanentError(f"entry {entry.reference} has no non-zero lines to post")
         number_field = m["line"].get("line_number")
@@ -490,7 +484,7 @@ class SageX3RestClient(RecordsCalls):
 
     # -- internals --
 
-    def _line_rows(self, line: EntryLine) -> list[dict[str, Any]]:
+    def _line_rows(self, line: EntryLine, currency: str) -> list[dict[str, Any]]:
         m = self.mapping
         names = m["line"]
         base: dict[str, Any] = {names["account"]: line.account}
@@ -498,14 +492,18 @@ class SageX3RestClient(RecordsCalls):
             base[names["description"]] = line.description
         if m["amount_style"] == "debit_credit":
             return [
-                {**base, names["debit"]: json_amount(line.debit), names["credit"]: json_amount(line.credit)}
+                {
+                    **base,
+                    names["debit"]: json_amount(line.debit, currency),
+                    names["credit"]: json_amount(line.credit, currency),
+                }
             ]
         # sign_amount: one row per non-zero side. The amount goes out exactly as given; a storno (negative) amount
         # stays negative on its own side, never flipped to the other sign.
         rows: list[dict[str, Any]] = []
         for sign, amount in ((1, line.debit), (-1, line.credit)):
             if not amount.is_zero():
-                rows.append({**base, names["sign"]: sign, names["amount"]: json_amount(amount)})
+                rows.append({**base, names["sign"]: sign, names["amount"]: json_amount(amount, currency)})
         return rows
 
     def _document_number(self, data: Mapping[str, Any]) -> tuple[str | None, str | None]:

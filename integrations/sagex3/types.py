@@ -1,4 +1,4 @@
-"""What we send to and get back from Sage X3, independent of the transport (REST api1 or GraphQL)."""
+"""What we send to and get back from Sage X3, independent of the transport (REST api1, GraphQL or SOAP)."""
 
 from __future__ import annotations
 

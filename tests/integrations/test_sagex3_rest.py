@@ -116,7 +116,7 @@ def test_debit_credit_payload_maps_header_lines_and_static_fields() -> None:
                 "ACC": "706000",
                 "DES": "Revenue",
                 "DEB": Decimal("0.00"),
-                "CDT": Decimal("100.0000"),
+                "CDT": Decimal("100.00"),
                 "LEDTYP": 1,
             },
             {
@@ -129,8 +129,8 @@ def test_debit_credit_payload_maps_header_lines_and_static_fields() -> None:
             },
         ],
     }
-    # Two or more decimals survive as written, four stay four.
-    assert [str(row["CDT"]) for row in payload["GACCENTRYD"]] == ["0.00", "100.0000", "20.00"]
+    # Every amount at the currency's precision (EUR: two decimals), whatever scale it was stored with.
+    assert [str(row["CDT"]) for row in payload["GACCENTRYD"]] == ["0.00", "100.00", "20.00"]
 
 
 def test_debit_credit_payload_keeps_storno_amounts_negative_on_their_side() -> None:
@@ -209,7 +209,12 @@ def test_payload_skips_unmapped_fields_and_uses_the_date_format() -> None:
 
 def test_dumps_writes_decimals_as_exact_json_numbers() -> None:
     # given
-    value = {"a": json_amount(Decimal("12.5")), "b": Decimal("0.10"), "c": Decimal("-1.2345"), "d": "é"}
+    value = {
+        "a": json_amount(Decimal("12.5"), "USD"),
+        "b": Decimal("0.10"),
+        "c": Decimal("-1.2345"),
+        "d": "é",
+    }
 
     # when
     text = dumps(value)
@@ -225,10 +230,46 @@ def test_dumps_writes_decimals_as_exact_json_numbers() -> None:
 
 
 def test_json_amount_normalises_exponents_and_negative_zero() -> None:
-    assert str(json_amount(Decimal("1E+2"))) == "100.00"
-    assert str(json_amount(Decimal("-0"))) == "0.00"
+    assert str(json_amount(Decimal("1E+2"), "EUR")) == "100.00"
+    assert str(json_amount(Decimal("-0"), "EUR")) == "0.00"
     with pytest.raises(PermanentError):
-        json_amount(Decimal("NaN"))
+        json_amount(Decimal("NaN"), "EUR")
+
+
+@pytest.mark.parametrize(
+    ("stored", "currency", "sent"),
+    [
+        ("34.9600", "USD", "34.96"),
+        ("-21.6500", "EUR", "-21.65"),
+        ("1500.0000", "JPY", "1500"),
+        ("1.2350", "KWD", "1.235"),
+        ("12.5", "USD", "12.50"),
+    ],
+)
+def test_amounts_go_out_at_the_currency_precision(stored: str, currency: str, sent: str) -> None:
+    # given an entry whose amounts carry the database's four decimals
+    client = make_client()
+    entry = dataclasses.replace(
+        make_entry(),
+        currency=currency,
+        lines=(
+            EntryLine(account="411000", debit=Decimal(stored), credit=Decimal(0)),
+            EntryLine(account="706000", debit=Decimal(0), credit=Decimal(stored)),
+        ),
+    )
+
+    # when
+    body = dumps(client.build_payload(entry))
+
+    # then
+    rows = json.loads(body, parse_float=str, parse_int=str)["GACCENTRYD"]
+    assert [rows[0]["DEB"], rows[1]["CDT"]] == [sent, sent]
+    assert rows[0]["CDT"] == ("0" if currency == "JPY" else "0.000" if currency == "KWD" else "0.00")
+
+
+def test_an_amount_finer_than_the_currency_is_refused_not_rounded() -> None:
+    with pytest.raises(PermanentError, match="more decimals than USD"):
+        json_amount(Decimal("34.965"), "USD")
 
 
 # --- create -------------------------------------------------------------------------------------------------------
@@ -258,7 +299,7 @@ def test_create_entry_posts_the_exact_body_with_basic_auth(x3: responses.Request
         '{"TYP":"ODG","JOU":"VEN","FCY":"FR011","ACCDAT":"2025-03-31","CUR":"EUR",'
         '"DESVCR":"BigCommerce order 250","REFINT":"BC-abc123-250","BPRVCR":"250","GACCENTRYD":['
         '{"LIN":1,"ACC":"411000","DES":"Customer","DEB":120.00,"CDT":0.00},'
-        '{"LIN":2,"ACC":"706000","DES":"Revenue","DEB":0.00,"CDT":100.0000},'
+        '{"LIN":2,"ACC":"706000","DES":"Revenue","DEB":0.00,"CDT":100.00},'
         '{"LIN":3,"ACC":"445710","DES":"VAT","DEB":0.00,"CDT":20.00}]}'
     )
     assert request.body == expected_body.encode()
