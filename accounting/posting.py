@@ -28,7 +28,8 @@ from integrations.errors import IntegrationError, PermanentError, RateLimitedErr
 from integrations.http import CallRecord
 from integrations.sagex3.types import Entry, EntryLine, PostedEntry
 
-from .models import Posting, PostingAttempt, PostingLog
+from .audit_chain import append_attempts, append_log
+from .models import Posting, PostingAttempt
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def log_transition(
     trigger: str = "",
     user=None,
 ) -> None:
-    PostingLog.objects.create(
+    append_log(
         posting=posting,
         from_status=from_status,
         to_status=to_status,
@@ -195,7 +196,7 @@ def _record_calls(posting: Posting, client, operation: str, outcome: str, *, err
     client.call_log = []
     if not calls:
         calls = [CallRecord(method="", url="", error=error)]
-    PostingAttempt.objects.bulk_create(
+    append_attempts(
         PostingAttempt(
             posting=posting,
             attempt=posting.attempts,
