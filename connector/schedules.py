@@ -8,6 +8,7 @@ SCHEDULES = {
     # name: (task, setting holding the interval in minutes)
     "connector-sweep": ("connector.tasks.sweep", "SWEEP_INTERVAL_MINUTES"),
     "connector-reconcile": ("connector.tasks.reconcile", "RECONCILE_INTERVAL_MINUTES"),
+    "connector-verify-audit": ("connector.tasks.verify_audit", "AUDIT_VERIFY_INTERVAL_MINUTES"),
 }
 
 

@@ -63,3 +63,9 @@ def sweep() -> str:
     from .pipeline import sweep as service
 
     return service()
+
+
+def verify_audit() -> str:
+    from accounting.audit_chain import verify_all
+
+    return "; ".join(str(result) for result in verify_all()) or "no tenants"
