@@ -146,6 +146,7 @@ class Verification:
     tenant: Tenant
     records: int  # records verified (up to the first break)
     broken: Break | None
+    head_hash: str = GENESIS  # hash of the last record verified: keep it outside the database as an anchor
 
     @property
     def intact(self) -> bool:
@@ -153,7 +154,9 @@ class Verification:
 
     def __str__(self) -> str:
         if self.intact:
-            return f"{self.tenant.slug}: intact ({self.records} records)"
+            return (
+                f"{self.tenant.slug}: intact ({self.records} records; head {self.records}:{self.head_hash})"
+            )
         return f"{self.tenant.slug}: {self.broken} — {self.records} records verified before it"
 
 
@@ -171,8 +174,11 @@ def _chain(tenant_id: int, upto: int) -> Iterator[tuple[int, str, Any, Any]]:
     return heapq.merge(*(stream(m, p) for m, p in _MODELS), key=lambda item: item[0])
 
 
-def verify_tenant(tenant: Tenant) -> Verification:
+def verify_tenant(tenant: Tenant, anchor: tuple[int, str] | None = None) -> Verification:
     """Walk the tenant's chain from the first record and report the first link that does not hold.
+
+    ``anchor``: a ``(position, hash)`` printed by an earlier run and kept outside the database; the record at that
+    position must still have that hash (a chain rewritten consistently from there on is caught only this way).
 
     Safe while workers append: the walk stops at the head read first (records and head commit together), and a
     record beyond the head counts as forged only if it is still beyond the head read after looking for it.
@@ -199,6 +205,11 @@ def verify_tenant(tenant: Tenant) -> Verification:
             return Verification(
                 tenant, count, Break(record_type, row.pk, seq, reason, expected=computed, stored=row.hash)
             )
+        if anchor is not None and seq == anchor[0] and row.hash != anchor[1]:
+            reason = "its hash is not the anchor recorded earlier: the chain was rewritten up to here"
+            return Verification(
+                tenant, count, Break(record_type, row.pk, seq, reason, expected=anchor[1], stored=row.hash)
+            )
         prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
     if head is not None and count != head_seq:
         reason = f"the chain ends at position {count} but its head says {head_seq}: the last record(s) were deleted"
@@ -208,6 +219,11 @@ def verify_tenant(tenant: Tenant) -> Verification:
         return Verification(
             tenant, count, Break("AuditChainHead", head.pk, head_seq, reason, prev, head_hash)
         )
+    if anchor is not None and anchor[0] > count:
+        reason = (
+            f"the chain ends at position {count}, before the anchor recorded earlier (position {anchor[0]})"
+        )
+        return Verification(tenant, count, Break("AuditChainHead", head and head.pk, head_seq, reason))
     forged = _beyond_head(tenant, head_seq)
     if forged is not None:
         record_type, pk, seq = forged
@@ -217,7 +233,7 @@ def verify_tenant(tenant: Tenant) -> Verification:
             else f"it lies beyond the chain head (position {head_seq}): it was not appended by the connector"
         )
         return Verification(tenant, count, Break(record_type, pk, seq, reason))
-    return Verification(tenant, count, None)
+    return Verification(tenant, count, None, prev)
 
 
 def _beyond_head(tenant: Tenant, head_seq: int) -> tuple[str, int, int] | None:
@@ -234,11 +250,13 @@ def _beyond_head(tenant: Tenant, head_seq: int) -> tuple[str, int, int] | None:
     return min(forged, key=lambda item: (item[2], item[0], item[1])) if forged else None
 
 
-def verify_all(tenants: Iterable[Tenant] | None = None) -> list[Verification]:
+def verify_all(
+    tenants: Iterable[Tenant] | None = None, anchor: tuple[int, str] | None = None
+) -> list[Verification]:
     """Verify each tenant's chain and keep the result for the admin (:class:`AuditCheck`)."""
     results = []
     for tenant in Tenant.objects.order_by("slug") if tenants is None else tenants:
-        result = verify_tenant(tenant)
+        result = verify_tenant(tenant, anchor)
         AuditCheck.objects.update_or_create(
             tenant=tenant,
             defaults={

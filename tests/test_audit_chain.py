@@ -15,6 +15,7 @@ from accounting.audit_chain import (
     GENESIS,
     append_attempts,
     append_log,
+    attempt_payload,
     link_hash,
     log_payload,
     rechain_existing,
@@ -179,6 +180,45 @@ def test_a_row_rewritten_with_a_recomputed_hash_breaks_the_next_link(history):
     broken = verify_tenant(history).broken
     assert (broken.record_type, broken.record_id) == (type(following).__name__, following.pk)
     assert (broken.expected, broken.stored) == (forged_hash, following.prev_hash)
+
+
+def test_a_consistent_rewrite_is_caught_by_an_anchor_kept_outside(history, capsys):
+    # given the head printed by a run and kept elsewhere
+    call_command("verify_audit", "--tenant", "acme")
+    printed = capsys.readouterr().out
+    anchor = f"7:{AuditChainHead.objects.get(tenant=history).hash}"
+    assert f"acme: intact (7 records; head {anchor})" in printed
+
+    # when someone rewrites record 3 and recomputes every later hash and the head (no key stops them)
+    records = chain(history)
+    prev = records[1].hash
+    for record in records[2:]:
+        if record.seq == 3:
+            record.message = "rewritten"
+        payload = log_payload(record) if isinstance(record, PostingLog) else attempt_payload(record)
+        record.prev_hash, record.hash = prev, link_hash(prev, payload)
+        prev = record.hash
+        changes = {"prev_hash": record.prev_hash, "hash": record.hash}
+        if isinstance(record, PostingLog):
+            changes["message"] = record.message
+        type(record).objects.filter(pk=record.pk).update(**changes)
+    AuditChainHead.objects.filter(tenant=history).update(hash=prev)
+
+    # then the chain alone looks intact, but not against the anchor
+    assert verify_tenant(history).intact
+    with pytest.raises(CommandError):
+        call_command("verify_audit", "--tenant", "acme", "--anchor", anchor)
+    assert (
+        f"broken at {type(records[-1]).__name__} #{records[-1].pk} (chain position 7)"
+        in capsys.readouterr().err
+    )
+    with pytest.raises(CommandError, match="needs --tenant"):
+        call_command("verify_audit", "--anchor", anchor)
+
+
+def test_an_anchor_beyond_the_chain_is_reported(history):
+    result = verify_tenant(history, anchor=(9, "0" * 64))
+    assert not result.intact and "before the anchor" in result.broken.reason
 
 
 def test_a_deleted_row_is_detected_at_the_next_record(history):

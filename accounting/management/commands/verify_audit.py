@@ -17,14 +17,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--tenant", help="Tenant slug (default: every tenant)")
+        parser.add_argument(
+            "--anchor",
+            metavar="POSITION:HASH",
+            help="With --tenant: a head printed by an earlier run (kept outside the database); the record at that "
+            "position must still have that hash",
+        )
 
-    def handle(self, *args, tenant: str | None = None, **options) -> None:
-        tenants = None
+    def handle(self, *args, tenant: str | None = None, anchor: str | None = None, **options) -> None:
+        tenants, expected = None, None
+        if anchor:
+            position, _, digest = anchor.partition(":")
+            if not tenant or not position.isdigit() or len(digest) != 64:
+                raise CommandError("--anchor needs --tenant and the form POSITION:HASH (64 hex digits)")
+            expected = (int(position), digest.lower())
         if tenant:
             tenants = list(Tenant.objects.filter(slug=tenant))
             if not tenants:
                 raise CommandError(f"No tenant with slug {tenant!r}")
-        results = verify_all(tenants)
+        results = verify_all(tenants, expected)
         for result in results:
             write = self.stdout.write if result.intact else self.stderr.write
             write(str(result))
