@@ -87,6 +87,10 @@ def link_hash(prev_hash: str, payload: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical).encode("ascii")).hexdigest()
 
 
+# The chained tables and their payloads; on equal positions (a forged duplicate) the X3 call is read first.
+_MODELS = ((PostingAttempt, attempt_payload), (PostingLog, log_payload))
+
+
 # --- Appending -----------------------------------------------------------------------------------------------------
 
 
@@ -108,14 +112,25 @@ def append_attempts(records: Iterable[PostingAttempt]) -> list[PostingAttempt]:
 def _append(tenant_id: int, model, records: list, payload) -> None:
     with transaction.atomic(savepoint=False):
         # Locked until the caller's transaction commits: the next appender for this tenant waits here.
-        head, _ = AuditChainHead.objects.select_for_update().get_or_create(tenant_id=tenant_id)
+        head, created = AuditChainHead.objects.select_for_update().get_or_create(tenant_id=tenant_id)
         seq, prev = head.seq, head.hash
+        if created:  # the tenant's first record — or the head row was lost: continue after the last record
+            seq, prev = _last_link(tenant_id) or (seq, prev)
         for record in records:
             seq += 1
             record.tenant_id, record.seq, record.prev_hash = tenant_id, seq, prev
             record.hash = prev = link_hash(prev, payload(record))
         model.objects.bulk_create(records)
         AuditChainHead.objects.filter(pk=head.pk).update(seq=seq, hash=prev, updated_at=timezone.now())
+
+
+def _last_link(tenant_id: int) -> tuple[int, str] | None:
+    last = [
+        row
+        for model, _ in _MODELS
+        for row in model.objects.filter(tenant_id=tenant_id).order_by("-seq").values_list("seq", "hash")[:1]
+    ]
+    return max(last) if last else None
 
 
 # --- Verifying -----------------------------------------------------------------------------------------------------
@@ -158,9 +173,6 @@ class Verification:
                 f"{self.tenant.slug}: intact ({self.records} records; head {self.records}:{self.head_hash})"
             )
         return f"{self.tenant.slug}: {self.broken} — {self.records} records verified before it"
-
-
-_MODELS = ((PostingAttempt, attempt_payload), (PostingLog, log_payload))
 
 
 def _chain(tenant_id: int, upto: int) -> Iterator[tuple[int, str, Any, Any]]:

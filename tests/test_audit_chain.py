@@ -104,6 +104,13 @@ def test_each_tenant_has_its_own_chain(history):
     assert results == {"acme": (True, 7), "globex": (True, 1)}
 
 
+def test_a_lost_chain_head_is_rebuilt_from_the_last_record(history):
+    AuditChainHead.objects.filter(tenant=history).delete()
+    log = append_log(posting=Posting.objects.first(), to_status=S.WAITING)
+    assert log.seq == 8 and log.prev_hash == chain(history)[-2].hash
+    assert verify_tenant(history).intact
+
+
 def test_an_empty_tenant_is_intact(tenant):
     result = verify_tenant(tenant)
     assert result.intact and result.records == 0
