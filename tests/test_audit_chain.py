@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, connections, transaction
 from django.db.models import ProtectedError
 
+from accounting.admin import audit_chain_lines
 from accounting.audit_chain import (
     GENESIS,
     append_attempts,
@@ -327,6 +328,8 @@ def test_the_postings_page_shows_the_last_verification(admin_client, history, dj
     verify_all()
     page = admin_client.get(CHANGELIST).content.decode()
     assert "Audit chain of Acme Ltd: intact (7 records, verified " in page
+    with django_assert_max_num_queries(2):  # the stored results, not the records
+        assert audit_chain_lines()[0][0] == "success"
 
     log = PostingLog.objects.order_by("seq")[2]
     sql("UPDATE accounting_postinglog SET message = 'x' WHERE id = %s", [log.pk])
@@ -442,3 +445,14 @@ def test_concurrent_appends_never_fork_a_tenant_chain(tenant):
     assert [r.seq for r in records] == list(range(1, 6 * 5 * 3 + 1))
     result = verify_tenant(tenant)
     assert result.intact and result.records == 90
+
+
+def test_an_old_verification_is_shown_as_a_warning(history):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    verify_all()
+    AuditCheck.objects.update(checked_at=timezone.now() - timedelta(days=3))
+    level, text = audit_chain_lines()[0]
+    assert level == "warning" and "intact (7 records" in text
