@@ -12,7 +12,8 @@ docs/decisions/0013-tamper-evident-audit.md.
 Every write of these records goes through :func:`append_log` and :func:`append_attempts`. Appending locks the
 tenant's :class:`~accounting.models.AuditChainHead` row (``SELECT … FOR UPDATE``) in the caller's transaction, so
 two workers appending for one tenant at once take turns and never fork the chain; the lock is held until that
-transaction commits. On SQLite the IMMEDIATE transaction mode serialises writers anyway.
+transaction commits. Inside a larger transaction the posting's row is locked first (lock order: posting, then
+head). On SQLite the IMMEDIATE transaction mode serialises writers anyway.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from django.utils import timezone
 
 from connector.models import Tenant
 
-from .models import AuditChainHead, AuditCheck, PostingAttempt, PostingLog
+from .models import AuditChainHead, AuditCheck, Posting, PostingAttempt, PostingLog
 
 GENESIS = "0" * 64  # prev_hash of a tenant's first record
 VERSION = 1  # part of every hashed payload: a future change of the fields hashed gets a new number
@@ -97,7 +98,7 @@ _MODELS = ((PostingAttempt, attempt_payload), (PostingLog, log_payload))
 def append_log(**fields: Any) -> PostingLog:
     """Create one history record (same keyword arguments as ``PostingLog.objects.create``), chained."""
     record = PostingLog(**fields)
-    _append(record.posting.tenant_id, PostingLog, [record], log_payload)
+    _append(record.posting, PostingLog, [record], log_payload)
     return record
 
 
@@ -105,12 +106,19 @@ def append_attempts(records: Iterable[PostingAttempt]) -> list[PostingAttempt]:
     """Create X3-call records of one posting in the order given (like ``bulk_create``), chained."""
     records = list(records)
     if records:
-        _append(records[0].posting.tenant_id, PostingAttempt, records, attempt_payload)
+        _append(records[0].posting, PostingAttempt, records, attempt_payload)
     return records
 
 
-def _append(tenant_id: int, model, records: list, payload) -> None:
+def _append(posting: Posting, model, records: list, payload) -> None:
+    tenant_id = posting.tenant_id
+    connection = transaction.get_connection()
+    inside_transaction = connection.in_atomic_block
     with transaction.atomic(savepoint=False):
+        if inside_transaction and connection.features.has_select_for_update:
+            # Lock order: the posting's row, then the chain head. Planning holds the posting row when it appends;
+            # a worker that took the head first and then updated the posting would deadlock with it.
+            list(Posting.objects.select_for_update().filter(pk=posting.pk).values_list("pk", flat=True))
         # Locked until the caller's transaction commits: the next appender for this tenant waits here.
         head, created = AuditChainHead.objects.select_for_update().get_or_create(tenant_id=tenant_id)
         seq, prev = head.seq, head.hash

@@ -456,3 +456,54 @@ def test_an_old_verification_is_shown_as_a_warning(history):
     AuditCheck.objects.update(checked_at=timezone.now() - timedelta(days=3))
     level, text = audit_chain_lines()[0]
     assert level == "warning" and "intact (7 records" in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_appending_waits_for_the_posting_row_instead_of_deadlocking(tenant):
+    """A worker recording its X3 call and then marking the posting posted, while planning holds that posting's row
+    and appends to the chain: the worker must wait for the row before taking the chain head, or each would wait
+    for the other (PostgreSQL would abort one of them)."""
+    import time
+
+    if connection.vendor == "sqlite" and connection.settings_dict["NAME"] in ("", ":memory:"):
+        pytest.skip("an in-memory SQLite database cannot be shared by threads")
+    posting = loose_posting(tenant)
+    row_locked, errors = threading.Event(), []
+
+    def planner():  # holds the posting row (plan_order's _lock_base), then appends
+        try:
+            with transaction.atomic():
+                Posting.objects.select_for_update().get(pk=posting.pk)
+                row_locked.set()
+                time.sleep(0.5)  # the worker gets going meanwhile
+                append_log(posting=posting, to_status=S.WAITING, message="planned")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def worker():  # records the call, then updates the posting (submit_posting's success path)
+        try:
+            row_locked.wait()
+            with transaction.atomic():
+                append_attempts(
+                    [
+                        PostingAttempt(
+                            posting=posting, attempt=1, operation="create", method="POST", outcome="ok"
+                        )
+                    ]
+                )
+                Posting.objects.filter(pk=posting.pk).update(x3_document_number="ODG-1")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=planner), threading.Thread(target=worker)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [type(r).__name__ for r in chain(tenant)] == ["PostingLog", "PostingAttempt"]
+    assert verify_tenant(tenant).intact
