@@ -4,12 +4,15 @@ connector's back (raw SQL) is found by verify_audit, which names the first broke
 from __future__ import annotations
 
 import threading
+import time
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection, connections, transaction
 from django.db.models import ProtectedError
+from django.utils import timezone
 
 from accounting.admin import audit_chain_lines
 from accounting.audit_chain import (
@@ -448,10 +451,6 @@ def test_concurrent_appends_never_fork_a_tenant_chain(tenant):
 
 
 def test_an_old_verification_is_shown_as_a_warning(history):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     verify_all()
     AuditCheck.objects.update(checked_at=timezone.now() - timedelta(days=3))
     level, text = audit_chain_lines()[0]
@@ -463,8 +462,6 @@ def test_appending_waits_for_the_posting_row_instead_of_deadlocking(tenant):
     """A worker recording its X3 call and then marking the posting posted, while planning holds that posting's row
     and appends to the chain: the worker must wait for the row before taking the chain head, or each would wait
     for the other (PostgreSQL would abort one of them)."""
-    import time
-
     if connection.vendor == "sqlite" and connection.settings_dict["NAME"] in ("", ":memory:"):
         pytest.skip("an in-memory SQLite database cannot be shared by threads")
     posting = loose_posting(tenant)
