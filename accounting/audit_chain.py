@@ -226,7 +226,7 @@ def verify_tenant(tenant: Tenant, anchor: tuple[int, str] | None = None) -> Veri
                 tenant, count, Break(record_type, row.pk, seq, reason, expected=computed, stored=row.hash)
             )
         if anchor is not None and seq == anchor[0] and row.hash != anchor[1]:
-            reason = "its hash is not the anchor recorded earlier: the chain was rewritten up to here"
+            reason = "its hash is not the anchor recorded earlier: the chain was rewritten at or before this position"
             return Verification(
                 tenant, count, Break(record_type, row.pk, seq, reason, expected=anchor[1], stored=row.hash)
             )
