@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Sum
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from import_export import fields, resources
 from import_export.admin import ImportExportModelAdmin
@@ -17,7 +20,16 @@ from connector.models import Tenant
 from integrations.errors import IntegrationError
 
 from .journal import quantize
-from .models import ChannelMapping, Posting, PostingAttempt, PostingLine, PostingLog, X3Circuit
+from .models import (
+    AuditChainHead,
+    AuditCheck,
+    ChannelMapping,
+    Posting,
+    PostingAttempt,
+    PostingLine,
+    PostingLog,
+    X3Circuit,
+)
 from .posting import entry_for
 
 
@@ -212,6 +224,9 @@ class PostingAdmin(ReadOnlyAdmin):
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("accounting.operate_posting")
 
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"audit_lines": audit_chain_lines(), **(extra_context or {})})
+
     @admin.action(
         description="Re-post order: re-fetch from BigCommerce, post only what is missing",
         permissions=["operate"],
@@ -263,3 +278,35 @@ class X3CircuitAdmin(ReadOnlyAdmin):
         if obj.is_open:
             return format_html('<b class="connector-status-error">{}</b>', "X3 unavailable — postings wait")
         return format_html('<b class="connector-status-ok">{}</b>', "X3 answers")
+
+
+def audit_chain_lines() -> list[tuple[str, str]]:
+    """(message level, text) about the tenants' audit chains, from the last ``verify_audit`` results: two small
+    queries, never a walk over the records."""
+    checks = {c.tenant_id: c for c in AuditCheck.objects.select_related("tenant").order_by("tenant__name")}
+    unverified = (
+        AuditChainHead.objects.exclude(tenant_id__in=checks).select_related("tenant").order_by("tenant__name")
+    )
+    stale_before = timezone.now() - timedelta(minutes=2 * settings.CONNECTOR["AUDIT_VERIFY_INTERVAL_MINUTES"])
+    lines = []
+    intact = [c for c in checks.values() if c.intact]
+    for check in checks.values():
+        if not check.intact:
+            lines.append(
+                ("error", f"Audit chain of {check.tenant.name}: {check.message} (verified {_when(check)})")
+            )
+    if intact:
+        oldest = min(intact, key=lambda c: c.checked_at)
+        who = f"of {intact[0].tenant.name}" if len(intact) == 1 else f"of {len(intact)} tenants"
+        level = "warning" if oldest.checked_at < stale_before else "success"
+        records = sum(c.records for c in intact)
+        lines.append((level, f"Audit chain {who}: intact ({records} records, verified {_when(oldest)})"))
+    for head in unverified:
+        lines.append(
+            ("warning", f"Audit chain of {head.tenant.name}: not verified yet (manage.py verify_audit)")
+        )
+    return lines
+
+
+def _when(check: AuditCheck) -> str:
+    return f"{timezone.localtime(check.checked_at):%Y-%m-%d %H:%M}"

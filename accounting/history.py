@@ -1,8 +1,9 @@
-"""The history of a posting: every state change, who or what caused it, and why (append-only)."""
+"""The history of a posting: every state change, who or what caused it, and why (append-only, hash-chained)."""
 
 from __future__ import annotations
 
-from .models import Posting, PostingLog
+from .audit_chain import append_log
+from .models import Posting
 
 
 def log_transition(
@@ -14,7 +15,7 @@ def log_transition(
     trigger: str = "",
     user=None,
 ) -> None:
-    PostingLog.objects.create(
+    append_log(
         posting=posting,
         from_status=from_status,
         to_status=to_status,

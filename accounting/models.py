@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from connector.models import Tenant, WebhookEvent
 
@@ -192,7 +193,35 @@ class PostingLine(models.Model):
             raise ImmutablePostingError("Lines of a posted entry cannot be changed")
 
 
-class PostingAttempt(models.Model):
+class ChainedRecord(models.Model):
+    """A record of the tenant's tamper-evident audit chain (accounting/audit_chain.py; docs/decisions/0013).
+
+    Rows are only ever appended, through :mod:`accounting.audit_chain`, which fills the chain columns: saving one
+    any other way, changing or deleting one is refused here (raw SQL is what ``verify_audit`` catches).
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    seq = models.PositiveBigIntegerField(help_text="Position in the tenant's audit chain (1, 2, …)")
+    prev_hash = models.CharField(max_length=64, help_text="Hash of the previous record of the tenant's chain")
+    hash = models.CharField(max_length=64, help_text="SHA-256 of prev_hash + this record's canonical JSON")
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ImmutablePostingError(f"{type(self).__name__} records are append-only")
+        if not self.hash:
+            raise ImmutablePostingError(
+                f"{type(self).__name__} records are appended through accounting.audit_chain"
+            )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutablePostingError(f"{type(self).__name__} records are append-only")
+
+
+class PostingAttempt(ChainedRecord):
     """One call to Sage X3 made for a posting: what was sent and what came back (credentials never stored)."""
 
     class Outcome(models.TextChoices):
@@ -202,7 +231,7 @@ class PostingAttempt(models.Model):
         UNKNOWN = "unknown", "Outcome unknown"
         PERMANENT = "permanent", "Permanent error"
 
-    posting = models.ForeignKey(Posting, on_delete=models.CASCADE, related_name="attempt_log")
+    posting = models.ForeignKey(Posting, on_delete=models.PROTECT, related_name="attempt_log")
     attempt = models.PositiveIntegerField()
     operation = models.CharField(max_length=20, help_text="find (check by reference) or create")
     method = models.CharField(max_length=10)
@@ -213,28 +242,31 @@ class PostingAttempt(models.Model):
     duration_ms = models.PositiveIntegerField(default=0)
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
     error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["posting", "id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "seq"], name="uniq_attempt_chain_seq")]
 
     def __str__(self) -> str:
         return f"#{self.attempt} {self.operation} → {self.outcome}"
 
 
-class PostingLog(models.Model):
+class PostingLog(ChainedRecord):
     """Append-only history of a posting: every state change, who or what caused it, and why."""
 
-    posting = models.ForeignKey(Posting, on_delete=models.CASCADE, related_name="log")
-    created_at = models.DateTimeField(auto_now_add=True)
+    posting = models.ForeignKey(Posting, on_delete=models.PROTECT, related_name="log")
+    created_at = models.DateTimeField(default=timezone.now)
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20)
     trigger = models.CharField(max_length=20, blank=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # PROTECT: the user is part of the chained record; people who acted are deactivated, not deleted.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     message = models.TextField(blank=True)
 
     class Meta:
         ordering = ["posting", "id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "seq"], name="uniq_log_chain_seq")]
 
     def __str__(self) -> str:
         return f"{self.from_status or '∅'} → {self.to_status}"
@@ -269,3 +301,29 @@ class X3Circuit(models.Model):
     @property
     def is_open(self) -> bool:
         return self.opened_at is not None
+
+
+class AuditChainHead(models.Model):
+    """The last link of a tenant's audit chain. Appending locks this row (``SELECT … FOR UPDATE``), so two workers
+    appending for one tenant at once take turns instead of forking the chain."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="audit_head")
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.tenant} · audit chain at #{self.seq}"
+
+
+class AuditCheck(models.Model):
+    """The result of the last ``verify_audit`` run for a tenant, shown in the admin without re-reading the chain."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="audit_check")
+    checked_at = models.DateTimeField()
+    intact = models.BooleanField()
+    records = models.PositiveBigIntegerField(default=0, help_text="Records verified")
+    message = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: {'intact' if self.intact else 'broken'}"

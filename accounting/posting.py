@@ -33,6 +33,7 @@ from integrations.errors import IntegrationError, PermanentError, RateLimitedErr
 from integrations.http import CallRecord
 from integrations.sagex3.types import Entry, EntryLine, PostedEntry, X3Client
 
+from .audit_chain import append_attempts
 from .history import log_transition
 from .models import Posting, PostingAttempt, X3Circuit
 from .planning import REFERENCE_MAX_LENGTH
@@ -229,7 +230,7 @@ def _record_calls(posting: Posting, client, operation: str, outcome: str, *, err
     client.call_log = []
     if not calls:
         calls = [CallRecord(method="", url="", error=error)]
-    PostingAttempt.objects.bulk_create(
+    append_attempts(
         PostingAttempt(
             posting=posting,
             attempt=posting.attempts,

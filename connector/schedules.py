@@ -10,6 +10,7 @@ SCHEDULES = {
     "connector-sweep": ("connector.tasks.sweep", "SWEEP_INTERVAL_MINUTES"),
     "connector-reconcile": ("connector.tasks.reconcile", "RECONCILE_INTERVAL_MINUTES"),
     "connector-alerts": ("connector.tasks.send_alerts", "ALERT_INTERVAL_MINUTES"),
+    "connector-verify-audit": ("connector.tasks.verify_audit", "AUDIT_VERIFY_INTERVAL_MINUTES"),
 }
 
 

@@ -276,6 +276,8 @@ CONNECTOR = {
     "RECONCILE_INTERVAL_MINUTES": env.int("RECONCILE_INTERVAL_MINUTES", default=15),
     "RECONCILE_FIRST_LOOKBACK_HOURS": env.int("RECONCILE_FIRST_LOOKBACK_HOURS", default=24),
     "AUDIT_BODY_LIMIT": env.int("AUDIT_BODY_LIMIT", default=20_000),
+    # The audit chain of every tenant is re-verified this often (reads every record): the admin shows the result.
+    "AUDIT_VERIFY_INTERVAL_MINUTES": env.int("AUDIT_VERIFY_INTERVAL_MINUTES", default=24 * 60),
     # Sage X3 OAuth2 ("Connect to Sage X3"). The redirect URI must match the one registered in the Sage App Registry
     # exactly; blank: built from the request (https://<host>/x3/oauth/callback/).
     "X3_OAUTH_REDIRECT_URI": env.str("X3_OAUTH_REDIRECT_URI", default=""),

@@ -81,3 +81,9 @@ def send_alerts() -> str:
     from .alerts import send_alerts as service
 
     return service()
+
+
+def verify_audit() -> str:
+    from accounting.audit_chain import verify_all
+
+    return "; ".join(str(result) for result in verify_all()) or "no tenants"
