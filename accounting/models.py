@@ -79,6 +79,7 @@ class Posting(models.Model):
         POSTED = "posted", "Posted"
         NEEDS_ATTENTION = "needs_attention", "Needs attention"
         NEEDS_REAUTH = "needs_reauth", "Needs re-authorization"
+        HELD = "held", "Held: period closed"
         SKIPPED = "skipped", "Skipped"
 
     class Trigger(models.TextChoices):
@@ -120,6 +121,14 @@ class Posting(models.Model):
         default=dict, blank=True, help_text="The GL accounts by role this entry used (refunds reuse them)"
     )
     attempts = models.PositiveIntegerField(default=0)
+    held_period = models.CharField(
+        max_length=7,
+        blank=True,
+        help_text="YYYY-MM: the closed X3 period this entry waits for (or was moved out of)",
+    )
+    original_gl_date = models.DateField(
+        null=True, blank=True, help_text="The entry's own date, when a closed period moved it to a later one"
+    )
     may_exist_in_x3 = models.BooleanField(
         default=False,
         help_text="A create request may have reached Sage X3: every further attempt asks X3 for the reference "

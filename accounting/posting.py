@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -107,10 +108,10 @@ def _claim(posting_id: int) -> _Claim | None:
         "updated_at": now,
         "may_exist_in_x3": True,
     }
-    fresh = due.filter(status__in=(S.PENDING, S.RETRY), may_exist_in_x3=False)
+    fresh = due.filter(status__in=(S.PENDING, S.RETRY, S.HELD), may_exist_in_x3=False)
     if fresh.update(**claim) == 1:
         may_exist = False
-    elif due.filter(status__in=(S.PENDING, S.RETRY, S.UNKNOWN)).update(**claim) == 1:
+    elif due.filter(status__in=(S.PENDING, S.RETRY, S.UNKNOWN, S.HELD)).update(**claim) == 1:
         may_exist = True
     else:
         return None  # not due, not open, or another worker got there first
@@ -221,7 +222,7 @@ def submit_posting(posting_id: int, *, client_for: Callable[[Tenant], X3Client])
 
 def _posted(result: str, posting: Posting, resumed: tuple[int, ...]) -> Delivery:
     order = (posting.tenant_id, posting.order_id) if posting.kind == Posting.Kind.ORDER else None
-    return Delivery(result, order_entry_posted=order, resumed=resumed)
+    return Delivery(result, order_entry_posted=order, resumed=resumed + _period_open(posting))
 
 
 def _record_calls(posting: Posting, client, operation: str, outcome: str, *, error: str = "") -> None:
@@ -294,6 +295,8 @@ def _handle_failure(claim: _Claim, exc: IntegrationError) -> str:
     elif isinstance(exc, ReauthorizationRequired):
         # Not a failure of the entry: it waits until someone reconnects the tenant (resume_after_reauthorization).
         status, next_at, result = S.NEEDS_REAUTH, None, "needs-reauthorization"
+    elif not exc.retryable and _closed_period(exc):
+        return _period_closed(claim, exc)
     elif not exc.retryable:
         status, next_at, result = S.NEEDS_ATTENTION, None, "needs-attention"
     elif attempts >= max_attempts:
@@ -319,6 +322,81 @@ def _handle_failure(claim: _Claim, exc: IntegrationError) -> str:
     )
     log_transition(posting, status, message, from_status=S.POSTING)
     return result
+
+
+# --- Closed periods: the tenant's policy ---------------------------------------------------------------------------
+
+
+def _closed_period(exc: IntegrationError) -> bool:
+    return bool(re.search(settings.CONNECTOR["X3_CLOSED_PERIOD_PATTERN"], exc.message))
+
+
+def _period_closed(claim: _Claim, exc: IntegrationError) -> str:
+    """X3 refused the entry's date: park it, move it to the next period, or hold it until the period opens."""
+    posting, now = claim.posting, timezone.now()
+    policy = posting.tenant.closed_period_policy
+    gl_date = posting.gl_date or timezone.localdate()
+    period = f"{gl_date:%Y-%m}"
+    original = posting.original_gl_date or gl_date
+    moves = (gl_date.year - original.year) * 12 + gl_date.month - original.month
+    fields: dict = {"held_period": period, "attempts": posting.attempts - 1}  # not a failure of the entry
+    if (
+        policy == Tenant.ClosedPeriodPolicy.NEXT_PERIOD
+        and moves < settings.CONNECTOR["CLOSED_PERIOD_MAX_MOVES"]
+    ):
+        moved = (gl_date.replace(day=1) + timedelta(days=32)).replace(day=1)
+        note = f" (dated {original:%Y-%m-%d}; period {original:%Y-%m} closed in X3)"
+        fields |= {
+            "gl_date": moved,
+            "original_gl_date": original,
+            "description": (posting.description.split(" (dated ")[0] + note)[:200],
+        }
+        status, next_at, result = S.RETRY, now, "moved-to-next-period"
+        message = f"Period {period} is closed in X3: posting on {moved:%Y-%m-%d} instead ({exc.message})"
+    elif policy == Tenant.ClosedPeriodPolicy.WAIT:
+        next_at = now + timedelta(minutes=settings.CONNECTOR["CLOSED_PERIOD_RECHECK_MINUTES"])
+        status, result = S.HELD, "held-period-closed"
+        message = (
+            f"Held until period {period} is open in X3 again; checked again at "
+            f"{timezone.localtime(next_at):%Y-%m-%d %H:%M} (one entry per period is tried, the others follow when "
+            f"it posts). X3 said: {exc.message}"
+        )
+    else:
+        status, next_at, result = S.NEEDS_ATTENTION, None, "needs-attention"
+        message = (
+            f"Period {period} is closed in X3: {exc.message}. Re-open it in X3 (Financials > Utilities > Closures > "
+            "Re-open period) and press Retry now, or choose another closed-period policy on the tenant."
+        )
+        del fields["attempts"]
+    Posting.objects.filter(pk=posting.pk, status=S.POSTING).update(
+        status=status,
+        next_attempt_at=next_at,
+        last_error=message[:5000],
+        updated_at=now,
+        may_exist_in_x3=claim.may_exist or exc.outcome_unknown,
+        **fields,
+    )
+    log_transition(posting, status, message, from_status=S.POSTING)
+    return result
+
+
+def _period_open(posting: Posting) -> tuple[int, ...]:
+    """An entry posted into a period it was held for: the period is open again, so the entries held for it go now
+    (the caller queues them). An entry moved to a later period proves nothing about its own."""
+    if (
+        not posting.held_period
+        or posting.gl_date is None
+        or f"{posting.gl_date:%Y-%m}" != posting.held_period
+    ):
+        return ()
+    now = timezone.now()
+    held = tuple(
+        Posting.objects.filter(
+            tenant_id=posting.tenant_id, status=S.HELD, held_period=posting.held_period
+        ).values_list("pk", flat=True)
+    )
+    Posting.objects.filter(pk__in=held).update(next_attempt_at=now, updated_at=now)
+    return held
 
 
 # --- Circuit breaker: a tenant's X3 is down ------------------------------------------------------------------------

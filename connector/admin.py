@@ -244,6 +244,7 @@ class TenantAdmin(admin.ModelAdmin):
                     "rounding_account",
                     "rounding_threshold",
                     "review_policy",
+                    "closed_period_policy",
                 )
             },
         ),

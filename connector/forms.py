@@ -83,6 +83,7 @@ class TenantForm(forms.ModelForm):
             "refund_account",
             "refund_restock_cogs",
             "review_policy",
+            "closed_period_policy",
         )
 
     def __init__(self, *args, **kwargs) -> None:

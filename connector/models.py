@@ -62,6 +62,14 @@ class Tenant(models.Model):
         FLAGGED = "flagged", "Review entries flagged for rounding before they post"
         ALL = "all", "Review every entry before it posts"
 
+    class ClosedPeriodPolicy(models.TextChoices):
+        PARK = "park", "Park it for a person (needs attention)"
+        NEXT_PERIOD = (
+            "next_period",
+            "Post on the first day of the next open period (original date in the description)",
+        )
+        WAIT = "wait", "Hold it and post it by itself once the period is open again"
+
     class OrderRefundPolicy(models.TextChoices):
         REFUND_ACCOUNT = "refund_account", "Post to the refunds account (no tax, as BigCommerce records it)"
         PROPORTIONAL = "proportional", "Allocate across the order's revenue, shipping and tax lines"
@@ -95,6 +103,12 @@ class Tenant(models.Model):
         default=ReviewPolicy.OFF,
         help_text="Review before posting: entries wait as 'awaiting approval' with a preview until an accountant "
         "approves them. Entries flagged for rounding always wait when review is on.",
+    )
+    closed_period_policy = models.CharField(
+        max_length=12,
+        choices=ClosedPeriodPolicy.choices,
+        default=ClosedPeriodPolicy.PARK,
+        help_text="What happens to an entry X3 refuses because its date is in a closed (or not yet open) period.",
     )
     refund_restock_cogs = models.BooleanField(
         default=False,

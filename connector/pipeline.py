@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from accounting.history import log_transition
@@ -260,6 +260,14 @@ def sweep() -> str:
     # others wait in the database and are made due again by the probe that finds X3 back.
     down = dict(X3Circuit.objects.filter(opened_at__isnull=False).values_list("tenant_id", "next_probe_at"))
     postings = list(due_postings.exclude(tenant_id__in=down).values_list("pk", flat=True)[:1000])
+    # Entries held for a closed period: one per tenant and period is tried; the others follow when it posts.
+    postings += list(
+        Posting.objects.filter(status=Posting.Status.HELD, next_attempt_at__lte=now, tenant__is_active=True)
+        .exclude(tenant_id__in=down)
+        .values("tenant_id", "held_period")
+        .annotate(first=Min("id"))
+        .values_list("first", flat=True)[:1000]
+    )
     for tenant_id, next_probe_at in down.items():
         if next_probe_at is None or next_probe_at <= now:
             probe = due_postings.filter(tenant_id=tenant_id).order_by("next_attempt_at", "id").first()

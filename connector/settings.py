@@ -269,6 +269,15 @@ CONNECTOR = {
     "CIRCUIT_FAILURE_THRESHOLD": env.int("CIRCUIT_FAILURE_THRESHOLD", default=3),
     "CIRCUIT_PROBE_SECONDS": env.int("CIRCUIT_PROBE_SECONDS", default=30),
     "CIRCUIT_PROBE_CAP_SECONDS": env.int("CIRCUIT_PROBE_CAP_SECONDS", default=300),
+    # X3's refusal for a date in a closed or not-yet-open period (its exact text is not documented by Sage: adjust
+    # to your installation's language). The tenant's closed-period policy then applies; held entries are re-tried
+    # once per tenant and period every CLOSED_PERIOD_RECHECK_MINUTES.
+    "X3_CLOSED_PERIOD_PATTERN": env.str(
+        "X3_CLOSED_PERIOD_PATTERN",
+        default=r"(?i)(period|p[ée]riode)\b[^.;]*\b(is closed|closed|not open|clos|cl[oô]tur[ée]e?|ferm[ée]e?|non ouverte)",
+    ),
+    "CLOSED_PERIOD_RECHECK_MINUTES": env.int("CLOSED_PERIOD_RECHECK_MINUTES", default=360),
+    "CLOSED_PERIOD_MAX_MOVES": env.int("CLOSED_PERIOD_MAX_MOVES", default=12),
     # Work untouched for this long is considered lost by its worker and re-queued by the sweep.
     "STALE_AFTER_SECONDS": env.int("STALE_AFTER_SECONDS", default=300),
     "SWEEP_INTERVAL_MINUTES": env.int("SWEEP_INTERVAL_MINUTES", default=5),

@@ -283,6 +283,7 @@ def test_tenant_form_offers_statuses_as_checkboxes(tenant):
         "order_refund_policy": "refund_account",
         "refund_account": "",
         "review_policy": "off",
+        "closed_period_policy": "park",
     }
     form = TenantForm(data=data, instance=tenant)
     assert form.is_valid(), form.errors

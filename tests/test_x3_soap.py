@@ -72,7 +72,7 @@ def test_x3_client_builds_the_soap_client_from_the_tenant_settings(soap_tenant):
 
 
 def test_unusable_soap_settings_stop_the_posting_with_the_reason(soap_tenant):
-    X3Connection.objects.filter(tenant=soap_tenant).update(soap_public_name="ZGAS_TOO_LONG_X")
+    X3Connection.objects.filter(tenant=soap_tenant).update(soap_public_name="Z-GAS!")
     soap_tenant.refresh_from_db()
     client = x3_client(soap_tenant)
     assert isinstance(client, UnusableX3Client) and "Sage X3 SOAP settings" in client.reason
