@@ -45,7 +45,7 @@ from ..errors import (
     RateLimitedError,
     RetryableError,
 )
-from ..http import CallRecord, new_session, send
+from ..http import CallRecord, Exchange, Transport, new_session
 from .parsing import (
     consignment_products,
     iso,
@@ -123,7 +123,17 @@ class BigCommerceClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self._session = session if session is not None else new_session()
+        # The access token only ever travels in a header; it is scrubbed from bodies all the same.
+        self._transport = Transport(
+            session if session is not None else new_session(),
+            timeout=config.timeout,
+            secrets=[config.access_token],
+            mask=_REDACTED,
+            min_secret_length=1,
+            body_limit=BODY_LIMIT,
+            log_size=CALL_LOG_SIZE,
+            decode=_text,
+        )
         self._sleep = sleep
         self._clock = clock
         self._base = f"{config.api_base_url.rstrip('/')}/stores/{config.store_hash}"
@@ -134,8 +144,6 @@ class BigCommerceClient:
         }
         #: HTTP requests attempted (including 429 retries and requests that failed in transport).
         self.calls = 0
-        #: The last :data:`CALL_LOG_SIZE` calls, oldest first. No request headers, no secrets.
-        self.call_log: list[CallRecord] = []
         #: Rate-limit headers of the latest response that carried them.
         self.rate_limit: RateLimit | None = None
         # The observation we already waited for, so one low-quota answer costs one wait, not one per request.
@@ -143,6 +151,11 @@ class BigCommerceClient:
 
     def __repr__(self) -> str:
         return f"BigCommerceClient(store_hash={self.config.store_hash!r})"
+
+    @property
+    def call_log(self) -> list[CallRecord]:
+        """The last :data:`CALL_LOG_SIZE` calls, oldest first. No request headers, no secrets."""
+        return self._transport.call_log
 
     # ---------------------------------------------------------------------------------------------------- orders
 
@@ -347,71 +360,52 @@ class BigCommerceClient:
         retries = 0
         while True:
             self._throttle()
-            response = self._send_once(method, url, path, data)
+            answer = self._send_once(method, url, path, data)
+            response = answer.response
             if response.status_code != 429:
                 break
             wait, from_header = _wait_for_429(response, backoff)
             if not from_header:
                 backoff *= 2
             if retries >= self.config.max_429_retries or wait > self.config.max_inline_wait:
-                raise error_for_response(
-                    response.status_code,
-                    self._scrub(_text(response)),
-                    method=method,
-                    target=target,
-                    retry_after=wait,
+                raise self._transport.failed(
+                    error_for_response(
+                        response.status_code, answer.text, method=method, target=target, retry_after=wait
+                    ),
+                    answer.record,
                 )
             retries += 1
             logger.info("BigCommerce 429 on %s; waiting %.1f s (retry %d)", target, wait, retries)
             self._sleep(wait)
             self._waited_for = self.rate_limit
         if not 200 <= response.status_code < 300:
-            raise error_for_response(
-                response.status_code, self._scrub(_text(response)), method=method, target=target
+            raise self._transport.failed(
+                error_for_response(response.status_code, answer.text, method=method, target=target),
+                answer.record,
             )
-        return _decode(response, target, self._scrub)
+        return _decode(answer, target)
 
-    def _send_once(self, method: str, url: str, path: str, data: str | None) -> requests.Response:
+    def _send_once(self, method: str, url: str, path: str, data: str | None) -> Exchange:
         self.calls += 1
-        record = CallRecord(method=method, url=url, request_body=self._scrub(data or "", path=path))
+        scrub = _redact_hook_headers if path.startswith("v3/hooks") else None
         try:
-            response, duration_ms = send(
-                self._session,
-                method,
-                url,
-                timeout=self.config.timeout,
-                is_write=method in _WRITE_METHODS,
-                headers=self._headers,
-                data=data,
+            answer = self._transport.exchange(
+                method, url, body=data, headers=self._headers, is_write=method in _WRITE_METHODS, scrub=scrub
             )
         except IntegrationError as exc:
-            error = exc
-            if isinstance(exc.__cause__, requests.exceptions.TooManyRedirects):
-                # new_session() sets max_redirects=0, and requests then raises on *any* 3xx even though we never
-                # follow redirects. A redirect means a wrong api_base_url: permanent, and nothing was done.
-                error = PermanentError(
-                    f"BigCommerce {method} /{path}: unexpected HTTP redirect (check api_base_url)"
-                )
-            record.error = self._scrub(error.message)
-            self._record(record)
-            logger.warning("BigCommerce %s %s failed: %s", method, url, record.error)
-            if error is exc:
-                raise
-            raise error from exc
-        self._read_rate_limit(response)
-        record.status_code = response.status_code
-        record.duration_ms = duration_ms
-        record.response_body = self._scrub(_text(response), path=path)[:BODY_LIMIT]
+            logger.warning("BigCommerce %s %s failed: %s", method, url, exc.message)
+            raise
+        self._read_rate_limit(answer.response)
         if self.rate_limit is not None:
-            record.extra["rate_limit_requests_left"] = self.rate_limit.requests_left
-        self._record(record)
-        logger.debug("BigCommerce %s %s -> %s in %d ms", method, url, response.status_code, duration_ms)
-        return response
-
-    def _record(self, record: CallRecord) -> None:
-        self.call_log.append(record)
-        if len(self.call_log) > CALL_LOG_SIZE:
-            del self.call_log[: len(self.call_log) - CALL_LOG_SIZE]
+            answer.record.extra["rate_limit_requests_left"] = self.rate_limit.requests_left
+        logger.debug(
+            "BigCommerce %s %s -> %s in %d ms",
+            method,
+            url,
+            answer.response.status_code,
+            answer.record.duration_ms,
+        )
+        return answer
 
     def _read_rate_limit(self, response: requests.Response) -> None:
         headers = response.headers  # case-insensitive
@@ -439,17 +433,6 @@ class BigCommerceClient:
         if wait > 0:
             logger.info("BigCommerce quota low (%s left); waiting %.1f s", limit.requests_left, wait)
             self._sleep(wait)
-
-    def _scrub(self, text: str, *, path: str = "") -> str:
-        """Remove the access token, and the values of hook headers (our webhook secret) on hook calls."""
-        if not text:
-            return text
-        if path.startswith("v3/hooks"):
-            text = _redact_hook_headers(text)
-        token = self.config.access_token
-        if token:
-            text = text.replace(token, _REDACTED)
-        return text
 
 
 # -------------------------------------------------------------------------------------------------- error mapping
@@ -549,19 +532,19 @@ def _text(response: requests.Response) -> str:
     return response.content.decode("utf-8", errors="replace")
 
 
-def _decode(response: requests.Response, target: str, scrub: Callable[[str], str]) -> Any:
+def _decode(answer: Exchange, target: str) -> Any:
     """Decode a 2xx body with ``Decimal`` floats. 204 or an empty body → ``None``."""
+    response = answer.response
     if response.status_code == 204 or not response.content.strip():
         return None
     try:
         return json.loads(response.content.decode("utf-8-sig"), parse_float=Decimal)
     except (UnicodeDecodeError, ValueError) as exc:
-        text = scrub(_text(response))
         raise BadResponseError(
             f"BigCommerce {target}: expected JSON, got "
-            f"{response.headers.get('Content-Type', 'no content type')}: {text[:200]!r}",
+            f"{response.headers.get('Content-Type', 'no content type')}: {answer.text[:200]!r}",
             status_code=response.status_code,
-            response_body=text[:BODY_LIMIT],
+            response_body=answer.text[:BODY_LIMIT],
         ) from exc
 
 

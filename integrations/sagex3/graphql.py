@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -38,7 +37,7 @@ from integrations.errors import (
     RateLimitedError,
     RetryableError,
 )
-from integrations.http import CallRecord, new_session, send
+from integrations.http import CallRecord, Exchange, Transport, new_session, retry_after, snippet
 
 from .calls import RecordsCalls
 from .diagnoses import collect_diagnoses, error_diagnoses, join_messages
@@ -50,7 +49,7 @@ from .graphql_mapping import (
     render_template,
     validate_graphql_mapping,
 )
-from .rest import _retry_after, _snippet, dumps
+from .rest import dumps
 from .types import Entry, PostedEntry
 
 RESPONSE_LOG_LIMIT = 10_000
@@ -96,7 +95,7 @@ def graphql_error_messages(payload: Any) -> list[str]:
     messages: list[str] = []
     for error in errors:
         if not isinstance(error, Mapping):
-            messages.append(_snippet(str(error)))
+            messages.append(snippet(str(error)))
             continue
         text = " ".join(str(error.get("message") or "(no message)").split())
         path = error.get("path")
@@ -141,13 +140,13 @@ def classify_graphql_response(
     x3_says = "; ".join(graphql_errors) or join_messages(error_diagnoses(diagnoses) or diagnoses)
     if not x3_says and isinstance(payload, Mapping) and isinstance(payload.get("message"), str):
         x3_says = payload["message"]
-    detail = f": {x3_says}" if x3_says else (f": {_snippet(text)}" if text.strip() else "")
+    detail = f": {x3_says}" if x3_says else (f": {snippet(text)}" if text.strip() else "")
     common: dict[str, Any] = {"status_code": status, "response_body": text[:2000]}
 
     if 200 <= status < 300:
         if not isinstance(payload, Mapping):
             return BadResponseError(
-                f"X3 answered HTTP {status} without a GraphQL JSON object ({where}): {_snippet(text)!r}",
+                f"X3 answered HTTP {status} without a GraphQL JSON object ({where}): {snippet(text)!r}",
                 outcome_unknown=is_write,
                 **common,
             )
@@ -160,7 +159,7 @@ def classify_graphql_response(
             )
         if not isinstance(payload.get("data"), Mapping):
             return BadResponseError(
-                f"X3 answered HTTP {status} without GraphQL data ({where}): {_snippet(text)!r}",
+                f"X3 answered HTTP {status} without GraphQL data ({where}): {snippet(text)!r}",
                 outcome_unknown=is_write,
                 **common,
             )
@@ -176,14 +175,14 @@ def classify_graphql_response(
         return RateLimitedError(
             f"X3 rate limit (HTTP 429, {where}){detail}",
             outcome_unknown=is_write,
-            retry_after=_retry_after(headers),
+            retry_after=retry_after(headers),
             **common,
         )
     if status == 408 or 500 <= status < 600:
         return RetryableError(
             f"X3 server error (HTTP {status}, {where}){detail}",
             outcome_unknown=is_write,
-            retry_after=_retry_after(headers),
+            retry_after=retry_after(headers),
             unavailable=True,
             **common,
         )
@@ -227,9 +226,12 @@ class SageX3GraphQLClient(RecordsCalls):
         self.tokens = tokens
         self.mapping = effective_graphql_mapping(config.mapping)
         self.mapping_problems = validate_graphql_mapping(self.mapping)
-        self.call_log: list[CallRecord] = []
-        self._session = session if session is not None else new_session(verify=config.verify)
-        self._secrets: set[str] = set()
+        self._transport = Transport(
+            session if session is not None else new_session(verify=config.verify),
+            timeout=config.timeout,
+            body_limit=RESPONSE_LOG_LIMIT,
+            verify=config.verify,
+        )
 
     # -- public operations --
 
@@ -351,73 +353,53 @@ class SageX3GraphQLClient(RecordsCalls):
         """POST one operation; on a 401 renew the token once and retry once. Returns ``data``."""
         body = dumps({"query": document, "variables": variables})
         token = self.tokens.token(log=self._note)
-        self._secrets.add(token)
-        response, record = self._post(body, token, is_write=is_write)
-        if response.status_code == 401:
-            record.error = self._redact(
-                f"HTTP 401 ({_snippet(response.text, 120) or 'no body'}): renewing the token and retrying once"
+        answer = self._post(body, token, is_write=is_write)
+        if answer.response.status_code == 401:
+            answer.record.error = self._transport.redact(
+                f"HTTP 401 ({snippet(answer.text, 120) or 'no body'}): renewing the token and retrying once"
             )
             token = self.tokens.renew(token, log=self._note)
-            self._secrets.add(token)
-            response, record = self._post(body, token, is_write=is_write)
-            if response.status_code == 401:
-                text = self._redact(response.text)
-                raise self._recorded(
-                    record,
+            answer = self._post(body, token, is_write=is_write)
+            if answer.response.status_code == 401:
+                raise self._transport.failed(
                     AuthenticationError(
                         f"X3 rejected the renewed token too (HTTP 401 twice, {self._where()}): "
-                        f"{_message(text) or 'no message'}",
+                        f"{_message(answer.text) or 'no message'}",
                         status_code=401,
-                        response_body=text[:2000],
+                        response_body=answer.text[:2000],
                     ),
+                    answer.record,
                 )
 
         # Parse the answer as received; only what is kept (messages, call_log) is scrubbed of tokens.
-        text = response.text
+        text = answer.response.text
         try:
             payload: Any = json.loads(text) if text.strip() else None
         except ValueError:
             payload = None
         error = classify_graphql_response(
-            response.status_code,
+            answer.response.status_code,
             payload,
-            text=text,
+            text=answer.text,
             is_write=is_write,
             where=self._where(),
-            headers=response.headers,
+            headers=answer.response.headers,
         )
         if error is not None:
-            raise self._recorded(record, error)
+            raise self._transport.failed(error, answer.record)
         return payload["data"]
 
-    def _post(self, body: str, token: str, *, is_write: bool) -> tuple[requests.Response, CallRecord]:
-        record = CallRecord(method="POST", url=self.config.url, request_body=self._redact(body))
-        self.call_log.append(record)
+    def _post(self, body: str, token: str, *, is_write: bool) -> Exchange:
+        self._transport.add_secret(token)
         headers = {
             "Authorization": f"Bearer {token}",
             ENDPOINT_HEADER: self.config.endpoint,
             "Accept": "application/json",
             "Content-Type": "application/json",
         }
-        started = time.monotonic()
-        try:
-            response, duration_ms = send(
-                self._session,
-                "POST",
-                self.config.url,
-                timeout=self.config.timeout,
-                is_write=is_write,
-                headers=headers,
-                data=body.encode("utf-8"),
-                verify=self.config.verify,
-            )
-        except IntegrationError as exc:
-            record.duration_ms = int((time.monotonic() - started) * 1000)
-            raise self._recorded(record, exc) from None
-        record.status_code = response.status_code
-        record.response_body = self._redact(response.text)[:RESPONSE_LOG_LIMIT]
-        record.duration_ms = duration_ms
-        return response, record
+        return self._transport.exchange(
+            "POST", self.config.url, body=body, headers=headers, is_write=is_write
+        )
 
 
 def _message(text: str) -> str:
@@ -425,9 +407,9 @@ def _message(text: str) -> str:
     try:
         payload = json.loads(text)
     except ValueError:
-        return _snippet(text)
+        return snippet(text)
     if isinstance(payload, Mapping):
         for key in ("message", "$message", "error_description", "error"):
             if isinstance(payload.get(key), str) and payload[key].strip():
                 return payload[key].strip()
-    return _snippet(text)
+    return snippet(text)
