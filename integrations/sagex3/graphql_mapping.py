@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +32,7 @@ from graphql.language import (
 
 from integrations.errors import PermanentError
 
-from .rest import AMOUNT_STYLES, json_amount
+from .rest import AMOUNT_STYLES, date_format_works, json_amount
 from .types import EntryLine
 
 LINES_KEY = "$lines"
@@ -214,7 +213,7 @@ def graphql_mapping_problems(mapping: Mapping[str, Any]) -> dict[str, list[str]]
             add("lookup_query", f"the lookup query does not select {'.'.join(node_path)}")
 
     date_format = mapping.get("date_format")
-    if not isinstance(date_format, str) or not _date_format_works(date_format):
+    if not isinstance(date_format, str) or not date_format_works(date_format):
         add("date_format", f"{date_format!r} must be a strftime format that includes the date, e.g. %Y-%m-%d")
     return problems
 
@@ -387,14 +386,6 @@ def _find_field(selection_set: SelectionSetNode, key: str) -> FieldNode | None:
 def _node_path(nodes_path: str) -> list[str]:
     parts = nodes_path.split(".")
     return [*parts, "node"] if parts[-1] == "edges" else parts
-
-
-def _date_format_works(date_format: str) -> bool:
-    try:
-        first, second = date(2024, 1, 31).strftime(date_format), date(2025, 12, 1).strftime(date_format)
-    except ValueError:
-        return False
-    return bool(first) and first != second
 
 
 # --- rendering ----------------------------------------------------------------------------------------------------

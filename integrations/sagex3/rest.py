@@ -138,7 +138,7 @@ def validate_mapping(mapping: Mapping[str, Any]) -> list[str]:
         problems.append(f"unknown amount_style {style!r}: use one of {', '.join(AMOUNT_STYLES)}")
 
     date_format = mapping.get("date_format")
-    if not isinstance(date_format, str) or not _date_format_works(date_format):
+    if not isinstance(date_format, str) or not date_format_works(date_format):
         problems.append(
             f"'date_format' {date_format!r} must be a strftime format that includes the date, e.g. %Y-%m-%d"
         )
@@ -196,7 +196,8 @@ def _check_static(value: Any, name: str, mapped_names: set[str], problems: list[
             problems.append(f"'{name}.{key}' must be a text, number, boolean or null")
 
 
-def _date_format_works(date_format: str) -> bool:
+def date_format_works(date_format: str) -> bool:
+    """Does ``date_format`` write a date (two different dates give two different texts)?"""
     try:
         first, second = date(2024, 1, 31).strftime(date_format), date(2025, 12, 1).strftime(date_format)
     except ValueError:
