@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from integrations.sagex3.graphql import effective_graphql_mapping, graphql_mapping_problems
+from integrations.sagex3.graphql_mapping import effective_graphql_mapping, graphql_mapping_problems
 
 from .fields import encrypted
 
@@ -360,7 +360,7 @@ class X3Connection(models.Model):
         return self.method in (self.Method.GRAPHQL_OAUTH2, self.Method.GRAPHQL_JWT)
 
     def graphql_overrides(self) -> dict:
-        """The tenant's GraphQL mapping overrides, as integrations.sagex3.graphql.effective_graphql_mapping takes."""
+        """The tenant's GraphQL mapping overrides, as integrations.sagex3.graphql_mapping.effective_graphql_mapping takes."""
         overrides = dict(self.graphql_mapping or {})
         if self.graphql_mutation.strip():
             overrides["mutation"] = self.graphql_mutation

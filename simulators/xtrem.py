@@ -5,7 +5,7 @@ Used by :class:`simulators.sagex3.SageX3Sim`, which owns the routes, the storage
 and the statistics; this module only knows the protocols. Facts: docs/reference/sagex3.md §6 and §7.
 
 GraphQL. X3 ships no standard create mutation for journal entries, so the schema here is the one the connector's
-DEFAULT template expects (integrations/sagex3/graphql.py, docs/x3-graphql.md)::
+DEFAULT template expects (integrations/sagex3/graphql_mapping.py, docs/x3-graphql.md)::
 
     mutation($data: JournalEntry_Input!) { x3Finance { journalEntry { create(data: $data) { journalEntryNumber } } } }
     query($filter: String) { x3Finance { journalEntry { query(filter: $filter, first: 10) {

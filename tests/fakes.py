@@ -10,12 +10,8 @@ import copy
 import json
 from decimal import Decimal
 
-from integrations.bigcommerce.client import (
-    consignment_products,
-    iter_orders_modified,
-    parse_order,
-    parse_refund,
-)
+from integrations.bigcommerce.client import iter_orders_modified
+from integrations.bigcommerce.parsing import consignment_products, parse_order, parse_refund
 from integrations.errors import NotFoundError
 from integrations.sagex3.types import Entry, PostedEntry
 

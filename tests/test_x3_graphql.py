@@ -26,12 +26,10 @@ from connector.pipeline import sync_order
 from integrations.errors import AuthenticationError, PermanentError
 from integrations.sagex3.calls import DuplicateEntryError
 from integrations.sagex3.connected_app import ConnectedApp, ConnectedAppTokens
-from integrations.sagex3.graphql import (
+from integrations.sagex3.graphql import GraphQLConfig, SageX3GraphQLClient, classify_graphql_response
+from integrations.sagex3.graphql_mapping import (
     DEFAULT_MUTATION,
-    GraphQLConfig,
     GraphQLMappingError,
-    SageX3GraphQLClient,
-    classify_graphql_response,
     effective_graphql_mapping,
     validate_graphql_mapping,
 )

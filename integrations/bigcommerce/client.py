@@ -23,17 +23,15 @@ secret of our webhook endpoint) before they are recorded.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from http import HTTPStatus
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
@@ -47,20 +45,22 @@ from ..errors import (
     RateLimitedError,
     RetryableError,
 )
-from ..http import CallRecord, new_session, send
+from ..http import CallRecord, Exchange, Transport, new_session
 from ..metrics import observe_bigcommerce_quota
-from .types import (
-    ZERO,
-    Channel,
-    Hook,
-    Order,
-    OrderFee,
-    OrderProduct,
-    OrderStatus,
-    Refund,
-    RefundItem,
-    RefundPayment,
+from .parsing import (
+    consignment_products,
+    iso,
+    opt_int,
+    parse_channel,
+    parse_hook,
+    parse_order,
+    parse_order_status,
+    parse_order_summary,
+    parse_refund,
+    reading,
+    utc,
 )
+from .types import Channel, Hook, Order, OrderStatus, OrderSummary, Refund
 
 logger = logging.getLogger(__name__)
 
@@ -108,15 +108,6 @@ class RateLimit:
         return max(0.0, self.observed_at + self.time_reset_ms / 1000 - now)
 
 
-class OrderSummary(TypedDict):
-    """One row of :meth:`BigCommerceClient.list_orders`: just enough to decide what to fetch."""
-
-    id: int
-    date_modified: datetime
-    status_id: int
-    channel_id: int
-
-
 class BigCommerceClient:
     """Typed access to the BigCommerce endpoints the connector needs.
 
@@ -133,7 +124,18 @@ class BigCommerceClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self._session = session if session is not None else new_session()
+        # The access token only ever travels in a header; it is scrubbed from bodies all the same.
+        self._transport = Transport(
+            session if session is not None else new_session(),
+            api="bigcommerce",
+            timeout=config.timeout,
+            secrets=[config.access_token],
+            mask=_REDACTED,
+            min_secret_length=1,
+            body_limit=BODY_LIMIT,
+            log_size=CALL_LOG_SIZE,
+            decode=_text,
+        )
         self._sleep = sleep
         self._clock = clock
         self._base = f"{config.api_base_url.rstrip('/')}/stores/{config.store_hash}"
@@ -144,8 +146,6 @@ class BigCommerceClient:
         }
         #: HTTP requests attempted (including 429 retries and requests that failed in transport).
         self.calls = 0
-        #: The last :data:`CALL_LOG_SIZE` calls, oldest first. No request headers, no secrets.
-        self.call_log: list[CallRecord] = []
         #: Rate-limit headers of the latest response that carried them.
         self.rate_limit: RateLimit | None = None
         # The observation we already waited for, so one low-quota answer costs one wait, not one per request.
@@ -153,6 +153,11 @@ class BigCommerceClient:
 
     def __repr__(self) -> str:
         return f"BigCommerceClient(store_hash={self.config.store_hash!r})"
+
+    @property
+    def call_log(self) -> list[CallRecord]:
+        """The last :data:`CALL_LOG_SIZE` calls, oldest first. No request headers, no secrets."""
+        return self._transport.call_log
 
     # ---------------------------------------------------------------------------------------------------- orders
 
@@ -200,22 +205,14 @@ class BigCommerceClient:
         """
         params: dict[str, Any] = {"page": page, "limit": limit, "sort": sort}
         if min_date_modified is not None:
-            params["min_date_modified"] = _iso(min_date_modified)
+            params["min_date_modified"] = iso(min_date_modified)
         if max_date_modified is not None:
-            params["max_date_modified"] = _iso(max_date_modified)
+            params["max_date_modified"] = iso(max_date_modified)
         if min_id is not None:
             params["min_id"] = int(min_id)
         rows = self._get_v2_list("v2/orders", params=params)
-        with _parsing("GET /v2/orders"):
-            return [
-                OrderSummary(
-                    id=_req_int(row, "id"),
-                    date_modified=_rfc2822(row.get("date_modified")),
-                    status_id=_req_int(row, "status_id"),
-                    channel_id=_int(row.get("channel_id"), 1),
-                )
-                for row in rows
-            ]
+        with reading("GET /v2/orders"):
+            return [parse_order_summary(row) for row in rows]
 
     def iter_orders_modified(
         self, since: datetime, until: datetime | None = None, *, limit: int = MAX_PAGE_SIZE
@@ -230,21 +227,15 @@ class BigCommerceClient:
     def list_order_statuses(self) -> list[OrderStatus]:
         """``GET /v2/order_statuses``. ``name`` falls back to the merchant's label, then the system label."""
         rows = self._get_v2_list("v2/order_statuses")
-        with _parsing("GET /v2/order_statuses"):
-            return [
-                OrderStatus(
-                    id=_req_int(row, "id"),
-                    name=_str(row.get("name") or row.get("custom_label") or row.get("system_label")),
-                )
-                for row in rows
-            ]
+        with reading("GET /v2/order_statuses"):
+            return [parse_order_status(row) for row in rows]
 
     # --------------------------------------------------------------------------------------------------- refunds
 
     def get_order_refunds(self, order_id: int) -> list[Refund]:
         """Every refund of one order, ascending by refund id."""
         path = f"v3/orders/{int(order_id)}/payment_actions/refunds"
-        with _parsing(f"GET /{path}"):
+        with reading(f"GET /{path}"):
             return [parse_refund(row) for row in self._get_v3_all(path)]
 
     def get_refund(self, refund_id: int) -> Refund:
@@ -254,7 +245,7 @@ class BigCommerceClient:
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise _shape_error(f"GET /{path}", "expected {data: refund}")
-        with _parsing(f"GET /{path}"):
+        with reading(f"GET /{path}"):
             return parse_refund(data)
 
     def list_refunds(
@@ -264,9 +255,9 @@ class BigCommerceClient:
         path = "v3/orders/payment_actions/refunds"
         params: dict[str, Any] = {"page": page, "limit": limit}
         if created_min is not None:
-            params["created:min"] = _iso(created_min)
+            params["created:min"] = iso(created_min)
         rows, meta = self._get_v3_page(path, params)
-        with _parsing(f"GET /{path}"):
+        with reading(f"GET /{path}"):
             refunds = [parse_refund(row) for row in rows]
             if _has_pagination(meta):
                 return refunds, _next_page(meta, params) is not None
@@ -276,12 +267,12 @@ class BigCommerceClient:
 
     def list_channels(self) -> list[Channel]:
         """``GET /v3/channels``, every page."""
-        with _parsing("GET /v3/channels"):
+        with reading("GET /v3/channels"):
             return [parse_channel(row) for row in self._get_v3_all("v3/channels")]
 
     def list_hooks(self) -> list[Hook]:
         """``GET /v3/hooks``: the hooks of this API account, every page."""
-        with _parsing("GET /v3/hooks"):
+        with reading("GET /v3/hooks"):
             return [parse_hook(row) for row in self._get_v3_all("v3/hooks")]
 
     def create_hook(
@@ -309,7 +300,7 @@ class BigCommerceClient:
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, dict):
             raise _shape_error(f"{method} /{path}", "expected {data: hook}")
-        with _parsing(f"{method} /{path}"):
+        with reading(f"{method} /{path}"):
             return parse_hook(data)
 
     # ------------------------------------------------------------------------------------------------ transport
@@ -371,72 +362,52 @@ class BigCommerceClient:
         retries = 0
         while True:
             self._throttle()
-            response = self._send_once(method, url, path, data)
+            answer = self._send_once(method, url, path, data)
+            response = answer.response
             if response.status_code != 429:
                 break
             wait, from_header = _wait_for_429(response, backoff)
             if not from_header:
                 backoff *= 2
             if retries >= self.config.max_429_retries or wait > self.config.max_inline_wait:
-                raise error_for_response(
-                    response.status_code,
-                    self._scrub(_text(response)),
-                    method=method,
-                    target=target,
-                    retry_after=wait,
+                raise self._transport.failed(
+                    error_for_response(
+                        response.status_code, answer.text, method=method, target=target, retry_after=wait
+                    ),
+                    answer.record,
                 )
             retries += 1
             logger.info("BigCommerce 429 on %s; waiting %.1f s (retry %d)", target, wait, retries)
             self._sleep(wait)
             self._waited_for = self.rate_limit
         if not 200 <= response.status_code < 300:
-            raise error_for_response(
-                response.status_code, self._scrub(_text(response)), method=method, target=target
+            raise self._transport.failed(
+                error_for_response(response.status_code, answer.text, method=method, target=target),
+                answer.record,
             )
-        return _decode(response, target, self._scrub)
+        return _decode(answer, target)
 
-    def _send_once(self, method: str, url: str, path: str, data: str | None) -> requests.Response:
+    def _send_once(self, method: str, url: str, path: str, data: str | None) -> Exchange:
         self.calls += 1
-        record = CallRecord(method=method, url=url, request_body=self._scrub(data or "", path=path))
+        scrub = _redact_hook_headers if path.startswith("v3/hooks") else None
         try:
-            response, duration_ms = send(
-                self._session,
-                method,
-                url,
-                timeout=self.config.timeout,
-                is_write=method in _WRITE_METHODS,
-                api="bigcommerce",
-                headers=self._headers,
-                data=data,
+            answer = self._transport.exchange(
+                method, url, body=data, headers=self._headers, is_write=method in _WRITE_METHODS, scrub=scrub
             )
         except IntegrationError as exc:
-            error = exc
-            if isinstance(exc.__cause__, requests.exceptions.TooManyRedirects):
-                # new_session() sets max_redirects=0, and requests then raises on *any* 3xx even though we never
-                # follow redirects. A redirect means a wrong api_base_url: permanent, and nothing was done.
-                error = PermanentError(
-                    f"BigCommerce {method} /{path}: unexpected HTTP redirect (check api_base_url)"
-                )
-            record.error = self._scrub(error.message)
-            self._record(record)
-            logger.warning("BigCommerce %s %s failed: %s", method, url, record.error)
-            if error is exc:
-                raise
-            raise error from exc
-        self._read_rate_limit(response)
-        record.status_code = response.status_code
-        record.duration_ms = duration_ms
-        record.response_body = self._scrub(_text(response), path=path)[:BODY_LIMIT]
+            logger.warning("BigCommerce %s %s failed: %s", method, url, exc.message)
+            raise
+        self._read_rate_limit(answer.response)
         if self.rate_limit is not None:
-            record.extra["rate_limit_requests_left"] = self.rate_limit.requests_left
-        self._record(record)
-        logger.debug("BigCommerce %s %s -> %s in %d ms", method, url, response.status_code, duration_ms)
-        return response
-
-    def _record(self, record: CallRecord) -> None:
-        self.call_log.append(record)
-        if len(self.call_log) > CALL_LOG_SIZE:
-            del self.call_log[: len(self.call_log) - CALL_LOG_SIZE]
+            answer.record.extra["rate_limit_requests_left"] = self.rate_limit.requests_left
+        logger.debug(
+            "BigCommerce %s %s -> %s in %d ms",
+            method,
+            url,
+            answer.response.status_code,
+            answer.record.duration_ms,
+        )
+        return answer
 
     def _read_rate_limit(self, response: requests.Response) -> None:
         headers = response.headers  # case-insensitive
@@ -465,17 +436,6 @@ class BigCommerceClient:
         if wait > 0:
             logger.info("BigCommerce quota low (%s left); waiting %.1f s", limit.requests_left, wait)
             self._sleep(wait)
-
-    def _scrub(self, text: str, *, path: str = "") -> str:
-        """Remove the access token, and the values of hook headers (our webhook secret) on hook calls."""
-        if not text:
-            return text
-        if path.startswith("v3/hooks"):
-            text = _redact_hook_headers(text)
-        token = self.config.access_token
-        if token:
-            text = text.replace(token, _REDACTED)
-        return text
 
 
 # -------------------------------------------------------------------------------------------------- error mapping
@@ -570,35 +530,24 @@ def _shape_error(target: str, what: str) -> BadResponseError:
     return BadResponseError(f"BigCommerce {target}: unexpected response shape ({what})")
 
 
-@contextlib.contextmanager
-def _parsing(target: str) -> Iterator[None]:
-    """Turn a missing key or a wrong type while parsing a 2xx body into :class:`BadResponseError`."""
-    try:
-        yield
-    except (KeyError, TypeError, ValueError, InvalidOperation, AttributeError) as exc:
-        raise BadResponseError(
-            f"BigCommerce {target}: unexpected response shape ({type(exc).__name__}: {exc})"[:500]
-        ) from exc
-
-
 def _text(response: requests.Response) -> str:
     # JSON is UTF-8 (RFC 8259); don't let requests guess another charset.
     return response.content.decode("utf-8", errors="replace")
 
 
-def _decode(response: requests.Response, target: str, scrub: Callable[[str], str]) -> Any:
+def _decode(answer: Exchange, target: str) -> Any:
     """Decode a 2xx body with ``Decimal`` floats. 204 or an empty body → ``None``."""
+    response = answer.response
     if response.status_code == 204 or not response.content.strip():
         return None
     try:
         return json.loads(response.content.decode("utf-8-sig"), parse_float=Decimal)
     except (UnicodeDecodeError, ValueError) as exc:
-        text = scrub(_text(response))
         raise BadResponseError(
             f"BigCommerce {target}: expected JSON, got "
-            f"{response.headers.get('Content-Type', 'no content type')}: {text[:200]!r}",
+            f"{response.headers.get('Content-Type', 'no content type')}: {answer.text[:200]!r}",
             status_code=response.status_code,
-            response_body=text[:BODY_LIMIT],
+            response_body=answer.text[:BODY_LIMIT],
         ) from exc
 
 
@@ -649,8 +598,8 @@ def _next_page(meta: Any, params: Mapping[str, Any]) -> dict[str, Any] | None:
     if not _has_pagination(meta):
         return None
     pagination = meta["pagination"]
-    current = _opt_int(pagination.get("current_page"))
-    total_pages = _opt_int(pagination.get("total_pages"))
+    current = opt_int(pagination.get("current_page"))
+    total_pages = opt_int(pagination.get("total_pages"))
     if current is not None and total_pages is not None:
         return {**params, "page": current + 1} if current < total_pages else None
     links = pagination.get("links")
@@ -662,7 +611,7 @@ def _next_page(meta: Any, params: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-# ----------------------------------------------------------------------------------------------------- parsing
+# ------------------------------------------------------------------------------------------------------ paging
 
 
 def iter_orders_modified(
@@ -684,10 +633,10 @@ def iter_orders_modified(
     next second. An order modified during the scan is yielded again at its new date when that is within the range;
     callers that want each id once de-duplicate. ``until`` is sent as ``max_date_modified``.
     """
-    cursor = _utc(since).replace(microsecond=0)
+    cursor = utc(since).replace(microsecond=0)
     seen_at_cursor: set[int] = set()
     requests_left = MAX_PAGES * 10
-    while until is None or cursor <= _utc(until):
+    while until is None or cursor <= utc(until):
         requests_left -= 1
         if requests_left < 0:
             raise _shape_error("GET /v2/orders", "pagination did not end")
@@ -727,280 +676,3 @@ def iter_orders_modified(
             after = rows[-1]["id"]
         cursor += timedelta(seconds=1)
         seen_at_cursor = set()
-
-
-def consignment_products(order: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    """The order products inside ``consignments`` (every shipping, pickup, download and gift-certificate
-    consignment), de-duplicated by order product ``id`` and sorted by it, as ``/products`` lists them.
-
-    ``None`` when they are not usable: no consignments, no line items, or line items that are only
-    ``{url, resource}`` links. Then the caller must page ``/v2/orders/{id}/products``.
-    """
-    consignments = order.get("consignments")
-    groups = consignments if isinstance(consignments, list) else [consignments]
-    items: list[Any] = []
-    for group in groups:
-        if not isinstance(group, dict):
-            continue
-        for kind in ("shipping", "pickups", "downloads"):
-            items.extend(_line_items(group.get(kind)))
-        email = group.get("email")
-        if isinstance(email, dict):
-            items.extend(_line_items(email.get("gift_certificates")))
-    products: dict[int, dict[str, Any]] = {}
-    for item in items:
-        if not isinstance(item, dict) or "id" not in item or not ({"product_id", "quantity"} & item.keys()):
-            return None  # a link (or junk): the list is incomplete
-        try:
-            products.setdefault(int(item["id"]), item)
-        except (TypeError, ValueError):
-            return None
-    if not products:
-        return None
-    return [products[key] for key in sorted(products)]
-
-
-def _line_items(consignments: Any) -> list[Any]:
-    if not isinstance(consignments, list):
-        return []
-    items: list[Any] = []
-    for consignment in consignments:
-        if not isinstance(consignment, dict):
-            continue
-        line_items = consignment.get("line_items")
-        if isinstance(line_items, list):
-            items.extend(line_items)
-        elif isinstance(line_items, dict):  # the spec's download examples show a single object
-            items.append(line_items)
-    return items
-
-
-def parse_order(raw: Mapping[str, Any], products: list[dict[str, Any]] | None = None) -> Order:
-    """``GET /v2/orders/{id}`` (+ products, + ``fees`` when included) → :class:`Order`.
-
-    Raises :class:`BadResponseError` when a required field (id, status, dates, currency) is missing or malformed.
-    Missing money fields count as 0.
-    """
-    order_id = raw.get("id") if isinstance(raw, Mapping) else None
-    with _parsing(f"GET /v2/orders/{order_id}"):
-        currency = _str(raw.get("default_currency_code") or raw.get("currency_code"))
-        if not currency:
-            raise ValueError("no default_currency_code or currency_code")
-        if products is None:
-            products = consignment_products(raw) or []
-        return Order(
-            id=_req_int(raw, "id"),
-            channel_id=_int(raw.get("channel_id"), 1),
-            status_id=_req_int(raw, "status_id"),
-            status=_str(raw.get("status") or raw.get("custom_status")),
-            payment_status=_str(raw.get("payment_status")),
-            date_created=_rfc2822(raw.get("date_created")),
-            date_modified=_rfc2822(raw.get("date_modified")),
-            currency_code=currency,
-            is_tax_inclusive_pricing=bool(raw.get("is_tax_inclusive_pricing")),
-            subtotal_ex_tax=_money(raw.get("subtotal_ex_tax")),
-            subtotal_inc_tax=_money(raw.get("subtotal_inc_tax")),
-            subtotal_tax=_money(raw.get("subtotal_tax")),
-            shipping_cost_ex_tax=_money(raw.get("shipping_cost_ex_tax")),
-            shipping_cost_inc_tax=_money(raw.get("shipping_cost_inc_tax")),
-            shipping_cost_tax=_money(raw.get("shipping_cost_tax")),
-            handling_cost_ex_tax=_money(raw.get("handling_cost_ex_tax")),
-            handling_cost_inc_tax=_money(raw.get("handling_cost_inc_tax")),
-            handling_cost_tax=_money(raw.get("handling_cost_tax")),
-            wrapping_cost_ex_tax=_money(raw.get("wrapping_cost_ex_tax")),
-            wrapping_cost_inc_tax=_money(raw.get("wrapping_cost_inc_tax")),
-            wrapping_cost_tax=_money(raw.get("wrapping_cost_tax")),
-            discount_amount=_money(raw.get("discount_amount")),
-            coupon_discount=_money(raw.get("coupon_discount")),
-            total_ex_tax=_money(raw.get("total_ex_tax")),
-            total_inc_tax=_money(raw.get("total_inc_tax")),
-            total_tax=_money(raw.get("total_tax")),
-            store_credit_amount=_money(raw.get("store_credit_amount")),
-            gift_certificate_amount=_money(raw.get("gift_certificate_amount")),
-            is_deleted=bool(raw.get("is_deleted")),
-            products=tuple(parse_order_product(row) for row in products),
-            fees=tuple(parse_fee(row) for row in _fee_rows(raw.get("fees"))),
-            raw=dict(raw),
-        )
-
-
-def _fee_rows(fees: Any) -> list[dict[str, Any]]:
-    if isinstance(fees, dict):  # the /fees endpoint wraps them: {"fees": [...]}
-        fees = fees.get("fees")
-    if not isinstance(fees, list):
-        return []  # absent, or a {url, resource} link
-    return [fee for fee in fees if isinstance(fee, dict)]
-
-
-def parse_order_product(raw: Mapping[str, Any]) -> OrderProduct:
-    """One ``orderProducts`` row. ``cost_price_ex_tax`` is per unit, falling back to ``base_cost_price``."""
-    cost = raw.get("cost_price_ex_tax")
-    if cost is None or cost == "":
-        cost = raw.get("base_cost_price")
-    return OrderProduct(
-        id=_req_int(raw, "id"),
-        product_id=_int(raw.get("product_id"), 0),
-        sku=_str(raw.get("sku")),
-        name=_str(raw.get("name") or raw.get("name_merchant") or raw.get("name_customer")),
-        quantity=_int(raw.get("quantity"), 0),
-        total_ex_tax=_money(raw.get("total_ex_tax")),
-        total_inc_tax=_money(raw.get("total_inc_tax")),
-        total_tax=_money(raw.get("total_tax")),
-        cost_price_ex_tax=_money(cost),
-        quantity_refunded=_int(raw.get("quantity_refunded"), 0),
-        wrapping_cost_ex_tax=_money(raw.get("wrapping_cost_ex_tax")),
-        wrapping_cost_tax=_money(raw.get("wrapping_cost_tax")),
-    )
-
-
-def parse_fee(raw: Mapping[str, Any]) -> OrderFee:
-    """One order fee. The spec's own example spells ``cost_exc_tax`` once; both spellings are read, and a
-    missing ex-tax cost is derived as inc − tax."""
-    ex_tax = raw.get("cost_ex_tax", raw.get("cost_exc_tax"))
-    inc_tax = _money(raw.get("cost_inc_tax"))
-    tax = _money(raw.get("cost_tax"))
-    return OrderFee(
-        id=_req_int(raw, "id"),
-        type=_str(raw.get("type")),
-        name=_str(raw.get("display_name_merchant") or raw.get("display_name_customer") or raw.get("name")),
-        cost_ex_tax=_money(ex_tax) if ex_tax not in (None, "") else inc_tax - tax,
-        cost_inc_tax=inc_tax,
-        cost_tax=tax,
-    )
-
-
-def parse_refund(raw: Mapping[str, Any]) -> Refund:
-    """One v3 refund object."""
-    return Refund(
-        id=_req_int(raw, "id"),
-        order_id=_req_int(raw, "order_id"),
-        created=_iso_datetime(raw.get("created")),
-        reason=_str(raw.get("reason")),
-        total_amount=_money(raw.get("total_amount")),
-        total_tax=_money(raw.get("total_tax")),
-        items=tuple(
-            RefundItem(
-                item_type=_str(item.get("item_type")),
-                item_id=_req_int(item, "item_id"),
-                quantity=_opt_int(item.get("quantity")),
-                requested_amount=None
-                if item.get("requested_amount") in (None, "")
-                else _money(item.get("requested_amount")),
-            )
-            for item in raw.get("items") or ()
-        ),
-        payments=tuple(
-            RefundPayment(
-                id=_req_int(payment, "id"),
-                provider_id=_str(payment.get("provider_id")),
-                amount=_money(payment.get("amount")),
-                offline=bool(payment.get("offline")),
-                is_declined=bool(payment.get("is_declined")),
-            )
-            for payment in raw.get("payments") or ()
-        ),
-        raw=dict(raw),
-    )
-
-
-def parse_channel(raw: Mapping[str, Any]) -> Channel:
-    return Channel(
-        id=_req_int(raw, "id"),
-        name=_str(raw.get("name")),
-        type=_str(raw.get("type")),
-        platform=_str(raw.get("platform")),
-        status=_str(raw.get("status")),
-    )
-
-
-def parse_hook(raw: Mapping[str, Any]) -> Hook:
-    headers = raw.get("headers")
-    return Hook(
-        id=_req_int(raw, "id"),
-        scope=_str(raw.get("scope")),
-        destination=_str(raw.get("destination")),
-        is_active=bool(raw.get("is_active")),
-        headers={str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {},
-    )
-
-
-# ----------------------------------------------------------------------------------------------- value parsing
-
-
-def _money(value: Any) -> Decimal:
-    """A BigCommerce amount ("62.6793", 50, Decimal from ``parse_float``) → ``Decimal``; missing → 0."""
-    if value is None or value == "":
-        return ZERO
-    if isinstance(value, bool):
-        raise TypeError(f"amount is a boolean: {value!r}")
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, int):
-        result = Decimal(value)
-    elif isinstance(value, float):
-        # Not produced by our decoder (parse_float=Decimal); keep the shortest repr, not the binary value.
-        result = Decimal(repr(value))
-    elif isinstance(value, str):
-        result = Decimal(value.strip())
-    else:
-        raise TypeError(f"amount has type {type(value).__name__}")
-    if not result.is_finite():
-        raise ValueError(f"amount is not finite: {value!r}")
-    return result
-
-
-def _int(value: Any, default: int) -> int:
-    """An integer field ("12", 12, Decimal("12")) → ``int``; ``None``/"" → ``default``."""
-    number = _opt_int(value)
-    return default if number is None else number
-
-
-def _opt_int(value: Any) -> int | None:
-    """An integer field → ``int``; ``None``/"" → ``None``."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise TypeError(f"integer is a boolean: {value!r}")
-    if isinstance(value, int):
-        return value
-    number = Decimal(str(value).strip())
-    if number != number.to_integral_value():
-        raise ValueError(f"not an integer: {value!r}")
-    return int(number)
-
-
-def _req_int(row: Mapping[str, Any], key: str) -> int:
-    value = _opt_int(row[key])
-    if value is None:
-        raise ValueError(f"{key} is empty")
-    return value
-
-
-def _str(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _rfc2822(value: Any) -> datetime:
-    """A v2 date ("Tue, 05 Mar 2019 21:40:11 +0000") → aware UTC datetime. ISO 8601 is accepted too."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"missing date: {value!r}")
-    try:
-        return _utc(parsedate_to_datetime(value))
-    except (TypeError, ValueError):
-        return _iso_datetime(value)
-
-
-def _iso_datetime(value: Any) -> datetime:
-    """A v3 date ("2022-06-16T16:44:15+00:00", "…Z") → aware UTC datetime; naive values are taken as UTC."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"missing date: {value!r}")
-    return _utc(datetime.fromisoformat(value.strip()))
-
-
-def _iso(value: datetime) -> str:
-    """A query-string date: ISO 8601 / RFC 3339 in UTC (both v2 and v3 accept it)."""
-    return _utc(value).isoformat(timespec="seconds")

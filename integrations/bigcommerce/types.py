@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TypedDict
 
 ZERO = Decimal(0)
 
@@ -140,3 +141,12 @@ class Hook:
     destination: str
     is_active: bool
     headers: dict[str, str] = field(default_factory=dict)
+
+
+class OrderSummary(TypedDict):
+    """One row of :meth:`BigCommerceClient.list_orders`: just enough to decide what to fetch."""
+
+    id: int
+    date_modified: datetime
+    status_id: int
+    channel_id: int

@@ -1,13 +1,12 @@
-"""Call recording shared by the X3 clients: every call leaves a :class:`CallRecord`, and no secret survives in
-an error message, a recorded response body or a log line."""
+"""What the X3 clients share beyond the transport: the call log of their :class:`~integrations.http.Transport`
+(every call leaves a :class:`CallRecord`, no secret survives in it or in an error message) and the duplicate check."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from integrations.errors import IntegrationError, PermanentError
-from integrations.http import CallRecord
+from integrations.http import CallRecord, Transport
 
 from .types import PostedEntry
 
@@ -23,10 +22,18 @@ class DuplicateEntryError(PermanentError):
 
 
 class RecordsCalls:
-    """Mixin: ``call_log`` plus redaction of the client's secrets (password forms, tokens)."""
+    """Mixin for the X3 clients: ``call_log`` is their :class:`Transport`'s, which redacts the client's secrets."""
 
-    call_log: list[CallRecord]
-    _secrets: Iterable[str]
+    _transport: Transport
+
+    @property
+    def call_log(self) -> list[CallRecord]:
+        return self._transport.call_log
+
+    @call_log.setter
+    def call_log(self, value: list[CallRecord]) -> None:
+        # The posting service takes the records after each operation and hands the client a fresh list.
+        self._transport.call_log = value
 
     def _one_or_none(self, found: list[PostedEntry], described: str) -> PostedEntry | None:
         """The single entry a lookup by reference found, or None; several is an error an accountant must see."""
@@ -49,20 +56,4 @@ class RecordsCalls:
             error.status_code = record.status_code
         if error.response_body is None:
             error.response_body = record.response_body[:2000]
-        return self._recorded(record, error)
-
-    def _recorded(self, record: CallRecord, error: IntegrationError) -> IntegrationError:
-        """Scrub credentials from the error, note it on the call record, and hand it back for raising."""
-        error.message = self._redact(error.message)
-        error.args = (error.message,)
-        if error.response_body is not None:
-            error.response_body = self._redact(error.response_body)
-        record.error = error.message
-        return error
-
-    def _redact(self, text: str) -> str:
-        # Longest first, so a secret that contains another is replaced whole. One to three characters are no real
-        # credential, and replacing them everywhere would make the message unreadable.
-        for secret in sorted((s for s in self._secrets if len(s) >= 4), key=len, reverse=True):
-            text = text.replace(secret, "********")
-        return text
+        return self._transport.failed(error, record)

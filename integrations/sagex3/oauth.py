@@ -21,7 +21,6 @@ that fails is an :class:`AuthenticationError` shown to the admin who connected.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,14 +39,12 @@ from integrations.errors import (
     ReauthorizationRequired,
     RetryableError,
 )
-from integrations.http import CallRecord, new_session, send
-
-from .rest import _snippet
+from integrations.http import MASK, CallRecord, Transport, new_session, snippet
 
 ACCESS_TOKEN_FALLBACK = timedelta(minutes=5)
 REFRESH_TOKEN_FALLBACK = timedelta(days=30)
 BODY_FORMATS = ("json", "form")
-REDACTED = "********"
+REDACTED = MASK
 _SECRET_KEYS = frozenset(
     {"access_token", "accessToken", "refresh_token", "refreshToken", "id_token", "client_secret", "code"}
 )
@@ -207,54 +204,44 @@ def _token_call(
     if not token_url:
         raise PermanentError("no token URL is configured for the Sage X3 OAuth2 connection")
     grant = body["grant_type"]
-    secrets = [v for k, v in body.items() if k in _SECRET_KEYS and v]
     if app.body_format == "json":
-        data = json.dumps(body).encode("utf-8")
+        data = json.dumps(body)
         content_type = "application/json"
     else:
-        data = urlencode(body).encode("ascii")
+        data = urlencode(body)
         content_type = "application/x-www-form-urlencoded"
     shown = {k: (REDACTED if k in _SECRET_KEYS else v) for k, v in body.items()}
-    record = CallRecord(method="POST", url=token_url, request_body=json.dumps(shown))
-    if log is not None:
-        log(record)
-    where = urlsplit(token_url).netloc
-    started = time.monotonic()
-    try:
-        response, duration_ms = send(
-            session if session is not None else new_session(verify=app.verify),
-            "POST",
-            token_url,
-            timeout=app.timeout,
-            api="x3_token",
-            headers={"Content-Type": content_type, "Accept": "application/json"},
-            data=data,
-            verify=app.verify,
-        )
-    except IntegrationError as exc:
-        record.duration_ms = int((time.monotonic() - started) * 1000)
-        record.error = _scrub(exc.message, secrets)
-        raise
-    text = response.text
-    record.status_code = response.status_code
-    record.duration_ms = duration_ms
-    record.response_body = _scrub(_redact_body(text), secrets)[:10_000]
+    transport = Transport(
+        session if session is not None else new_session(verify=app.verify),
+        api="x3_token",
+        timeout=app.timeout,
+        secrets=[v for k, v in body.items() if k in _SECRET_KEYS and v],
+        min_secret_length=1,
+        on_call=log,
+        verify=app.verify,
+    )
+    answer = transport.exchange(
+        "POST",
+        token_url,
+        body=data,
+        headers={"Content-Type": content_type, "Accept": "application/json"},
+        scrub=_redact_body,
+        logged_body=json.dumps(shown),
+    )
+    # Classify and parse the answer as received; only what is kept (messages, the call record) is redacted.
+    text = answer.response.text
     try:
         payload: Any = json.loads(text) if text.strip() else None
     except ValueError:
         payload = None
-    error = classify_token_response(response.status_code, payload, text=text, grant=grant, where=where)
+    where = urlsplit(token_url).netloc
+    error = classify_token_response(answer.response.status_code, payload, text=text, grant=grant, where=where)
     if error is None:
         try:
-            tokens = parse_token_response(payload, now=now or datetime.now(UTC))
+            return parse_token_response(payload, now=now or datetime.now(UTC))
         except BadResponseError as exc:
             error = exc
-        else:
-            return tokens
-    error.message = _scrub(error.message, secrets)
-    error.args = (error.message,)
-    record.error = error.message
-    raise error
+    raise transport.failed(error, answer.record)
 
 
 def _first_text(payload: Mapping[str, Any], *keys: str) -> str:
@@ -284,7 +271,7 @@ def _token_error_message(payload: Any, text: str) -> str:
         ]
         if parts:
             return " ".join(dict.fromkeys(parts))
-    return _snippet(_redact_body(text)) if text.strip() else ""
+    return snippet(_redact_body(text)) if text.strip() else ""
 
 
 def _redact_body(text: str) -> str:
@@ -296,10 +283,4 @@ def _redact_body(text: str) -> str:
     if isinstance(payload, dict):
         payload = {k: (REDACTED if k in _SECRET_KEYS and v else v) for k, v in payload.items()}
         return json.dumps(payload)
-    return text
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
     return text

@@ -17,12 +17,10 @@ import copy
 import dataclasses
 import json
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -38,7 +36,7 @@ from integrations.errors import (
     RateLimitedError,
     RetryableError,
 )
-from integrations.http import CallRecord, new_session, send
+from integrations.http import Exchange, Transport, new_session, retry_after, snippet
 
 from .calls import FIND_PAGE_SIZE, RecordsCalls
 from .diagnoses import collect_diagnoses, error_diagnoses, join_messages
@@ -140,23 +138,23 @@ def validate_mapping(mapping: Mapping[str, Any]) -> list[str]:
         problems.append(f"unknown amount_style {style!r}: use one of {', '.join(AMOUNT_STYLES)}")
 
     date_format = mapping.get("date_format")
-    if not isinstance(date_format, str) or not _date_format_works(date_format):
+    if not isinstance(date_format, str) or not date_format_works(date_format):
         problems.append(
             f"'date_format' {date_format!r} must be a strftime format that includes the date, e.g. %Y-%m-%d"
         )
 
-    header_names = _check_field_map(mapping.get("header"), "header", HEADER_FIELDS, ("reference",), problems)
+    header_names = check_field_map(mapping.get("header"), "header", HEADER_FIELDS, ("reference",), problems)
     required_line = _REQUIRED_LINE_FIELDS.get(style, ("account",)) if style in AMOUNT_STYLES else ("account",)
-    line_names = _check_field_map(mapping.get("line"), "line", LINE_FIELDS, required_line, problems)
-    _check_static(mapping.get("header_static"), "header_static", header_names, problems)
-    _check_static(mapping.get("line_static"), "line_static", line_names, problems)
+    line_names = check_field_map(mapping.get("line"), "line", LINE_FIELDS, required_line, problems)
+    check_static(mapping.get("header_static"), "header_static", header_names, problems)
+    check_static(mapping.get("line_static"), "line_static", line_names, problems)
     lines_key = mapping.get("lines_key")
     if isinstance(lines_key, str) and lines_key in header_names:
         problems.append(f"'lines_key' {lines_key} is also used as a header field")
     return problems
 
 
-def _check_field_map(
+def check_field_map(
     value: Any, name: str, known: tuple[str, ...], required: tuple[str, ...], problems: list[str]
 ) -> set[str]:
     """Check a logical-field -> X3-field dict; return the X3 field names actually used."""
@@ -185,7 +183,7 @@ def _check_field_map(
     return set(used)
 
 
-def _check_static(value: Any, name: str, mapped_names: set[str], problems: list[str]) -> None:
+def check_static(value: Any, name: str, mapped_names: set[str], problems: list[str]) -> None:
     if not isinstance(value, Mapping):
         problems.append(f"'{name}' must be an object of X3 field name -> constant value")
         return
@@ -198,7 +196,8 @@ def _check_static(value: Any, name: str, mapped_names: set[str], problems: list[
             problems.append(f"'{name}.{key}' must be a text, number, boolean or null")
 
 
-def _date_format_works(date_format: str) -> bool:
+def date_format_works(date_format: str) -> bool:
+    """Does ``date_format`` write a date (two different dates give two different texts)?"""
     try:
         first, second = date(2024, 1, 31).strftime(date_format), date(2025, 12, 1).strftime(date_format)
     except ValueError:
@@ -278,7 +277,7 @@ def classify_response(
     diagnoses = collect_diagnoses(payload)
     errors = error_diagnoses(diagnoses)
     x3_says = join_messages(errors or diagnoses)
-    detail = f": {x3_says}" if x3_says else (f": {_snippet(text)}" if text.strip() else "")
+    detail = f": {x3_says}" if x3_says else (f": {snippet(text)}" if text.strip() else "")
     common: dict[str, Any] = {"status_code": status, "response_body": text[:2000]}
 
     if 200 <= status < 300:
@@ -302,14 +301,14 @@ def classify_response(
         return RateLimitedError(
             f"X3 rate limit (HTTP 429, {where}){detail}",
             outcome_unknown=is_write,
-            retry_after=_retry_after(headers),
+            retry_after=retry_after(headers),
             **common,
         )
     if status == 408 or 500 <= status < 600:
         return RetryableError(
             f"X3 server error (HTTP {status}, {where}){detail}",
             outcome_unknown=is_write,
-            retry_after=_retry_after(headers),
+            retry_after=retry_after(headers),
             unavailable=True,
             **common,
         )
@@ -322,24 +321,6 @@ def classify_response(
     return PermanentError(f"X3 answered HTTP {status} ({where}){detail}", **common)
 
 
-def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    value = (headers or {}).get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
-
-
-def _snippet(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit] + "…"
-
-
 # --- the client ---------------------------------------------------------------------------------------------------
 
 
@@ -350,10 +331,15 @@ class SageX3RestClient(RecordsCalls):
         self.config = config
         self.mapping = effective_mapping(config.mapping)
         self.mapping_problems = validate_mapping(self.mapping)
-        self.call_log: list[CallRecord] = []
-        self._session = session if session is not None else new_session(verify=config.verify)
-        self._auth = HTTPBasicAuth(config.username, config.password)
-        self._secrets = _secret_forms(config.username, config.password)
+        self._transport = Transport(
+            session if session is not None else new_session(verify=config.verify),
+            api="x3",
+            timeout=config.timeout,
+            secrets=_secret_forms(config.username, config.password),
+            body_limit=RESPONSE_LOG_LIMIT,
+            auth=HTTPBasicAuth(config.username, config.password),
+            verify=config.verify,
+        )
 
     # -- public operations --
 
@@ -536,37 +522,26 @@ class SageX3RestClient(RecordsCalls):
         self, method: str, url: str, *, body: str | None = None, is_write: bool = False
     ) -> dict[str, Any]:
         """Send one request, record it in ``call_log``, classify the answer; return the decoded JSON object."""
-        record = CallRecord(method=method, url=self._redact(url), request_body=self._redact(body or ""))
-        self.call_log.append(record)
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        started = time.monotonic()
-        try:
-            response, duration_ms = send(
-                self._session,
-                method,
-                url,
-                timeout=self.config.timeout,
-                is_write=is_write,
-                api="x3",
-                auth=self._auth,
-                headers=headers,
-                data=body.encode("utf-8") if body is not None else None,
-                verify=self.config.verify,
-            )
-        except IntegrationError as exc:
-            record.duration_ms = int((time.monotonic() - started) * 1000)
-            self._recorded(record, exc)
-            raise
+        answer = self._transport.exchange(
+            method,
+            url,
+            body=body,
+            headers={"Accept": "application/json", "Content-Type": "application/json"},
+            is_write=is_write,
+        )
+        payload = _json_or_none(answer.text)
+        error = self._classify(answer, payload, is_write=is_write)
+        if error is not None:
+            raise self._transport.failed(error, answer.record)
+        # A JSON object from here on: _classify refuses anything else.
+        warnings = [d.describe() for d in collect_diagnoses(payload)]
+        if warnings:
+            answer.record.extra["diagnoses"] = warnings
+        return payload
 
-        text = self._redact(response.text)
-        record.status_code = response.status_code
-        record.response_body = text[:RESPONSE_LOG_LIMIT]
-        record.duration_ms = duration_ms
-        try:
-            payload: Any = json.loads(text) if text.strip() else None
-        except ValueError:
-            payload = None
-
+    def _classify(self, answer: Exchange, payload: Any, *, is_write: bool) -> IntegrationError | None:
+        """:func:`classify_response`, then "a success must be a JSON object"."""
+        response, text = answer.response, answer.text
         error = classify_response(
             response.status_code,
             payload,
@@ -575,25 +550,24 @@ class SageX3RestClient(RecordsCalls):
             where=self._where(),
             headers=response.headers,
         )
-        if error is not None:
-            raise self._recorded(record, error)
-        if not isinstance(payload, dict):
-            shape = "no JSON" if payload is None else f"JSON {type(payload).__name__}"
-            content_type = response.headers.get("Content-Type", "no content type")
-            raise self._recorded(
-                record,
-                BadResponseError(
-                    f"X3 answered HTTP {response.status_code} with {shape} ({content_type}), expected a JSON object: "
-                    f"{_snippet(text)!r}",
-                    outcome_unknown=is_write,
-                    status_code=response.status_code,
-                    response_body=text[:2000],
-                ),
-            )
-        warnings = [d.describe() for d in collect_diagnoses(payload)]
-        if warnings:
-            record.extra["diagnoses"] = warnings
-        return payload
+        if error is not None or isinstance(payload, dict):
+            return error
+        shape = "no JSON" if payload is None else f"JSON {type(payload).__name__}"
+        content_type = response.headers.get("Content-Type", "no content type")
+        return BadResponseError(
+            f"X3 answered HTTP {response.status_code} with {shape} ({content_type}), expected a JSON object: "
+            f"{snippet(text)!r}",
+            outcome_unknown=is_write,
+            status_code=response.status_code,
+            response_body=text[:2000],
+        )
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
 
 
 def _secret_forms(username: str, password: str) -> list[str]:

@@ -26,7 +26,6 @@ import copy
 import json
 import re
 import threading
-import time
 import xml.etree.ElementTree as ET  # noqa: S405 - building XML only; parsing goes through the hardened lxml parser
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,18 +46,16 @@ from integrations.errors import (
     RateLimitedError,
     RetryableError,
 )
-from integrations.http import CallRecord, new_session, send
+from integrations.http import CallRecord, Transport, new_session, retry_after, snippet
 
 from .calls import FIND_PAGE_SIZE, RecordsCalls
 from .rest import (
     AMOUNT_STYLES,
     HEADER_FIELDS,
     LINE_FIELDS,
-    _check_field_map,
-    _check_static,
-    _date_format_works,
-    _retry_after,
-    _snippet,
+    check_field_map,
+    check_static,
+    date_format_works,
 )
 from .types import Entry, EntryLine, PostedEntry
 
@@ -157,20 +154,20 @@ def validate_soap_mapping(mapping: Mapping[str, Any]) -> list[str]:
     if style not in AMOUNT_STYLES:
         problems.append(f"unknown amount_style {style!r}: use one of {', '.join(AMOUNT_STYLES)}")
     date_format = mapping.get("date_format")
-    if not isinstance(date_format, str) or not _date_format_works(date_format):
+    if not isinstance(date_format, str) or not date_format_works(date_format):
         problems.append(
             f"'date_format' {date_format!r} must be a strftime format that includes the date, e.g. %Y%m%d"
         )
-    header_names = _check_field_map(mapping.get("header"), "header", HEADER_FIELDS, ("reference",), problems)
+    header_names = check_field_map(mapping.get("header"), "header", HEADER_FIELDS, ("reference",), problems)
     required_line: dict[str, tuple[str, ...]] = {
         "debit_credit": ("account", "debit", "credit"),
         "sign_amount": ("account", "sign", "amount"),
     }
-    line_names = _check_field_map(
+    line_names = check_field_map(
         mapping.get("line"), "line", LINE_FIELDS, required_line.get(str(style), ("account",)), problems
     )
-    _check_static(mapping.get("header_static"), "header_static", header_names, problems)
-    _check_static(mapping.get("line_static"), "line_static", line_names, problems)
+    check_static(mapping.get("header_static"), "header_static", header_names, problems)
+    check_static(mapping.get("line_static"), "line_static", line_names, problems)
     groups = mapping.get("field_groups")
     if not isinstance(groups, Mapping):
         problems.append("'field_groups' must be an object of X3 header field -> group ID")
@@ -506,10 +503,19 @@ class SageX3SoapClient(RecordsCalls):
         self.config = config
         self.mapping = effective_soap_mapping(config.mapping)
         self.mapping_problems = validate_soap_mapping(self.mapping)
-        self.call_log: list[CallRecord] = []
         self._session = session if session is not None else new_session(verify=config.verify)
-        self._auth = HTTPBasicAuth(config.username, config.password)
-        self._secrets = _secret_forms(config.username, config.password)
+        self._transport = Transport(
+            self._session,
+            api="x3",
+            timeout=config.timeout,
+            secrets=_secret_forms(config.username, config.password),
+            body_limit=RESPONSE_LOG_LIMIT,
+            auth=HTTPBasicAuth(config.username, config.password),
+            verify=config.verify,
+        )
+
+    def _recorded(self, record: CallRecord, error: IntegrationError) -> IntegrationError:
+        return self._transport.failed(error, record)
 
     # -- public operations --
 
@@ -847,34 +853,15 @@ class SageX3SoapClient(RecordsCalls):
             ) from exc
         body = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
         url = self.config.endpoint
-        record = CallRecord(
-            method="POST",
-            url=self._redact(url),
-            request_body=self._redact(body.decode("utf-8")),
-            extra={"soap_operation": operation},
+        answer = self._transport.exchange(
+            "POST",
+            url,
+            body=body.decode("utf-8"),
+            headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""', "Accept": "text/xml"},
+            is_write=is_write,
         )
-        self.call_log.append(record)
-        started = time.monotonic()
-        try:
-            response, duration_ms = send(
-                self._session,
-                "POST",
-                url,
-                timeout=self.config.timeout,
-                is_write=is_write,
-                auth=self._auth,
-                headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""', "Accept": "text/xml"},
-                data=body,
-                verify=self.config.verify,
-            )
-        except IntegrationError as exc:
-            record.duration_ms = int((time.monotonic() - started) * 1000)
-            self._recorded(record, exc)
-            raise
-        text = self._redact(response.content.decode("utf-8", errors="replace"))
-        record.status_code = response.status_code
-        record.response_body = text[:RESPONSE_LOG_LIMIT]
-        record.duration_ms = duration_ms
+        response, record, text = answer.response, answer.record, answer.text
+        record.extra["soap_operation"] = operation
         common: dict[str, Any] = {"status_code": response.status_code, "response_body": text[:2000]}
         status = response.status_code
         where = f"{operation} on {self._where()}"
@@ -884,7 +871,7 @@ class SageX3SoapClient(RecordsCalls):
             parse_problem = ""
         except ValueError as exc:
             result, fault, parse_problem = None, "", str(exc)
-        detail = f": {fault}" if fault else (f": {_snippet(text)}" if text.strip() and not result else "")
+        detail = f": {fault}" if fault else (f": {snippet(text)}" if text.strip() and not result else "")
 
         if status in (401, 403):
             what = "rejected the credentials" if status == 401 else "refused access (check the user's rights)"
@@ -897,7 +884,7 @@ class SageX3SoapClient(RecordsCalls):
                 RateLimitedError(
                     f"X3 rate limit (HTTP 429, {where}){detail}",
                     outcome_unknown=is_write,
-                    retry_after=_retry_after(response.headers),
+                    retry_after=retry_after(response.headers),
                     **common,
                 ),
             )
@@ -907,7 +894,8 @@ class SageX3SoapClient(RecordsCalls):
                 RetryableError(
                     f"X3 SOAP server error (HTTP {status}, {where}){detail}",
                     outcome_unknown=is_write,
-                    retry_after=_retry_after(response.headers),
+                    retry_after=retry_after(response.headers),
+                    unavailable=status != 200,  # a SOAP fault in a 200 is X3 answering
                     **common,
                 ),
             )

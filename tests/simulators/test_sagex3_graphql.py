@@ -30,12 +30,8 @@ from integrations.errors import (
 )
 from integrations.sagex3 import oauth
 from integrations.sagex3.connected_app import ConnectedApp, ConnectedAppTokens
-from integrations.sagex3.graphql import (
-    DEFAULT_LOOKUP_QUERY,
-    DEFAULT_MUTATION,
-    GraphQLConfig,
-    SageX3GraphQLClient,
-)
+from integrations.sagex3.graphql import GraphQLConfig, SageX3GraphQLClient
+from integrations.sagex3.graphql_mapping import DEFAULT_LOOKUP_QUERY, DEFAULT_MUTATION
 from integrations.sagex3.types import Entry, EntryLine
 from simulators import sagex3
 from simulators.control import SageX3Control, spawn
