@@ -10,6 +10,7 @@ from import_export import fields, resources
 from import_export.admin import ImportExportModelAdmin
 from import_export.widgets import ForeignKeyWidget
 
+from connector.access import TenantScopedAdmin, tenants_for
 from connector.admin import ReadOnlyAdmin
 from connector.models import Tenant
 
@@ -18,12 +19,24 @@ from .journal import quantize
 from .models import ChannelMapping, Posting, PostingAttempt, PostingLine, PostingLog
 
 
+class TenantWidget(ForeignKeyWidget):
+    """A tenant named by its slug, looked up only among the importing user's tenants."""
+
+    allowed = None  # a Tenant queryset; None: every tenant (no request, e.g. a script)
+
+    def get_queryset(self, value, row, *args, **kwargs):
+        return self.allowed if self.allowed is not None else super().get_queryset(value, row, *args, **kwargs)
+
+
 class ChannelMappingResource(resources.ModelResource):
     """CSV/XLSX import and export of channel mappings; the tenant is named by its slug."""
 
-    tenant = fields.Field(
-        attribute="tenant", column_name="tenant", widget=ForeignKeyWidget(Tenant, field="slug")
-    )
+    tenant = fields.Field(attribute="tenant", column_name="tenant", widget=TenantWidget(Tenant, field="slug"))
+
+    def __init__(self, user=None, **kwargs):
+        super().__init__(**kwargs)
+        if user is not None:
+            self.fields["tenant"].widget.allowed = tenants_for(user)
 
     class Meta:
         model = ChannelMapping
@@ -34,7 +47,7 @@ class ChannelMappingResource(resources.ModelResource):
 
 
 @admin.register(ChannelMapping)
-class ChannelMappingAdmin(ImportExportModelAdmin):
+class ChannelMappingAdmin(TenantScopedAdmin, ImportExportModelAdmin):
     resource_classes = [ChannelMappingResource]
     list_display = (
         "tenant",
@@ -47,9 +60,12 @@ class ChannelMappingAdmin(ImportExportModelAdmin):
         "tax_account",
         "site",
     )
-    list_filter = ("tenant", "is_active")
+    list_filter = (("tenant", admin.RelatedOnlyFieldListFilter), "is_active")
     search_fields = ("name", "=channel_id")
     list_select_related = ("tenant",)
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        return {**super().get_import_resource_kwargs(request, **kwargs), "user": request.user}
 
 
 class PostingLineInline(admin.TabularInline):
@@ -115,7 +131,16 @@ class PostingAdmin(ReadOnlyAdmin):
         "tenant",
         "created_at",
     )
-    list_filter = ("status", "tenant", "kind", "channel_id", "flagged", "trigger", "gl_date", "created_at")
+    list_filter = (
+        "status",
+        ("tenant", admin.RelatedOnlyFieldListFilter),
+        "kind",
+        "channel_id",
+        "flagged",
+        "trigger",
+        "gl_date",
+        "created_at",
+    )
     search_fields = ("=order_id", "reference", "x3_document_number", "idempotency_key")
     list_select_related = ("tenant",)
     date_hierarchy = "gl_date"

@@ -139,7 +139,10 @@ class Posting(models.Model):
             models.Index(fields=["tenant", "order_id"]),
             models.Index(fields=["status", "next_attempt_at"]),
         ]
-        permissions = [("operate_posting", "Can retry and re-post postings and webhook events")]
+        permissions = [
+            ("operate_posting", "Can retry and re-post postings and webhook events"),
+            ("export_posting", "Can export postings, reconciliation and trial balance"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.idempotency_key} ({self.status})"
