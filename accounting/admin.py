@@ -28,6 +28,22 @@ class TenantWidget(ForeignKeyWidget):
         return self.allowed if self.allowed is not None else super().get_queryset(value, row, *args, **kwargs)
 
 
+def side_amount(amount, currency: str) -> str:
+    """An amount at the currency's precision, blank when zero (the unused side of a line)."""
+    if not amount:
+        return ""
+    return f"{quantize(Decimal(amount), currency or 'USD'):,}"
+
+
+def money_totals(rows, currency_key: str, keys: tuple[str, ...]) -> list[dict]:
+    """[{currency, <key>: amount at the currency's precision}] from an aggregate grouped by currency."""
+    out = []
+    for row in rows:
+        cur = row[currency_key] or "USD"
+        out.append({"currency": cur, **{k: f"{quantize(Decimal(str(row[k] or 0)), cur):,}" for k in keys}})
+    return sorted(out, key=lambda r: r["currency"])
+
+
 class ChannelMappingResource(resources.ModelResource):
     """CSV/XLSX import and export of channel mappings; the tenant is named by its slug."""
 
@@ -233,3 +249,58 @@ class PostingAdmin(ReadOnlyAdmin):
     def retry_now(self, request, queryset) -> None:
         count = services.retry_now(queryset, user=request.user)
         self.message_user(request, f"{count} posting(s) queued for another attempt.", messages.SUCCESS)
+
+
+@admin.register(PostingLine)
+class PostingLineAdmin(ReadOnlyAdmin):
+    """The lines behind a trial-balance figure (drill-down from the workspace), with totals of the filtered rows."""
+
+    tenant_path = "posting__tenant"
+    list_display = ("posting_link", "gl_date", "channel", "role", "account", "debit_amount", "credit_amount")
+    list_filter = ("role", ("posting__tenant", admin.RelatedOnlyFieldListFilter), "posting__status")
+    search_fields = ("=account", "=posting__order_id", "description")
+    list_select_related = ("posting",)
+    # Query-string lookups the workspace links use (relational lookups must be allowed explicitly).
+    drill_down_lookups = (
+        "posting__tenant__id__exact",
+        "posting__channel_id",
+        "posting__currency",
+        "posting__status__exact",
+        "posting__gl_date__gte",
+        "posting__gl_date__lte",
+    )
+
+    def lookup_allowed(self, lookup, value, request=None):
+        return lookup in self.drill_down_lookups or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="Entry", ordering="posting__idempotency_key")
+    def posting_link(self, obj: PostingLine) -> str:
+        url = reverse("admin:accounting_posting_change", args=[obj.posting_id])
+        return format_html('<a href="{}">{}</a>', url, obj.posting.idempotency_key)
+
+    @admin.display(description="GL date", ordering="posting__gl_date")
+    def gl_date(self, obj: PostingLine):
+        return obj.posting.gl_date
+
+    @admin.display(description="Channel", ordering="posting__channel_id")
+    def channel(self, obj: PostingLine):
+        return obj.posting.channel_id
+
+    @admin.display(description="Debit", ordering="debit")
+    def debit_amount(self, obj: PostingLine) -> str:
+        return side_amount(obj.debit, obj.posting.currency)
+
+    @admin.display(description="Credit", ordering="credit")
+    def credit_amount(self, obj: PostingLine) -> str:
+        return side_amount(obj.credit, obj.posting.currency)
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        cl = getattr(response, "context_data", {}).get("cl") if hasattr(response, "context_data") else None
+        if cl is not None:
+            response.context_data["totals"] = money_totals(
+                cl.queryset.values("posting__currency").annotate(d=Sum("debit"), c=Sum("credit")).order_by(),
+                "posting__currency",
+                ("d", "c"),
+            )
+        return response

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "import_export",
     "connector",
     "accounting",
+    "workspace",
 ]
 
 MIDDLEWARE = [
