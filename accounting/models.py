@@ -138,6 +138,9 @@ class Posting(models.Model):
         indexes = [
             models.Index(fields=["tenant", "order_id"]),
             models.Index(fields=["status", "next_attempt_at"]),
+            # The workspace: reconciliation, trial balance and dashboard read a tenant's entries by GL date/status.
+            models.Index(fields=["tenant", "gl_date"], name="posting_tenant_gl_date"),
+            models.Index(fields=["tenant", "status"], name="posting_tenant_status"),
         ]
         permissions = [
             ("operate_posting", "Can retry and re-post postings and webhook events"),

@@ -110,3 +110,24 @@ def test_only_a_superuser_grants_tenants(client, two_tenants, django_user_model)
     client.force_login(operator)
     page = client.get(f"/admin/connector/tenant/{a.pk}/change/").content.decode()
     assert 'name="users"' not in page
+
+
+def test_workspace_shows_only_own_tenants(client_a, two_tenants):
+    a, b = two_tenants
+    params = {"period": "custom", "start": "2026-11-01", "end": "2026-11-30"}
+    for url in ("/admin/workspace/reconciliation/", "/admin/workspace/trial-balance/"):
+        assert client_a.get(url, {**params, "tenant": b.pk}).status_code == 404
+        page = client_a.get(url, params).content.decode()
+        assert "Alpha Shop" in page and "Bravo Shop" not in page and "999.99" not in page
+        export = client_a.get(url, {**params, "export": "csv"}).content.decode("utf-8-sig")
+        assert "111.11" in export and "999.99" not in export
+    assert client_a.get("/admin/workspace/dashboard/", {"tenant": b.pk}).status_code == 404
+    page = client_a.get("/admin/workspace/dashboard/").content.decode()
+    assert "Alpha Shop" in page and "Bravo Shop" not in page
+    export = client_a.get("/admin/workspace/dashboard/", {"export": "csv"}).content.decode("utf-8-sig")
+    assert "Alpha Shop" in export and "Bravo" not in export
+
+
+def test_lines_drill_down_shows_only_own_tenants(client_a, two_tenants):
+    page = client_a.get("/admin/accounting/postingline/").content.decode()
+    assert "order:1001" in page and "order:9009" not in page

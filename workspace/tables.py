@@ -53,12 +53,18 @@ def _plain(value: Any) -> Any:
     return "" if value is None else value
 
 
-def csv_response(table: Table, filename: str) -> HttpResponse:
+def csv_response(tables: list[Table], filename: str) -> HttpResponse:
+    """One table: header and rows. Several (the dashboard): each after its title line, separated by a blank line."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(table.columns)
-    for record in table.records():
-        writer.writerow([_plain(v) for v in record])
+    for n, table in enumerate(tables):
+        if len(tables) > 1:
+            if n:
+                writer.writerow([])
+            writer.writerow([table.title])
+        writer.writerow(table.columns)
+        for record in table.records():
+            writer.writerow([_plain(v) for v in record])
     response = HttpResponse(buffer.getvalue().encode("utf-8-sig"), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
     return response

@@ -46,7 +46,7 @@ def _export(request: HttpRequest, tables: list[Table], filename: str) -> HttpRes
         return None
     _require(request, "accounting.export_posting")
     if fmt == "csv":
-        return csv_response(tables[0], filename)
+        return csv_response(tables, filename)
     if fmt == "xlsx":
         return xlsx_response(tables, filename)
     return HttpResponse("Unknown export format: use csv or xlsx.", status=400, content_type="text/plain")
