@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib import admin, messages
-from django.db.models import Sum
+from django.db.models import Count, Exists, OuterRef, Sum
 from django.urls import reverse
 from django.utils.html import format_html
 from import_export import fields, resources
@@ -14,7 +14,7 @@ from connector.access import TenantScopedAdmin, tenants_for
 from connector.admin import ReadOnlyAdmin
 from connector.models import Tenant
 
-from . import services
+from . import explain, services
 from .journal import quantize
 from .models import ChannelMapping, Posting, PostingAttempt, PostingLine, PostingLog
 
@@ -86,13 +86,21 @@ class ChannelMappingAdmin(TenantScopedAdmin, ImportExportModelAdmin):
 
 class PostingLineInline(admin.TabularInline):
     model = PostingLine
-    fields = ("line_no", "role", "account", "debit", "credit", "description")
+    fields = ("line_no", "role", "account", "debit_amount", "credit_amount", "description")
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="Debit")
+    def debit_amount(self, obj: PostingLine) -> str:
+        return side_amount(obj.debit, obj.posting.currency)
+
+    @admin.display(description="Credit")
+    def credit_amount(self, obj: PostingLine) -> str:
+        return side_amount(obj.credit, obj.posting.currency)
 
 
 class PostingAttemptInline(admin.StackedInline):
@@ -139,13 +147,12 @@ class PostingAdmin(ReadOnlyAdmin):
         "order_link",
         "status_badge",
         "amount",
+        "reason",
         "gl_date",
-        "x3_document_number",
         "channel_id",
-        "flagged",
-        "attempts",
+        "x3_document_number",
+        "flag",
         "tenant",
-        "created_at",
     )
     list_filter = (
         "status",
@@ -162,7 +169,7 @@ class PostingAdmin(ReadOnlyAdmin):
     date_hierarchy = "gl_date"
     inlines = (PostingLineInline, PostingLogInline, PostingAttemptInline)
     actions = ("repost_orders", "retry_now")
-    readonly_fields = [f.name for f in Posting._meta.fields] + ["balance"]
+    readonly_fields = [f.name for f in Posting._meta.fields] + ["balance", "flag", "entry_total", "rounding"]
     fieldsets = (
         (
             None,
@@ -176,10 +183,10 @@ class PostingAdmin(ReadOnlyAdmin):
                     "order_status_id",
                     "gl_date",
                     "currency",
-                    "total",
+                    "entry_total",
                     "balance",
-                    "difference",
-                    "flagged",
+                    "rounding",
+                    "flag",
                     "flag_reason",
                     "description",
                 )
@@ -214,7 +221,82 @@ class PostingAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Amount", ordering="total")
     def amount(self, obj: Posting) -> str:
-        return f"{quantize(obj.total, obj.currency or 'USD')} {obj.currency}"
+        currency = obj.currency or "USD"
+        if not obj.total and obj.status in (Posting.Status.WAITING, Posting.Status.NEEDS_MAPPING):
+            order_total = (obj.snapshot or {}).get("total_inc_tax")
+            if order_total:  # nothing built yet: show what the order is worth, marked as such
+                amount = quantize(Decimal(str(order_total)), currency)
+                return format_html(
+                    '<span title="Order total; no entry built yet">({} {})</span>', f"{amount:,}", currency
+                )
+        return f"{quantize(obj.total, currency):,} {obj.currency}"
+
+    @admin.display(description="Total (receivable)")
+    def entry_total(self, obj: Posting) -> str:
+        return self.amount(obj)
+
+    @admin.display(description="Rounding line")
+    def rounding(self, obj: Posting) -> str:
+        return side_amount(obj.difference, obj.currency) or "none"
+
+    @admin.display(description="Reason")
+    def reason(self, obj: Posting) -> str:
+        text = explain.reason(obj, mapping_inactive=getattr(obj, "mapping_inactive", False))
+        if not text:
+            return ""
+        short = text if len(text) <= 140 else text[:139] + "…"
+        return format_html('<span title="{}">{}</span>', text, short)
+
+    @admin.display(description="Flagged", ordering="flagged")
+    def flag(self, obj: Posting) -> str:
+        if not obj.flagged:
+            return ""
+        return format_html('<span style="color:#b35c00" title="{}">⚑ flagged</span>', obj.flag_reason)
+
+    def get_queryset(self, request):
+        inactive = ChannelMapping.objects.filter(
+            tenant=OuterRef("tenant"), channel_id=OuterRef("channel_id"), is_active=False
+        )
+        return super().get_queryset(request).annotate(mapping_inactive=Exists(inactive))
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        cl = response.context_data.get("cl") if hasattr(response, "context_data") else None
+        if cl is not None:
+            rows = cl.queryset.values("currency").annotate(total=Sum("total"), n=Count("id")).order_by()
+            totals = money_totals(rows, "currency", ("total",))
+            counts = {(r["currency"] or "USD"): r["n"] for r in rows}
+            for t in totals:
+                t["n"] = counts.get(t["currency"], 0)
+            response.context_data["totals"] = totals
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        posting = self.get_object(request, object_id)
+        banner = explain.explain(posting, mapping_inactive=getattr(posting, "mapping_inactive", False))
+        context = {
+            **(extra_context or {}),
+            "banner": banner,
+            "flag_reason": posting.flag_reason if posting.flagged else "",
+        }
+        if banner and posting.status == Posting.Status.NEEDS_MAPPING:
+            mapping = ChannelMapping.objects.filter(
+                tenant=posting.tenant_id, channel_id=posting.channel_id
+            ).first()
+            context["banner_link"] = (
+                reverse("admin:accounting_channelmapping_change", args=[mapping.pk])
+                if mapping
+                else reverse("admin:accounting_channelmapping_add")
+                + f"?tenant={posting.tenant_id}&channel_id={posting.channel_id}"
+            )
+        elif banner and posting.status == Posting.Status.NEEDS_REAUTH:
+            context["banner_link"] = reverse("admin:connector_tenant_change", args=[posting.tenant_id])
+        if banner and posting.status in explain.NEEDS_A_PERSON:
+            context["banner_list"] = (
+                reverse("admin:accounting_posting_changelist")
+                + f"?tenant__id__exact={posting.tenant_id}&q={posting.order_id}"
+            )
+        return super().change_view(request, object_id, form_url, context)
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Posting) -> str:
@@ -230,8 +312,9 @@ class PostingAdmin(ReadOnlyAdmin):
     @admin.display(description="Debit = credit")
     def balance(self, obj: Posting) -> str:
         totals = obj.lines.aggregate(d=Sum("debit"), c=Sum("credit"))
-        debit, credit = (Decimal(str(totals[k] or 0)).quantize(Decimal("0.0001")) for k in ("d", "c"))
-        return f"{debit} = {credit}" + ("" if debit == credit else "  ⚠ NOT BALANCED")
+        debit, credit = (Decimal(str(totals[k] or 0)) for k in ("d", "c"))
+        shown = [f"{quantize(v, obj.currency or 'USD'):,}" for v in (debit, credit)]
+        return f"{shown[0]} = {shown[1]}" + ("" if debit == credit else "  ⚠ NOT BALANCED")
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("accounting.operate_posting")

@@ -183,7 +183,7 @@ class PostingLine(models.Model):
         constraints = [models.UniqueConstraint(fields=["posting", "line_no"], name="uniq_posting_line")]
 
     def __str__(self) -> str:
-        return f"{self.account} D {self.debit} C {self.credit}"
+        return f"Line {self.line_no}: {self.role} {self.account}"
 
     def save(self, *args, **kwargs) -> None:
         self._guard()
