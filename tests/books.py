@@ -131,3 +131,38 @@ def add_refund(
         gl=[g for g in gl if g[2] or g[3]],
         status=status,
     )
+
+
+def november(tenant) -> None:
+    """November 2026: two matched orders on the 3rd (channel 1), one on channel 2 whose GL tax line differs, a
+    refund on the 9th, an order X3 refused (needs attention) and one still pending on the 10th; one in December."""
+    o1 = add_posting(
+        tenant, 101, day=date(2026, 11, 3), total="108.00", tax="8.00", shipping="10.00", cogs="40"
+    )
+    add_posting(tenant, 102, day=date(2026, 11, 3), total="54.00", tax="4.00", shipping="5.00")
+    add_posting(
+        tenant,
+        201,
+        day=date(2026, 11, 3),
+        channel_id=2,
+        total="100.00",
+        tax="8.00",
+        shipping="0",
+        gl=[
+            ("receivable", "412000", D("100.00"), 0),
+            ("revenue", "702000", 0, D("93.00")),
+            ("tax", "442570", 0, D("7.00")),
+        ],
+    )
+    add_refund(tenant, o1, 5001, day=date(2026, 11, 9), amount="21.60", tax="1.60")
+    refused = add_posting(
+        tenant,
+        103,
+        day=date(2026, 11, 10),
+        total="30.00",
+        status=S.NEEDS_ATTENTION,
+        last_error="GACCENTRY: the period 11/2026 is closed for site FR011",
+    )
+    Posting.objects.filter(pk=refused.pk).update(attempts=1)
+    add_posting(tenant, 104, day=date(2026, 11, 10), total="20.00", status=S.PENDING)
+    add_posting(tenant, 105, day=date(2026, 12, 1), total="999.00")
