@@ -143,7 +143,7 @@ class PostingLogInline(admin.TabularInline):
 @admin.register(Posting)
 class PostingAdmin(ReadOnlyAdmin):
     list_display = (
-        "idempotency_key",
+        "entry",
         "order_link",
         "status_badge",
         "amount",
@@ -154,6 +154,7 @@ class PostingAdmin(ReadOnlyAdmin):
         "flag",
         "tenant",
     )
+    list_display_links = ("entry",)
     list_filter = (
         "status",
         ("tenant", admin.RelatedOnlyFieldListFilter),
@@ -230,6 +231,16 @@ class PostingAdmin(ReadOnlyAdmin):
                     '<span title="Order total; no entry built yet">({} {})</span>', f"{amount:,}", currency
                 )
         return f"{quantize(obj.total, currency):,} {obj.currency}"
+
+    @admin.display(description="Entry", ordering="idempotency_key")
+    def entry(self, obj: Posting) -> str:
+        return format_html('<span title="Idempotency key {}">{}</span>', obj.idempotency_key, obj.entry_label)
+
+    def get_list_display(self, request):
+        fields = super().get_list_display(request)
+        if not request.user.is_superuser and tenants_for(request.user).count() == 1:
+            fields = tuple(f for f in fields if f != "tenant")  # one tenant: the column says nothing
+        return fields
 
     @admin.display(description="Total (receivable)")
     def entry_total(self, obj: Posting) -> str:

@@ -148,7 +148,7 @@ class Posting(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.idempotency_key} ({self.status})"
+        return f"{self.entry_label} — {self.get_status_display()}"
 
     def save(self, *args, **kwargs) -> None:
         if self.pk is not None:
@@ -161,6 +161,16 @@ class Posting(models.Model):
         if type(self).objects.filter(pk=self.pk, status=self.Status.POSTED).exists():
             raise ImmutablePostingError(f"Posting {self.idempotency_key} is posted and cannot be deleted")
         return super().delete(*args, **kwargs)
+
+    @property
+    def entry_label(self) -> str:
+        """Plain words for the entry: "Order 103", "Refund 5001 of order 101", "Adjustment 2 of order 300"."""
+        if self.kind == self.Kind.ORDER:
+            return f"Order {self.order_id}"
+        if self.kind == self.Kind.REFUND:
+            return f"Refund {self.refund_id} of order {self.order_id}"
+        number = self.idempotency_key.rsplit(":", 1)[-1]
+        return f"{self.get_kind_display()} {number} of order {self.order_id}"
 
     @property
     def is_open(self) -> bool:

@@ -50,11 +50,13 @@ def line_chart(days: list[date], series: list[tuple[str, dict[date, Decimal]]], 
     ]
     ticks = sorted({0, len(days) // 2, len(days) - 1}) if days else []
     for i in ticks:
+        anchor = "start" if i == 0 else "end" if i == len(days) - 1 else "middle"
         parts.append(
             format_html(
-                '<text x="{}" y="{}" text-anchor="middle" font-size="11">{}</text>',
+                '<text x="{}" y="{}" text-anchor="{}" font-size="11">{}</text>',
                 LEFT + i * step,
                 HEIGHT - BOTTOM + 16,
+                anchor,
                 days[i].isoformat(),
             )
         )

@@ -17,10 +17,15 @@ class Cell:
     value: Any  # what the files get: Decimal, int, date, str or None
     href: str = ""
     css: str = ""
+    blank_zero: bool = False  # on screen only: the unused side of a debit/credit pair reads as blank
 
     @property
     def is_number(self) -> bool:
         return isinstance(self.value, int | Decimal) and not isinstance(self.value, bool)
+
+    @property
+    def shown(self) -> str:
+        return "" if self.blank_zero and self.is_number and not self.value else self.text
 
     @property
     def text(self) -> str:
@@ -40,6 +45,12 @@ class Table:
     rows: list[list[Cell]] = dataclasses.field(default_factory=list)
     totals: list[list[Cell]] = dataclasses.field(default_factory=list)
     groups: list[tuple[str, int]] = dataclasses.field(default_factory=list)  # header groups over columns
+
+    @property
+    def header(self) -> list[tuple[str, bool]]:
+        """(column title, whether the column holds numbers) for right-aligned headers over right-aligned figures."""
+        numeric = [any(row[i].is_number for row in self.rows + self.totals) for i in range(len(self.columns))]
+        return list(zip(self.columns, numeric, strict=True))
 
     def records(self) -> list[list[Any]]:
         return [[c.value for c in row] for row in (*self.rows, *self.totals)]

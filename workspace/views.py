@@ -140,6 +140,8 @@ class _Filters:
 RECON_COLUMNS = [
     "Day",
     "Channel",
+    "Status",
+    "Difference",
     "Currency",
     "Orders",
     "Refunds",
@@ -147,31 +149,49 @@ RECON_COLUMNS = [
     "BC tax",
     "BC shipping",
     "BC refunds",
-    "GL sales (receivable)",
+    "GL sales",
     "GL revenue",
     "GL discounts",
     "GL shipping",
     "GL tax",
     "GL COGS",
     "GL refunds",
-    "Difference",
-    "Status",
 ]
-RECON_GROUPS = [("", 5), ("BigCommerce (order snapshots)", 4), ("Posted in the GL, by role", 7), ("", 2)]
+RECON_GROUPS = [("", 7), ("BigCommerce (order snapshots)", 4), ("Posted in the GL, by line role", 7)]
 
 
 def _recon_cells(row: figures.ReconRow, tenant, names, *, total: bool = False) -> list[Cell]:
     status = row.status
     if total:
         day, channel = Cell(f"Total {row.currency}"), Cell("")
-        orders = Cell(row.orders)
+        orders, refunds = Cell(row.orders), Cell(row.refunds)
         status_cell = Cell(status, css=STATUS_CSS[status])
     else:
         day = Cell(row.day)
         channel = Cell(_channel_label(row.channel_id, names))
         orders = Cell(
             row.orders,
-            href=_url(POSTINGS, tenant__id__exact=tenant.pk, channel_id=row.channel_id, gl_date=row.day),
+            href=_url(
+                POSTINGS,
+                tenant__id__exact=tenant.pk,
+                channel_id=row.channel_id,
+                gl_date=row.day,
+                kind__exact="order",
+            )
+            if row.orders
+            else "",
+        )
+        refunds = Cell(
+            row.refunds,
+            href=_url(
+                POSTINGS,
+                tenant__id__exact=tenant.pk,
+                channel_id=row.channel_id,
+                gl_date=row.day,
+                kind__exact="refund",
+            )
+            if row.refunds
+            else "",
         )
         problems = (
             _url(
@@ -187,13 +207,13 @@ def _recon_cells(row: figures.ReconRow, tenant, names, *, total: bool = False) -
     return [
         day,
         channel,
+        status_cell,
+        Cell(diff, css="ws-bad" if diff else ""),
         Cell(row.currency),
         orders,
-        Cell(row.refunds),
+        refunds,
         *(Cell(row.bc[m]) for m in figures.MEASURES),
         *(Cell(row.gl[c]) for c in figures.GL_COLUMNS),
-        Cell(diff, css="ws-bad" if diff else ""),
-        status_cell,
     ]
 
 
@@ -261,8 +281,8 @@ def trial_balance_table(result: figures.TrialBalance, tenant) -> Table:
                 Cell(", ".join(r.roles)),
                 Cell(r.currency),
                 Cell(r.lines, href=href),
-                Cell(r.debit),
-                Cell(r.credit),
+                Cell(r.debit, blank_zero=True),
+                Cell(r.credit, blank_zero=True),
                 Cell(r.balance),
             ]
         )
