@@ -186,6 +186,18 @@ class ReconRow:
         return (self.bc["sales"] - self.bc["refunds"]) - (self.gl["sales"] - self.gl["refunds"])
 
     @property
+    def notes(self) -> str:
+        """Plain words on what is off: counts that are not matched, then each compared figure that differs
+        (BigCommerce minus GL)."""
+        parts = [f"{self.counts[s]} {s}" for s in (FAILED_STATUS, NOT_POSTED_YET, DIFFERS) if self.counts[s]]
+        gl = {**self.gl}
+        for measure in MEASURES:
+            delta = self.bc[measure] - gl[measure]
+            if delta:
+                parts.append(f"{measure} {delta:+,}")
+        return "; ".join(parts)
+
+    @property
     def status(self) -> str:
         return max((s for s, n in self.counts.items() if n), key=STATUS_RANK.__getitem__, default=MATCHED)
 

@@ -38,6 +38,7 @@ def test_reconciliation_rows_statuses_and_totals(month):
     differs = rows[(date(2026, 11, 3), 2)]
     assert differs.status == figures.DIFFERS and differs.problem_orders == [201]
     assert differs.bc["tax"] == D("8.00") and differs.gl["tax"] == D("7.00")
+    assert differs.notes == "1 differs; tax +1.00"
     refund = rows[(date(2026, 11, 9), 1)]
     assert refund.status == figures.MATCHED and refund.bc["refunds"] == refund.gl["refunds"] == D("21.60")
     failed = rows[(date(2026, 11, 10), 1)]

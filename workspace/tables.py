@@ -18,6 +18,7 @@ class Cell:
     href: str = ""
     css: str = ""
     blank_zero: bool = False  # on screen only: the unused side of a debit/credit pair reads as blank
+    note: str = ""  # on screen only: a second, smaller line (its figure is a column of its own in the files)
 
     @property
     def is_number(self) -> bool:
@@ -45,12 +46,23 @@ class Table:
     rows: list[list[Cell]] = dataclasses.field(default_factory=list)
     totals: list[list[Cell]] = dataclasses.field(default_factory=list)
     groups: list[tuple[str, int]] = dataclasses.field(default_factory=list)  # header groups over columns
+    screen_columns: int | None = (
+        None  # the screen shows the first N columns (the rest are notes shown in cells)
+    )
 
     @property
     def header(self) -> list[tuple[str, bool]]:
         """(column title, whether the column holds numbers) for right-aligned headers over right-aligned figures."""
         numeric = [any(row[i].is_number for row in self.rows + self.totals) for i in range(len(self.columns))]
-        return list(zip(self.columns, numeric, strict=True))
+        return list(zip(self.columns, numeric, strict=True))[: self.screen_columns]
+
+    @property
+    def screen_rows(self) -> list[list[Cell]]:
+        return [row[: self.screen_columns] for row in self.rows]
+
+    @property
+    def screen_totals(self) -> list[list[Cell]]:
+        return [row[: self.screen_columns] for row in self.totals]
 
     def records(self) -> list[list[Any]]:
         return [[c.value for c in row] for row in (*self.rows, *self.totals)]

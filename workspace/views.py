@@ -156,6 +156,7 @@ RECON_COLUMNS = [
     "GL tax",
     "GL COGS",
     "GL refunds",
+    "What differs",
 ]
 RECON_GROUPS = [("", 7), ("BigCommerce (order snapshots)", 4), ("Posted in the GL, by line role", 7)]
 
@@ -165,7 +166,7 @@ def _recon_cells(row: figures.ReconRow, tenant, names, *, total: bool = False) -
     if total:
         day, channel = Cell(f"Total {row.currency}"), Cell("")
         orders, refunds = Cell(row.orders), Cell(row.refunds)
-        status_cell = Cell(status, css=STATUS_CSS[status])
+        status_cell = Cell(status, css=STATUS_CSS[status], note=row.notes)
     else:
         day = Cell(row.day)
         channel = Cell(_channel_label(row.channel_id, names))
@@ -202,7 +203,7 @@ def _recon_cells(row: figures.ReconRow, tenant, names, *, total: bool = False) -
             if row.problem_orders
             else ""
         )
-        status_cell = Cell(status, href=problems, css=STATUS_CSS[status])
+        status_cell = Cell(status, href=problems, css=STATUS_CSS[status], note=row.notes)
     diff = row.difference
     return [
         day,
@@ -214,6 +215,7 @@ def _recon_cells(row: figures.ReconRow, tenant, names, *, total: bool = False) -
         refunds,
         *(Cell(row.bc[m]) for m in figures.MEASURES),
         *(Cell(row.gl[c]) for c in figures.GL_COLUMNS),
+        Cell(row.notes),  # in the files a column; on screen the status cell's second line
     ]
 
 
@@ -223,6 +225,7 @@ def reconciliation_table(result: figures.Reconciliation, tenant) -> Table:
         title="Reconciliation",
         columns=RECON_COLUMNS,
         groups=RECON_GROUPS,
+        screen_columns=len(RECON_COLUMNS) - 1,
         rows=[_recon_cells(r, tenant, names) for r in result.rows],
         totals=[_recon_cells(t, tenant, names, total=True) for t in result.totals],
     )

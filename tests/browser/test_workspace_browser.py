@@ -65,10 +65,11 @@ def test_reconciliation_of_a_month(page, live_server, login, shot, accountant, t
     with page.expect_navigation():
         page.click("#ws-filters input[type=submit]")
     table = page.locator("#recon")
-    statuses = table.locator("tbody tr td:nth-child(3)").all_inner_texts()
+    statuses = [t.split("\n")[0] for t in table.locator("tbody tr td:nth-child(3)").all_inner_texts()]
     assert statuses == ["matched", "differs", "matched", "failed"]
     total = table.locator("tfoot tr").first.locator("td").all_inner_texts()
-    assert total[:4] == ["Total USD", "", "failed", "50.00"]
+    assert [total[0], total[1], total[2].split("\n")[0], total[3]] == ["Total USD", "", "failed", "50.00"]
+    assert "tax +1.00" in table.locator("tbody tr", has_text="differs").inner_text()
     assert total[7] == "312.00" and total[11] == "262.00"  # BigCommerce sales, GL sales
     shot(page, "04-reconciliation")
     with page.expect_navigation():
@@ -92,7 +93,13 @@ def test_exports_read_back(page, live_server, login, accountant, tenant):
     with page.expect_download() as csv_download:
         page.click("#export-csv")
     rows = list(csv.reader(io.StringIO(Path(csv_download.value.path()).read_text(encoding="utf-8-sig"))))
-    assert rows[-1] == [t.replace(",", "") for t in on_screen]
+    status, notes = on_screen[2].split("\n", 1)  # the status cell's second line is the file's last column
+    assert rows[-1][:18] == [t.replace(",", "") for t in [*on_screen[:2], status, *on_screen[3:18]]]
+    assert (
+        rows[-1][18]
+        == notes
+        == "1 failed; 1 not posted yet; 1 differs; sales +50.00; tax +17.00; shipping +20.00"
+    )
     with page.expect_download() as xlsx_download:
         page.click("#export-xlsx")
     assert xlsx_download.value.suggested_filename.endswith(".xlsx")
