@@ -144,7 +144,6 @@ class PostingLogInline(admin.TabularInline):
 class PostingAdmin(ReadOnlyAdmin):
     list_display = (
         "entry",
-        "order_link",
         "status_badge",
         "amount",
         "reason",
@@ -154,7 +153,9 @@ class PostingAdmin(ReadOnlyAdmin):
         "flag",
         "tenant",
     )
-    list_display_links = ("entry",)
+    list_display_links = (
+        None  # the entry column carries its own links (the entry, and all entries of its order)
+    )
     list_filter = (
         "status",
         ("tenant", admin.RelatedOnlyFieldListFilter),
@@ -212,14 +213,6 @@ class PostingAdmin(ReadOnlyAdmin):
         ("Order snapshot", {"fields": ("snapshot",), "classes": ("collapse",)}),
     )
 
-    @admin.display(description="Order (all entries)", ordering="order_id")
-    def order_link(self, obj: Posting) -> str:
-        url = (
-            reverse("admin:accounting_posting_changelist")
-            + f"?tenant__id__exact={obj.tenant_id}&q={obj.order_id}"
-        )
-        return format_html('<a href="{}">{}</a>', url, obj.order_id)
-
     @admin.display(description="Amount", ordering="total")
     def amount(self, obj: Posting) -> str:
         currency = obj.currency or "USD"
@@ -232,9 +225,24 @@ class PostingAdmin(ReadOnlyAdmin):
                 )
         return f"{quantize(obj.total, currency):,} {obj.currency}"
 
-    @admin.display(description="Entry", ordering="idempotency_key")
+    @admin.display(description="Entry", ordering="order_id")
     def entry(self, obj: Posting) -> str:
-        return format_html('<span title="Idempotency key {}">{}</span>', obj.idempotency_key, obj.entry_label)
+        return format_html(
+            '<a href="{}" title="Idempotency key {}">{}</a> <a href="{}" class="ws-all" title="All entries of order {}">'
+            "(all)</a>",
+            reverse("admin:accounting_posting_change", args=[obj.pk]),
+            obj.idempotency_key,
+            obj.entry_label,
+            self.order_entries_url(obj),
+            obj.order_id,
+        )
+
+    @staticmethod
+    def order_entries_url(obj: Posting) -> str:
+        return (
+            reverse("admin:accounting_posting_changelist")
+            + f"?tenant__id__exact={obj.tenant_id}&order_id={obj.order_id}"
+        )
 
     def get_list_display(self, request):
         fields = super().get_list_display(request)
@@ -303,10 +311,7 @@ class PostingAdmin(ReadOnlyAdmin):
         elif banner and posting.status == Posting.Status.NEEDS_REAUTH:
             context["banner_link"] = reverse("admin:connector_tenant_change", args=[posting.tenant_id])
         if banner and posting.status in explain.NEEDS_A_PERSON:
-            context["banner_list"] = (
-                reverse("admin:accounting_posting_changelist")
-                + f"?tenant__id__exact={posting.tenant_id}&q={posting.order_id}"
-            )
+            context["banner_list"] = self.order_entries_url(posting)
         return super().change_view(request, object_id, form_url, context)
 
     @admin.display(description="Status", ordering="status")

@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 
 from accounting import figures
 from accounting.models import Posting
-from tests.books import add_posting, november
+from tests.books import add_posting, add_refund, november
 
 S = Posting.Status
 D = Decimal
@@ -180,3 +180,29 @@ def test_exports_need_the_export_permission(client, month, django_user_model):
     client.force_login(user)
     assert client.get(RECON, {"tenant": month.pk}).status_code == 200
     assert client.get(RECON, {"tenant": month.pk, "export": "csv"}).status_code == 403
+
+
+def _queries(client, url, params) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url, params).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_pages_run_a_fixed_number_of_queries(admin_client, month):
+    """No query per row: thirty more orders, refunds and failures cost no extra query on any page."""
+    params = {"tenant": month.pk, "period": "custom", "start": "2026-11-01", "end": "2026-11-30"}
+    pages = [(RECON, params), (TB, params), (DASH, {}), ("/admin/accounting/posting/", {})]
+    before = [_queries(admin_client, url, p) for url, p in pages]
+    for i in range(30):
+        day = date(2026, 11, 1 + i % 28)
+        parent = add_posting(
+            month, 2000 + i, day=day, channel_id=1 + i % 3, total="12.34", tax="1.00", shipping="1"
+        )
+        if i % 5 == 0:
+            add_refund(month, parent, 8000 + i, day=day, amount="2.00")
+        if i % 7 == 0:
+            add_posting(month, 3000 + i, day=day, status=S.NEEDS_MAPPING, channel_id=9)
+    assert [_queries(admin_client, url, p) for url, p in pages] == before
