@@ -20,7 +20,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.fields.json import KT
 
 from connector.models import WebhookEvent
@@ -138,6 +138,8 @@ def period_for(kind: str, today: date, *, on: date | None = None, start=None, en
 
 
 def _dec(value) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
     if value in (None, ""):
         return ZERO
     try:
@@ -227,16 +229,20 @@ class Reconciliation:
     totals: list[ReconRow]  # one per currency (day and channel None)
 
 
-def _gl_by_group(lines, key: str) -> dict:
-    """{group key: {column: natural amount}} from line aggregates grouped by ``key`` and role."""
-    out: dict = defaultdict(lambda: defaultdict(lambda: ZERO))
-    for row in lines:
-        role = row["role"]
-        net_debit = _dec(row["d"]) - _dec(row["c"])
-        natural = net_debit if NATURAL_SIDE.get(role, "D") == "D" else -net_debit
-        column = GL_ROLE_COLUMN.get(role)
-        if column:
-            out[row[key]][column] += natural
+def _gl_columns(lines, key: str) -> dict:
+    """{group key: {column: natural amount}}: the lines summed per group with one conditional sum per column, so
+    the database returns one row per order (or refund), not one per order and role."""
+    sums = {}
+    for column in GL_COLUMNS:
+        roles = [role for role, col in GL_ROLE_COLUMN.items() if col == column]
+        if not roles:
+            continue
+        debit_side = NATURAL_SIDE.get(roles[0], "D") == "D"
+        amount = F("debit") - F("credit") if debit_side else F("credit") - F("debit")
+        sums[f"gl_{column}"] = Sum(amount, filter=Q(role__in=roles))
+    out: dict = {}
+    for row in lines.values(key).annotate(**sums).order_by():
+        out[row[key]] = {column[3:]: _dec(value) for column, value in row.items() if column != key}
     return out
 
 
@@ -269,16 +275,13 @@ def reconcile(tenant, period: Period, *, channel_id: int | None = None) -> Recon
     for row in part:
         by_order[row["order_id"]].append(row)
 
-    gl_orders = _gl_by_group(
+    gl_orders = _gl_columns(
         PostingLine.objects.filter(
             posting__tenant=tenant,
             posting__status=S.POSTED,
             posting__kind__in=ORDER_PART,
             posting__order_id__in=order_ids,
-        )
-        .values("posting__order_id", "role")
-        .annotate(d=Sum("debit"), c=Sum("credit"))
-        .order_by(),
+        ),
         "posting__order_id",
     )
 
@@ -299,7 +302,7 @@ def reconcile(tenant, period: Period, *, channel_id: int | None = None) -> Recon
         if channel_id is not None and latest["channel_id"] != channel_id:
             continue
         bc = _bc_order_figures(latest)
-        gl = gl_orders.get(order_id, {})
+        gl = gl_orders.get(order_id) or dict.fromkeys(GL_COLUMNS, ZERO)
         statuses = {e["status"] for e in entries if e["status"] != S.SKIPPED}
         if not statuses:
             continue  # void before anything was posted, or nothing to post: nothing to reconcile
@@ -321,12 +324,8 @@ def reconcile(tenant, period: Period, *, channel_id: int | None = None) -> Recon
     ).exclude(status=S.SKIPPED)
     if channel_id is not None:
         refunds = refunds.filter(channel_id=channel_id)
-    gl_refunds = _gl_by_group(
-        PostingLine.objects.filter(posting__in=refunds.filter(status=S.POSTED))
-        .values("posting_id", "role")
-        .annotate(d=Sum("debit"), c=Sum("credit"))
-        .order_by(),
-        "posting_id",
+    gl_refunds = _gl_columns(
+        PostingLine.objects.filter(posting__in=refunds.filter(status=S.POSTED)), "posting_id"
     )
     for r in refunds.annotate(r_total=KT("snapshot__refund__total_amount")).values(
         "id", "order_id", "status", "channel_id", "currency", "gl_date", "r_total"
