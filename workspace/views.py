@@ -435,6 +435,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
                 "posted": [r for r in posted.rows if r[0].value == s.tenant.name],
                 "work": next(r for r in work.rows if r[0].value == s.tenant.name),
                 "recon_url": _url("workspace-reconciliation", tenant=s.tenant.pk, period="month"),
+                "last_month_url": _url("workspace-reconciliation", tenant=s.tenant.pk, period="last_month"),
             }
         )
     return _page(

@@ -17,8 +17,20 @@ from accounting.models import Posting
 from tests.books import add_posting, november
 from tests.browser.conftest import PASSWORD
 
-# serialized_rollback: the groups created by a data migration survive the flush between live-server tests.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
+# What the Accountant group holds (tests/test_access.py checks the migration creates it); the live-server tests
+# flush the database between tests, which removes the migration's groups, so the fixture builds the same one.
+ACCOUNTANT = (
+    "view_posting",
+    "view_postingline",
+    "view_postinglog",
+    "view_postingattempt",
+    "view_channelmapping",
+    "operate_posting",
+    "export_posting",
+    "view_tenant",
+    "view_webhookevent",
+)
 NOVEMBER = "?period=custom&start=2026-11-01&end=2026-11-30"
 
 
