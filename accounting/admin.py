@@ -147,9 +147,9 @@ class PostingAdmin(ReadOnlyAdmin):
         "status_badge",
         "amount",
         "reason",
-        "gl_date",
-        "channel_id",
-        "x3_document_number",
+        "gl_day",
+        "channel",
+        "x3_document",
         "flag",
         "tenant",
     )
@@ -236,6 +236,18 @@ class PostingAdmin(ReadOnlyAdmin):
             self.order_entries_url(obj),
             obj.order_id,
         )
+
+    @admin.display(description="GL date", ordering="gl_date")
+    def gl_day(self, obj: Posting) -> str:
+        return obj.gl_date.isoformat() if obj.gl_date else "—"
+
+    @admin.display(description="Channel", ordering="channel_id")
+    def channel(self, obj: Posting):
+        return obj.channel_id
+
+    @admin.display(description="X3 document", ordering="x3_document_number")
+    def x3_document(self, obj: Posting) -> str:
+        return obj.x3_document_number
 
     @staticmethod
     def order_entries_url(obj: Posting) -> str:
