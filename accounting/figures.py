@@ -261,14 +261,13 @@ def reconcile(tenant, period: Period, *, channel_id: int | None = None) -> Recon
     bases = Posting.objects.filter(
         tenant=tenant, kind=K.ORDER, gl_date__gte=period.start, gl_date__lte=period.end
     ).exclude(status=S.WAITING)
-    base_rows = {r["order_id"]: r for r in bases.values("order_id", "gl_date", "status")}
     order_ids = bases.values("order_id")
 
     snapshot = {f"s_{k}": KT(f"snapshot__{k}") for k in _SNAPSHOT_KEYS}
     part = (
         Posting.objects.filter(tenant=tenant, kind__in=ORDER_PART, order_id__in=order_ids)
         .annotate(**snapshot)
-        .values("id", "order_id", "status", "channel_id", "currency", *snapshot)
+        .values("id", "order_id", "kind", "gl_date", "status", "channel_id", "currency", *snapshot)
         .order_by("order_id", "id")
     )
     by_order: dict[int, list[dict]] = defaultdict(list)
@@ -294,7 +293,7 @@ def reconcile(tenant, period: Period, *, channel_id: int | None = None) -> Recon
         return rows[key]
 
     for order_id, entries in by_order.items():
-        base = base_rows.get(order_id)
+        base = next((e for e in entries if e["kind"] == K.ORDER), None)  # the order entry: its day counts
         if base is None:
             continue
         live = [e for e in entries if e["status"] != S.SKIPPED] or entries
