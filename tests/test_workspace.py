@@ -206,3 +206,30 @@ def test_pages_run_a_fixed_number_of_queries(admin_client, month):
         if i % 7 == 0:
             add_posting(month, 3000 + i, day=day, status=S.NEEDS_MAPPING, channel_id=9)
     assert [_queries(admin_client, url, p) for url, p in pages] == before
+
+
+def test_channel_filter_currency_precision_and_waiting_orders(tenant):
+    add_posting(
+        tenant, 600, day=date(2026, 11, 2), channel_id=1, total="108.00", tax="8.00", shipping="10.00"
+    )
+    add_posting(
+        tenant,
+        601,
+        day=date(2026, 11, 2),
+        channel_id=2,
+        total="1500",
+        tax="100",
+        shipping="0",
+        currency="JPY",
+    )
+    add_posting(tenant, 602, day=date(2026, 11, 2), channel_id=1, total="99.00", status=S.WAITING)
+    only_2 = figures.reconcile(tenant, NOV, channel_id=2)
+    (row,) = only_2.rows
+    assert row.channel_id == 2 and row.currency == "JPY" and row.bc["sales"] == D("1500")
+    assert str(row.bc["sales"]) == "1500"  # yen have no minor unit
+    result = figures.reconcile(tenant, NOV)
+    assert [t.currency for t in result.totals] == ["JPY", "USD"]
+    usd = next(t for t in result.totals if t.currency == "USD")
+    assert usd.orders == 1 and usd.bc["sales"] == D("108.00")  # the unconfirmed order is not a sale yet
+    tb = figures.trial_balance(tenant, NOV, channel_id=2)
+    assert {r.channel_id for r in tb.rows} == {2} and str(tb.totals[0].debit) == "1500"
