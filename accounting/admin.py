@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Sum
+from django.db.models import Count, Exists, OuterRef, Sum
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -14,11 +14,13 @@ from import_export.admin import ImportExportModelAdmin
 from import_export.widgets import ForeignKeyWidget
 
 from connector import operations
+from connector.access import TenantScopedAdmin, tenants_for
 from connector.admin import ReadOnlyAdmin
 from connector.clients import x3_client
 from connector.models import Tenant
 from integrations.errors import IntegrationError
 
+from . import explain
 from .journal import quantize
 from .models import (
     AuditChainHead,
@@ -33,12 +35,40 @@ from .models import (
 from .posting import entry_for
 
 
+class TenantWidget(ForeignKeyWidget):
+    """A tenant named by its slug, looked up only among the importing user's tenants."""
+
+    allowed = None  # a Tenant queryset; None: every tenant (no request, e.g. a script)
+
+    def get_queryset(self, value, row, *args, **kwargs):
+        return self.allowed if self.allowed is not None else super().get_queryset(value, row, *args, **kwargs)
+
+
+def side_amount(amount, currency: str) -> str:
+    """An amount at the currency's precision, blank when zero (the unused side of a line)."""
+    if not amount:
+        return ""
+    return f"{quantize(Decimal(amount), currency or 'USD'):,}"
+
+
+def money_totals(rows, currency_key: str, keys: tuple[str, ...]) -> list[dict]:
+    """[{currency, <key>: amount at the currency's precision}] from an aggregate grouped by currency."""
+    out = []
+    for row in rows:
+        cur = row[currency_key] or "USD"
+        out.append({"currency": cur, **{k: f"{quantize(Decimal(str(row[k] or 0)), cur):,}" for k in keys}})
+    return sorted(out, key=lambda r: r["currency"])
+
+
 class ChannelMappingResource(resources.ModelResource):
     """CSV/XLSX import and export of channel mappings; the tenant is named by its slug."""
 
-    tenant = fields.Field(
-        attribute="tenant", column_name="tenant", widget=ForeignKeyWidget(Tenant, field="slug")
-    )
+    tenant = fields.Field(attribute="tenant", column_name="tenant", widget=TenantWidget(Tenant, field="slug"))
+
+    def __init__(self, user=None, **kwargs):
+        super().__init__(**kwargs)
+        if user is not None:
+            self.fields["tenant"].widget.allowed = tenants_for(user)
 
     class Meta:
         model = ChannelMapping
@@ -49,7 +79,7 @@ class ChannelMappingResource(resources.ModelResource):
 
 
 @admin.register(ChannelMapping)
-class ChannelMappingAdmin(ImportExportModelAdmin):
+class ChannelMappingAdmin(TenantScopedAdmin, ImportExportModelAdmin):
     resource_classes = [ChannelMappingResource]
     list_display = (
         "tenant",
@@ -62,20 +92,31 @@ class ChannelMappingAdmin(ImportExportModelAdmin):
         "tax_account",
         "site",
     )
-    list_filter = ("tenant", "is_active")
+    list_filter = (("tenant", admin.RelatedOnlyFieldListFilter), "is_active")
     search_fields = ("name", "=channel_id")
     list_select_related = ("tenant",)
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        return {**super().get_import_resource_kwargs(request, **kwargs), "user": request.user}
 
 
 class PostingLineInline(admin.TabularInline):
     model = PostingLine
-    fields = ("line_no", "role", "account", "debit", "credit", "description")
+    fields = ("line_no", "role", "account", "debit_amount", "credit_amount", "description")
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="Debit")
+    def debit_amount(self, obj: PostingLine) -> str:
+        return side_amount(obj.debit, obj.posting.currency)
+
+    @admin.display(description="Credit")
+    def credit_amount(self, obj: PostingLine) -> str:
+        return side_amount(obj.credit, obj.posting.currency)
 
 
 class PostingAttemptInline(admin.StackedInline):
@@ -118,25 +159,41 @@ class PostingLogInline(admin.TabularInline):
 @admin.register(Posting)
 class PostingAdmin(ReadOnlyAdmin):
     list_display = (
-        "idempotency_key",
-        "order_link",
+        "entry",
         "status_badge",
         "amount",
-        "gl_date",
-        "x3_document_number",
+        "reason",
+        "gl_day",
+        "channel",
+        "x3_document",
+        "flag",
+        "tenant",
+    )
+    list_display_links = (
+        None  # the entry column carries its own links (the entry, and all entries of its order)
+    )
+    list_filter = (
+        "status",
+        ("tenant", admin.RelatedOnlyFieldListFilter),
+        "kind",
         "channel_id",
         "flagged",
-        "attempts",
-        "tenant",
+        "trigger",
+        "gl_date",
         "created_at",
     )
-    list_filter = ("status", "tenant", "kind", "channel_id", "flagged", "trigger", "gl_date", "created_at")
     search_fields = ("=order_id", "reference", "x3_document_number", "idempotency_key")
     list_select_related = ("tenant",)
     date_hierarchy = "gl_date"
     inlines = (PostingLineInline, PostingLogInline, PostingAttemptInline)
     actions = ("approve", "reject", "repost_orders", "retry_now")
-    readonly_fields = [f.name for f in Posting._meta.fields] + ["balance", "x3_preview"]
+    readonly_fields = [f.name for f in Posting._meta.fields] + [
+        "balance",
+        "flag",
+        "entry_total",
+        "rounding",
+        "x3_preview",
+    ]
     fieldsets = (
         (
             None,
@@ -150,10 +207,10 @@ class PostingAdmin(ReadOnlyAdmin):
                     "order_status_id",
                     "gl_date",
                     "currency",
-                    "total",
+                    "entry_total",
                     "balance",
-                    "difference",
-                    "flagged",
+                    "rounding",
+                    "flag",
                     "flag_reason",
                     "description",
                 )
@@ -179,17 +236,119 @@ class PostingAdmin(ReadOnlyAdmin):
         ("Order snapshot", {"fields": ("snapshot",), "classes": ("collapse",)}),
     )
 
-    @admin.display(description="Order (all entries)", ordering="order_id")
-    def order_link(self, obj: Posting) -> str:
-        url = (
-            reverse("admin:accounting_posting_changelist")
-            + f"?tenant__id__exact={obj.tenant_id}&q={obj.order_id}"
-        )
-        return format_html('<a href="{}">{}</a>', url, obj.order_id)
-
     @admin.display(description="Amount", ordering="total")
     def amount(self, obj: Posting) -> str:
-        return f"{quantize(obj.total, obj.currency or 'USD')} {obj.currency}"
+        currency = obj.currency or "USD"
+        if not obj.total and obj.status in (Posting.Status.WAITING, Posting.Status.NEEDS_MAPPING):
+            order_total = (obj.snapshot or {}).get("total_inc_tax")
+            if order_total:  # nothing built yet: show what the order is worth, marked as such
+                amount = quantize(Decimal(str(order_total)), currency)
+                return format_html(
+                    '<span title="Order total; no entry built yet">({} {})</span>', f"{amount:,}", currency
+                )
+        return f"{quantize(obj.total, currency):,} {obj.currency}"
+
+    @admin.display(description="Entry", ordering="order_id")
+    def entry(self, obj: Posting) -> str:
+        return format_html(
+            '<a href="{}" title="Idempotency key {}">{}</a> <a href="{}" class="ws-all" title="All entries of order {}">'
+            "(all)</a>",
+            reverse("admin:accounting_posting_change", args=[obj.pk]),
+            obj.idempotency_key,
+            obj.entry_label,
+            self.order_entries_url(obj),
+            obj.order_id,
+        )
+
+    @admin.display(description="GL date", ordering="gl_date")
+    def gl_day(self, obj: Posting) -> str:
+        return obj.gl_date.isoformat() if obj.gl_date else "—"
+
+    @admin.display(description="Channel", ordering="channel_id")
+    def channel(self, obj: Posting):
+        return obj.channel_id
+
+    @admin.display(description="X3 document", ordering="x3_document_number")
+    def x3_document(self, obj: Posting) -> str:
+        return obj.x3_document_number
+
+    @staticmethod
+    def order_entries_url(obj: Posting) -> str:
+        return (
+            reverse("admin:accounting_posting_changelist")
+            + f"?tenant__id__exact={obj.tenant_id}&order_id={obj.order_id}"
+        )
+
+    def get_list_display(self, request):
+        fields = super().get_list_display(request)
+        if not request.user.is_superuser and tenants_for(request.user).count() == 1:
+            fields = tuple(f for f in fields if f != "tenant")  # one tenant: the column says nothing
+        return fields
+
+    @admin.display(description="Total (receivable)")
+    def entry_total(self, obj: Posting) -> str:
+        return self.amount(obj)
+
+    @admin.display(description="Rounding line")
+    def rounding(self, obj: Posting) -> str:
+        return side_amount(obj.difference, obj.currency) or "none"
+
+    @admin.display(description="Reason")
+    def reason(self, obj: Posting) -> str:
+        text = explain.reason(obj, mapping_inactive=getattr(obj, "mapping_inactive", False))
+        if not text:
+            return ""
+        short = text if len(text) <= 140 else text[:139] + "…"
+        return format_html('<span title="{}">{}</span>', text, short)
+
+    @admin.display(description="Flagged", ordering="flagged")
+    def flag(self, obj: Posting) -> str:
+        if not obj.flagged:
+            return ""
+        return format_html('<span style="color:#b35c00" title="{}">⚑ flagged</span>', obj.flag_reason)
+
+    def get_queryset(self, request):
+        inactive = ChannelMapping.objects.filter(
+            tenant=OuterRef("tenant"), channel_id=OuterRef("channel_id"), is_active=False
+        )
+        return super().get_queryset(request).annotate(mapping_inactive=Exists(inactive))
+
+    def changelist_view(self, request, extra_context=None):
+        audit = {"audit_lines": audit_chain_lines(tenants_for(request.user))}
+        response = super().changelist_view(request, {**audit, **(extra_context or {})})
+        cl = response.context_data.get("cl") if hasattr(response, "context_data") else None
+        if cl is not None:
+            rows = cl.queryset.values("currency").annotate(total=Sum("total"), n=Count("id")).order_by()
+            totals = money_totals(rows, "currency", ("total",))
+            counts = {(r["currency"] or "USD"): r["n"] for r in rows}
+            for t in totals:
+                t["n"] = counts.get(t["currency"], 0)
+            response.context_data["totals"] = totals  # type: ignore[attr-defined]
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        posting = self.get_object(request, object_id)
+        banner = explain.explain(posting, mapping_inactive=getattr(posting, "mapping_inactive", False))
+        context = {
+            **(extra_context or {}),
+            "banner": banner,
+            "flag_reason": posting.flag_reason if posting.flagged else "",
+        }
+        if banner and posting.status == Posting.Status.NEEDS_MAPPING:
+            mapping = ChannelMapping.objects.filter(
+                tenant=posting.tenant_id, channel_id=posting.channel_id
+            ).first()
+            context["banner_link"] = (
+                reverse("admin:accounting_channelmapping_change", args=[mapping.pk])
+                if mapping
+                else reverse("admin:accounting_channelmapping_add")
+                + f"?tenant={posting.tenant_id}&channel_id={posting.channel_id}"
+            )
+        elif banner and posting.status == Posting.Status.NEEDS_REAUTH:
+            context["banner_link"] = reverse("admin:connector_tenant_change", args=[posting.tenant_id])
+        if banner and posting.status in explain.NEEDS_A_PERSON:
+            context["banner_list"] = self.order_entries_url(posting)
+        return super().change_view(request, object_id, form_url, context)
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Posting) -> str:
@@ -207,8 +366,9 @@ class PostingAdmin(ReadOnlyAdmin):
     @admin.display(description="Debit = credit")
     def balance(self, obj: Posting) -> str:
         totals = obj.lines.aggregate(d=Sum("debit"), c=Sum("credit"))
-        debit, credit = (Decimal(str(totals[k] or 0)).quantize(Decimal("0.0001")) for k in ("d", "c"))
-        return f"{debit} = {credit}" + ("" if debit == credit else "  ⚠ NOT BALANCED")
+        debit, credit = (Decimal(str(totals[k] or 0)) for k in ("d", "c"))
+        shown = [f"{quantize(v, obj.currency or 'USD'):,}" for v in (debit, credit)]
+        return f"{shown[0]} = {shown[1]}" + ("" if debit == credit else "  ⚠ NOT BALANCED")
 
     @admin.display(description="What is sent to X3")
     def x3_preview(self, obj: Posting) -> str:
@@ -223,9 +383,6 @@ class PostingAdmin(ReadOnlyAdmin):
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("accounting.operate_posting")
-
-    def changelist_view(self, request, extra_context=None):
-        return super().changelist_view(request, {"audit_lines": audit_chain_lines(), **(extra_context or {})})
 
     @admin.action(
         description="Re-post order: re-fetch from BigCommerce, post only what is missing",
@@ -280,12 +437,20 @@ class X3CircuitAdmin(ReadOnlyAdmin):
         return format_html('<b class="connector-status-ok">{}</b>', "X3 answers")
 
 
-def audit_chain_lines() -> list[tuple[str, str]]:
-    """(message level, text) about the tenants' audit chains, from the last ``verify_audit`` results: two small
-    queries, never a walk over the records."""
-    checks = {c.tenant_id: c for c in AuditCheck.objects.select_related("tenant").order_by("tenant__name")}
+def audit_chain_lines(tenants) -> list[tuple[str, str]]:
+    """(message level, text) about the audit chains of ``tenants`` (the user's), from the last ``verify_audit``
+    results: two small queries, never a walk over the records."""
+    checks = {
+        c.tenant_id: c
+        for c in AuditCheck.objects.filter(tenant__in=tenants)
+        .select_related("tenant")
+        .order_by("tenant__name")
+    }
     unverified = (
-        AuditChainHead.objects.exclude(tenant_id__in=checks).select_related("tenant").order_by("tenant__name")
+        AuditChainHead.objects.filter(tenant__in=tenants)
+        .exclude(tenant_id__in=checks)
+        .select_related("tenant")
+        .order_by("tenant__name")
     )
     stale_before = timezone.now() - timedelta(minutes=2 * settings.CONNECTOR["AUDIT_VERIFY_INTERVAL_MINUTES"])
     lines = []
@@ -310,3 +475,58 @@ def audit_chain_lines() -> list[tuple[str, str]]:
 
 def _when(check: AuditCheck) -> str:
     return f"{timezone.localtime(check.checked_at):%Y-%m-%d %H:%M}"
+
+
+@admin.register(PostingLine)
+class PostingLineAdmin(ReadOnlyAdmin):
+    """The lines behind a trial-balance figure (drill-down from the workspace), with totals of the filtered rows."""
+
+    tenant_path = "posting__tenant"
+    list_display = ("posting_link", "gl_date", "channel", "role", "account", "debit_amount", "credit_amount")
+    list_filter = ("role", ("posting__tenant", admin.RelatedOnlyFieldListFilter), "posting__status")
+    search_fields = ("=account", "=posting__order_id", "description")
+    list_select_related = ("posting",)
+    # Query-string lookups the workspace links use (relational lookups must be allowed explicitly).
+    drill_down_lookups = (
+        "posting__tenant__id__exact",
+        "posting__channel_id",
+        "posting__currency",
+        "posting__status__exact",
+        "posting__gl_date__gte",
+        "posting__gl_date__lte",
+    )
+
+    def lookup_allowed(self, lookup, value, request=None):
+        return lookup in self.drill_down_lookups or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="Entry", ordering="posting__idempotency_key")
+    def posting_link(self, obj: PostingLine) -> str:
+        url = reverse("admin:accounting_posting_change", args=[obj.posting_id])
+        return format_html('<a href="{}">{}</a>', url, obj.posting.idempotency_key)
+
+    @admin.display(description="GL date", ordering="posting__gl_date")
+    def gl_date(self, obj: PostingLine):
+        return obj.posting.gl_date
+
+    @admin.display(description="Channel", ordering="posting__channel_id")
+    def channel(self, obj: PostingLine):
+        return obj.posting.channel_id
+
+    @admin.display(description="Debit", ordering="debit")
+    def debit_amount(self, obj: PostingLine) -> str:
+        return side_amount(obj.debit, obj.posting.currency)
+
+    @admin.display(description="Credit", ordering="credit")
+    def credit_amount(self, obj: PostingLine) -> str:
+        return side_amount(obj.credit, obj.posting.currency)
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        cl = getattr(response, "context_data", {}).get("cl") if hasattr(response, "context_data") else None
+        if cl is not None:
+            response.context_data["totals"] = money_totals(  # type: ignore[attr-defined]
+                cl.queryset.values("posting__currency").annotate(d=Sum("debit"), c=Sum("credit")).order_by(),
+                "posting__currency",
+                ("d", "c"),
+            )
+        return response

@@ -152,11 +152,17 @@ class Posting(models.Model):
         indexes = [
             models.Index(fields=["tenant", "order_id"]),
             models.Index(fields=["status", "next_attempt_at"]),
+            # The workspace: reconciliation, trial balance and dashboard read a tenant's entries by GL date/status.
+            models.Index(fields=["tenant", "gl_date"], name="posting_tenant_gl_date"),
+            models.Index(fields=["tenant", "status"], name="posting_tenant_status"),
         ]
-        permissions = [("operate_posting", "Can retry and re-post postings and webhook events")]
+        permissions = [
+            ("operate_posting", "Can retry and re-post postings and webhook events"),
+            ("export_posting", "Can export postings, reconciliation and trial balance"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.idempotency_key} ({self.status})"
+        return f"{self.entry_label} — {self.get_status_display()}"
 
     def save(self, *args, **kwargs) -> None:
         if self.pk is not None:
@@ -169,6 +175,16 @@ class Posting(models.Model):
         if type(self).objects.filter(pk=self.pk, status=self.Status.POSTED).exists():
             raise ImmutablePostingError(f"Posting {self.idempotency_key} is posted and cannot be deleted")
         return super().delete(*args, **kwargs)
+
+    @property
+    def entry_label(self) -> str:
+        """Plain words for the entry: "Order 103", "Refund 5001 of order 101", "Adjustment 2 of order 300"."""
+        if self.kind == self.Kind.ORDER:
+            return f"Order {self.order_id}"
+        if self.kind == self.Kind.REFUND:
+            return f"Refund {self.refund_id} of order {self.order_id}"
+        number = self.idempotency_key.rsplit(":", 1)[-1]
+        return f"{self.get_kind_display()} {number} of order {self.order_id}"
 
 
 class PostingLine(models.Model):
@@ -187,7 +203,7 @@ class PostingLine(models.Model):
         constraints = [models.UniqueConstraint(fields=["posting", "line_no"], name="uniq_posting_line")]
 
     def __str__(self) -> str:
-        return f"{self.account} D {self.debit} C {self.credit}"
+        return f"Line {self.line_no}: {self.role} {self.account}"
 
     def save(self, *args, **kwargs) -> None:
         self._guard()

@@ -17,6 +17,7 @@ from accounting.models import ChannelMapping, Posting
 from integrations.errors import IntegrationError
 
 from . import pipeline, x3auth
+from .access import TenantScopedAdmin, tenants_for
 from .clients import x3_client
 from .forms import AlertSettingsForm, BigCommerceStoreForm, TenantForm, X3ConnectionForm
 from .models import (
@@ -220,7 +221,8 @@ class AlertSettingsInline(admin.StackedInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(TenantScopedAdmin):
+    tenant_path = ""
     list_display = ("name", "slug", "is_active", "store", "x3", "webhook_url")
     list_filter = ("is_active",)
     search_fields = ("name", "slug", "bigcommerce__store_hash")
@@ -250,7 +252,19 @@ class TenantAdmin(admin.ModelAdmin):
         ),
         ("Refunds", {"fields": ("order_refund_policy", "refund_account", "refund_restock_cogs")}),
         ("Reconciliation", {"fields": ("reconciled_until",)}),
+        ("Access", {"fields": ("users",)}),
     )
+    filter_horizontal = ("users",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Only a superuser grants tenants: an operator must not widen anyone's access, their own included.
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else (*fields, "users")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change and not request.user.is_superuser:
+            obj.users.add(request.user)  # a staff user who creates a tenant can see it
 
     @admin.display(description="BigCommerce store")
     def store(self, obj: Tenant) -> str:
@@ -309,7 +323,8 @@ class TenantAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         if request.method == "GET":
             waiting = (
-                Tenant.objects.filter(postings__status=Posting.Status.NEEDS_REAUTH)
+                tenants_for(request.user)
+                .filter(postings__status=Posting.Status.NEEDS_REAUTH)
                 .annotate(n=Count("postings"))
                 .order_by("name")
             )
@@ -340,7 +355,7 @@ class TenantAdmin(admin.ModelAdmin):
         return urls + super().get_urls()
 
     def _tenant_for_action(self, request: HttpRequest, object_id: int) -> Tenant:
-        tenant = get_object_or_404(Tenant.objects.select_related("x3"), pk=object_id)
+        tenant = get_object_or_404(self.get_queryset(request).select_related("x3"), pk=object_id)
         if not self.has_change_permission(request, tenant):
             raise PermissionDenied
         if not hasattr(tenant, "x3"):
@@ -433,7 +448,7 @@ class TenantAdmin(admin.ModelAdmin):
         return format_html("<code>/webhooks/bigcommerce/{}/</code>", obj.slug)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(TenantScopedAdmin):
     """Records of what happened: visible, never edited or deleted by hand."""
 
     class Media:
@@ -461,7 +476,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         "deliveries",
         "attempts",
     )
-    list_filter = ("status", "scope", "tenant", "received_at")
+    list_filter = ("status", "scope", ("tenant", admin.RelatedOnlyFieldListFilter), "received_at")
     search_fields = ("=order_id", "delivery_key", "bc_hash", "webhook_id")
     list_select_related = ("tenant",)
     date_hierarchy = "received_at"

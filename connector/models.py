@@ -114,6 +114,12 @@ class Tenant(models.Model):
         default=False,
         help_text="Reverse cost of goods for refunded product quantities (the goods went back to stock).",
     )
+    users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="tenants",
+        help_text="Staff users who may see and work on this tenant (superusers see every tenant).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "csp",
     "connector",
     "accounting",
+    "workspace",
 ]
 
 MIDDLEWARE = [

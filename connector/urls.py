@@ -3,6 +3,8 @@ from django.urls import path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from workspace import views as workspace
+
 from . import metrics, views
 
 admin.site.site_header = "BigCommerce → Sage X3 connector"
@@ -18,5 +20,20 @@ urlpatterns = [
     path("metrics", never_cache(require_GET(metrics.metrics_view)), name="metrics"),
     path("x3/oauth/<int:tenant_id>/start/", views.x3_oauth_start, name="x3-oauth-start"),
     path("x3/oauth/callback/", views.x3_oauth_callback, name="x3-oauth-callback"),
+    path(
+        "admin/workspace/dashboard/",
+        admin.site.admin_view(workspace.dashboard_view),
+        name="workspace-dashboard",
+    ),
+    path(
+        "admin/workspace/reconciliation/",
+        admin.site.admin_view(workspace.reconciliation_view),
+        name="workspace-reconciliation",
+    ),
+    path(
+        "admin/workspace/trial-balance/",
+        admin.site.admin_view(workspace.trial_balance_view),
+        name="workspace-trial-balance",
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -16,8 +16,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import intake, operations, tasks, x3auth
+from .access import tenants_for
 from .metrics import count_webhooks
-from .models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def x3_oauth_start(request: HttpRequest, tenant_id: int) -> HttpResponse:
     """``POST /x3/oauth/<tenant>/start/`` (admin, CSRF-protected): record a single-use state, go to Sage."""
     if not request.user.has_perm("connector.change_tenant"):
         return HttpResponseForbidden("You may not change tenants.")
-    tenant = get_object_or_404(Tenant.objects.select_related("x3"), pk=tenant_id)
+    tenant = get_object_or_404(tenants_for(request.user).select_related("x3"), pk=tenant_id)
     change_url = reverse("admin:connector_tenant_change", args=[tenant.pk])
     try:
         url = x3auth.x3_authorization_start(
