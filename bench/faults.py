@@ -82,10 +82,24 @@ class Sizes:
 
 
 QUICK = Sizes(60, 12, 8, 4, 30, 6, 2, 20, 2_000, 4)
-FULL = Sizes(1_000, 60, 40, 20, 240, 16, 3, 120, 10_000, 10)
+FULL = Sizes(1_000, 60, 40, 12, 240, 16, 3, 80, 10_000, 10)
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
+
+# The bench process runs Django on the stack's own database and Redis broker, so it rings the sweep and presses
+# "Retry now" in-process (a Django shell against the bench database, without a process start per call on a busy
+# machine). The tests' process has inline tasks (settings_test): there they run as ``manage.py`` commands.
+IN_PROCESS = False
+
+
+def sweep(stack) -> None:
+    if IN_PROCESS:
+        from connector.pipeline import sweep as run_sweep
+
+        run_sweep()
+    else:
+        stack.manage("sweep")
 
 
 def settle(
@@ -100,7 +114,7 @@ def settle(
         if now - started > timeout:
             raise TimeoutError(f"{what} did not settle in {timeout:.0f} s")
         if now - last_sweep > sweep_every:
-            stack.manage("sweep")
+            sweep(stack)
             last_sweep = time.monotonic()
         time.sleep(0.3)
     return time.monotonic() - started
@@ -172,8 +186,8 @@ def send_all(items: list[Request], *, concurrency: int = 8, timeout: float = 30)
                 item.method, item.url, data=item.body, headers=headers, timeout=timeout, allow_redirects=False
             )
             return response.status_code
-        except requests.RequestException:
-            return None
+        except (requests.ConnectionError, requests.Timeout):
+            return None  # the server closed the connection or did not answer
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return list(pool.map(one, items))
@@ -261,8 +275,13 @@ def generate(
 
 
 def retry_now(stack, posting_ids: list[int]) -> int:
-    """An accountant's "Retry now" on these postings: ``accounting.services.retry_now`` run by ``manage.py shell``
-    against the connector's database and broker (what the admin action calls)."""
+    """An accountant's "Retry now" on these postings: ``accounting.services.retry_now`` (what the admin action
+    calls) against the connector's database and broker, in a Django shell (``manage.py shell``, or this process)."""
+    if IN_PROCESS:
+        from accounting.models import Posting
+        from accounting.services import retry_now as press
+
+        return press(Posting.objects.filter(pk__in=posting_ids))
     code = (
         "from accounting.models import Posting; from accounting.services import retry_now; "
         f"print(retry_now(Posting.objects.filter(pk__in={sorted(posting_ids)!r})))"
@@ -354,7 +373,7 @@ def round_r1(stack, orders: int) -> dict[str, Any]:
     answers = send_all(plan, concurrency=8)
     send_s = time.monotonic() - t0
     settle_s = settle(stack, all_posted(ids), timeout=300 + orders * 0.6, what=f"R1 ({orders} orders)")
-    stack.manage("sweep")
+    sweep(stack)
     time.sleep(2)
 
     # totals: X3's receivable lines against BigCommerce's order totals
@@ -451,7 +470,7 @@ def round_r2(stack, orders: int, phase_seconds: int) -> dict[str, Any]:
             )
             while time.monotonic() - p0 < phase_seconds:
                 if time.monotonic() - p0 < phase_seconds - 3:
-                    stack.manage("sweep")
+                    sweep(stack)
                 time.sleep(2)
             if phase == "refused":  # the refusal ends by itself; the simulator is reachable again
                 deadline = time.monotonic() + 10
@@ -466,7 +485,8 @@ def round_r2(stack, orders: int, phase_seconds: int) -> dict[str, Any]:
         stack.x3.clear_faults()
     outage_s = time.monotonic() - t0
     outage_ended = datetime.now(UTC)
-    parked_during = statuses(ids).get(Posting.Status.NEEDS_ATTENTION, 0)
+    at_recovery = statuses(ids)
+    parked_during = at_recovery.get(Posting.Status.NEEDS_ATTENTION, 0)
     circuit = X3Circuit.objects.first()
     was_open = bool(circuit and (circuit.opened_at or seen))
     drain_s = settle(stack, all_posted(ids), timeout=120 + orders, what="R2 after recovery")
@@ -495,6 +515,7 @@ def round_r2(stack, orders: int, phase_seconds: int) -> dict[str, Any]:
         "x3_calls_during_outage": calls,
         "x3_call_bound": call_bound,
         "needs_attention_during_outage": parked_during,
+        "statuses_at_recovery": dict(at_recovery),
         "drain_seconds": round(drain_s, 1),
         "posted": st.get(Posting.Status.POSTED, 0),
         "needs_attention": st.get(Posting.Status.NEEDS_ATTENTION, 0),
@@ -503,63 +524,79 @@ def round_r2(stack, orders: int, phase_seconds: int) -> dict[str, Any]:
 
 
 def round_r3(stack, orders: int, *, seed: int = 303) -> dict[str, Any]:
-    """X3 commits each order's entry and drops the connection; its lookups then answer 429 until every posting
-    gives up (``needs_attention``); the lookups recover and an accountant presses "Retry now" on all of them (twice,
-    the second while the first is running). Exactly one X3 entry per order must result."""
+    """The issue-8 duplicate, replayed: X3 commits each order's entry and drops the connection; its lookups then
+    answer 429 (X3 answered, so each one spends an attempt) until the postings give up at ``needs_attention``; the
+    lookups recover and an accountant presses "Retry now" on them twice. Exactly one X3 entry per order.
+
+    Orders go in batches below the circuit breaker's threshold (a third "X3 did not answer" in a row would open
+    it, and the held postings would then only move with the probes), and nothing rings the sweep until the lookups
+    fail, so no lookup can find an entry before they do."""
     from accounting.models import Posting
 
     sid, url = store_id(stack), webhook_url(stack)
     ids = generate(stack, orders, seed=seed, days_ago=6)
-    refs = [order_reference(oid) for oid in ids]
-    stack.x3.set_faults(clear=True, drop_after_commit_next=orders, methods=["POST"])
-    send_all(
-        [
-            Request(url, event_body(sid, "store/order/created", oid), msg_id=f"r3-{oid}", sign=True)
-            for oid in ids
-        ]
-    )
-
-    def committed() -> bool:
-        have = x3_references(stack)
-        return all(have.get(r, 0) >= 1 for r in refs)
-
-    settle(stack, committed, timeout=120, what="R3 creates", sweep_every=3)
-    # Lookups now fail with 429 (X3 answered: not an outage, so each one spends an attempt) until they give up.
-    stack.x3.set_faults(clear=True, fail_next=1_000_000, fail_status=429, methods=["GET"])
-    found_before = statuses(ids).get(Posting.Status.POSTED, 0)
-    try:
-        settle(
-            stack,
-            lambda: (
-                statuses(ids).get(Posting.Status.NEEDS_ATTENTION, 0)
-                + statuses(ids).get(Posting.Status.POSTED, 0)
-                >= len(ids)
-            ),
-            timeout=120,
-            what="R3 postings giving up",
-            sweep_every=3,
+    batch = max(1, int(FAULT_ENV["CIRCUIT_FAILURE_THRESHOLD"]) - 1)
+    found_before = gave_up_total = flagged = retried = retried_again = 0
+    timings: list[list[float]] = []
+    for start in range(0, len(ids), batch):
+        marks = [time.monotonic()]
+        part = ids[start : start + batch]
+        refs = [order_reference(oid) for oid in part]
+        stack.x3.set_faults(clear=True, drop_after_commit_next=len(part), methods=["POST"])
+        send_all(
+            [
+                Request(url, event_body(sid, "store/order/created", oid), msg_id=f"r3-{oid}", sign=True)
+                for oid in part
+            ]
         )
-    finally:
-        stack.x3.clear_faults()
-    gave_up = list(
-        Posting.objects.filter(
-            order_id__in=ids, kind=Posting.Kind.ORDER, status=Posting.Status.NEEDS_ATTENTION
-        ).values_list("pk", flat=True)
-    )
-    flags = sum(
-        Posting.objects.filter(pk__in=gave_up, may_exist_in_x3=True).values_list("may_exist_in_x3", flat=True)
-    )
-    retried = retry_now(stack, gave_up) if gave_up else 0
-    retried_again = retry_now(stack, gave_up) if gave_up else 0  # an impatient second press
-    settle(stack, all_posted(ids), timeout=120, what="R3 after Retry now", sweep_every=3)
-    stack.manage("sweep")
+
+        def committed(refs=refs) -> bool:
+            have = x3_references(stack)
+            return all(have.get(r, 0) >= 1 for r in refs)
+
+        settle(stack, committed, timeout=60, what="R3 creates", sweep_every=1e9)
+        marks.append(time.monotonic())
+        stack.x3.set_faults(clear=True, fail_next=1_000_000, fail_status=429, methods=["GET"])
+        found_before += statuses(part).get(Posting.Status.POSTED, 0)
+        try:
+            settle(
+                stack,
+                lambda part=part: (
+                    statuses(part).get(Posting.Status.NEEDS_ATTENTION, 0)
+                    + statuses(part).get(Posting.Status.POSTED, 0)
+                    >= len(part)
+                ),
+                timeout=90,
+                what="R3 postings giving up",
+                sweep_every=2,
+            )
+        finally:
+            stack.x3.clear_faults()
+        marks.append(time.monotonic())
+        gave_up = list(
+            Posting.objects.filter(
+                order_id__in=part, kind=Posting.Kind.ORDER, status=Posting.Status.NEEDS_ATTENTION
+            ).values_list("pk", flat=True)
+        )
+        gave_up_total += len(gave_up)
+        flagged += Posting.objects.filter(pk__in=gave_up, may_exist_in_x3=True).count()
+        if gave_up:
+            retried += retry_now(stack, gave_up)
+            retried_again += retry_now(stack, gave_up)  # an impatient second press
+        marks.append(time.monotonic())
+        settle(stack, all_posted(part), timeout=60, what="R3 after Retry now", sweep_every=2)
+        marks.append(time.monotonic())
+        timings.append([round(b - a, 1) for a, b in zip(marks, marks[1:], strict=False)])
+    sweep(stack)
     time.sleep(2)
     st = statuses(ids)
     return {
         "orders": len(ids),
+        "batch": batch,
+        "batch_seconds": timings,  # creates, giving up, two Retry now presses, posted
         "found_before_lookups_failed": found_before,
-        "gave_up": len(gave_up),
-        "gave_up_flagged_may_exist": int(flags),
+        "gave_up": gave_up_total,
+        "gave_up_flagged_may_exist": flagged,
         "retry_now": retried,
         "retry_now_again": retried_again,
         "posted": st.get(Posting.Status.POSTED, 0),
@@ -591,7 +628,7 @@ def round_r4(stack, cluster: Cluster, orders: int) -> dict[str, Any]:
     cluster.start()
     stack.bc.wait_for_webhooks(timeout=120)
     recover_s = settle(stack, all_posted(ids), timeout=300 + orders, what="R4 after restart", sweep_every=5)
-    stack.manage("sweep")
+    sweep(stack)
     time.sleep(2)
     st = statuses(ids)
     return {
@@ -609,23 +646,45 @@ def round_r4(stack, cluster: Cluster, orders: int) -> dict[str, Any]:
     }
 
 
-def round_r6(stack, orders: int, *, quota: int = 5, window_ms: int = 1000) -> dict[str, Any]:
-    """BigCommerce's quota cut to ``quota`` requests per ``window_ms`` while orders arrive (the simulator answers 429
-    with its rate-limit headers); all must post, and the calls stay bounded."""
+def round_r6(
+    stack,
+    orders: int,
+    *,
+    quota: int = 4,
+    window_ms: int = 2000,
+    storm_seconds: float = 10,
+    storm_rate: float = 0.5,
+) -> dict[str, Any]:
+    """BigCommerce's quota cut to ``quota`` requests per ``window_ms`` (429 with the rate-limit headers once spent)
+    while every order's webhook arrives at once, and for the first ``storm_seconds`` a share ``storm_rate`` of all
+    API requests answered 429 without those headers (BigCommerce's "high load"). All must post; calls bounded."""
     from accounting.models import Posting
     from connector.models import WebhookEvent
     from simulators.stack import STORE_HASH
 
     before = common.sim_api_calls(stack.bc.stats())
     s0 = stack.bc.stats()["stores"][STORE_HASH]
+    f0 = stack.bc.faults().get("counters", {}).get("random_errors", 0)
+    sid, url = store_id(stack), webhook_url(stack)
+    ids = generate(stack, orders, seed=606, days_ago=8)
     stack.bc.set_rate_limit(STORE_HASH, quota=quota, window_ms=window_ms)
-    try:
-        ids = generate(stack, orders, seed=606, days_ago=8, fire=True)
-        stack.bc.wait_for_webhooks(timeout=120)
+    stack.bc.set_faults(clear=True, error_rate=storm_rate, error_status=429)
+    storm_ends = time.monotonic() + storm_seconds
+    try:  # every order's webhook at once: the workers want far more than the quota
+        send_all(
+            [
+                Request(url, event_body(sid, "store/order/created", oid), msg_id=f"r6-{oid}", sign=True)
+                for oid in ids
+            ]
+        )
+        time.sleep(max(0.0, storm_ends - time.monotonic()))
+        stack.bc.clear_faults()
         settle_s = settle(stack, all_posted(ids), timeout=120 + orders * 2, what="R6 under the 429 storm")
     finally:
+        stack.bc.clear_faults()
         stack.bc.set_rate_limit(STORE_HASH, quota=10_000_000, window_ms=1000)
     s1 = stack.bc.stats()["stores"][STORE_HASH]
+    f1 = stack.bc.faults().get("counters", {}).get("random_errors", 0)
     calls = common.diff_counts(common.sim_api_calls(stack.bc.stats()), before)
     total = sum(calls.values())
     failed_events = WebhookEvent.objects.filter(order_id__in=ids, status=WebhookEvent.Status.FAILED).count()
@@ -633,9 +692,11 @@ def round_r6(stack, orders: int, *, quota: int = 5, window_ms: int = 1000) -> di
     return {
         "orders": len(ids),
         "quota": f"{quota} per {window_ms} ms",
+        "storm": f"{storm_rate:.0%} of requests answered 429 for {storm_seconds:.0f} s",
         "settle_seconds": round(settle_s, 1),
         "bc_requests": total,
         "bc_429": s1["rate_limited"] - s0["rate_limited"],
+        "bc_429_injected": f1 - f0,
         "bc_requests_per_order": round(total / len(ids), 2),
         "events_failed": failed_events,
         "posted": st.get(Posting.Status.POSTED, 0),
@@ -777,6 +838,7 @@ def round_r5(stack, orders: int, expiries: int) -> dict[str, Any]:
     status = connect_oauth(stack)
     all_ids: list[int] = []
     t0 = stack.x3.stats()["token"]
+    u0 = stack.x3.stats()["graphql"]["unauthorized"]
     for k in range(expiries):
         requests.post(f"{stack.x3_url}/_sim/oauth/expire", json={}, timeout=10)
         ids = generate(stack, orders, seed=500 + k, days_ago=9, fire=True)
@@ -791,6 +853,7 @@ def round_r5(stack, orders: int, expiries: int) -> dict[str, Any]:
         if statuses(ids).get(Posting.Status.NEEDS_REAUTH, 0):
             break
     t1 = stack.x3.stats()["token"]
+    u1 = stack.x3.stats()["graphql"]["unauthorized"]
     x3 = X3Connection.objects.get(tenant__slug=TENANT)
     auth = oauth_state()
     st = statuses(all_ids)
@@ -802,6 +865,7 @@ def round_r5(stack, orders: int, expiries: int) -> dict[str, Any]:
         "needs_reauth": st.get(Posting.Status.NEEDS_REAUTH, 0),
         "token_refreshes": t1["refresh_token"] - t0["refresh_token"],
         "token_refused": t1["refused"] - t0["refused"],
+        "creates_refused_expired_token": u1 - u0,  # several per expiry: workers found it expired together
         "authorization_revoked": any(a["revoked"] for a in auth),
         "live_refresh_tokens": sum(a["live_refresh_tokens"] for a in auth),
         "authorization_error": x3.authorization_error,
@@ -1069,7 +1133,6 @@ def fuzz_plan(stack, count: int, *, seed: int = 7) -> list[Request]:
                     "v2,abc",
                     "v1," + "A" * 5000,
                     "",
-                    " ",
                     "v1,abc v1,def",
                     "v1," + base64.b64encode(b"x" * 32).decode(),
                 ]
@@ -1242,7 +1305,8 @@ def add_figures(report: Report, name: str, r: dict[str, Any]) -> None:
             "",
             target=f"= {r['orders']}",
             passed=ok,
-            note=f"{r['expiries']} expiries; refreshes {r['token_refreshes']}, refused {r['token_refused']}; "
+            note=f"{r['expiries']} expiries, {r['creates_refused_expired_token']} calls refused with the expired "
+            f"token; refreshes {r['token_refreshes']}, refused {r['token_refused']}; "
             f"needs re-auth {r['needs_reauth']}; revoked {r['authorization_revoked']}; live refresh "
             f"tokens {r['live_refresh_tokens']}; duplicates {e['more']}",
         )
@@ -1260,7 +1324,7 @@ def add_figures(report: Report, name: str, r: dict[str, Any]) -> None:
             "",
             target=f"= {r['orders']}",
             passed=r["posted"] == r["orders"] and _one_each(r),
-            note=f"quota {r['quota']}; {r['bc_429']} answers 429; {r['events_failed']} events failed; "
+            note=f"quota {r['quota']}, {r['storm']}; {r['bc_429']} answers 429 ({r['bc_429_injected']} of them injected); {r['events_failed']} events failed; "
             f"{r['settle_seconds']} s",
         )
         # the client retries a 429 at most 3 times inline (integrations/bigcommerce/client.py max_429_retries)
@@ -1335,6 +1399,7 @@ def _guarded(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]
 
 
 def run(args) -> Report:
+    global IN_PROCESS  # noqa: PLW0603 - set once Django runs on the bench's own database (see sweep())
     from django.db import connections
 
     from simulators.stack import start_stack
@@ -1368,6 +1433,7 @@ def run(args) -> Report:
         try:
             cluster.start()
             common.django_setup(stack.env)
+            IN_PROCESS = True
             from simulators.stack import STORE_HASH
 
             stack.bc.set_rate_limit(STORE_HASH, quota=10_000_000, window_ms=1000)
@@ -1376,7 +1442,7 @@ def run(args) -> Report:
                 "R2": lambda: round_r2(stack, sizes.r2_orders, sizes.r2_phase_seconds),
                 "R3": lambda: round_r3(stack, sizes.r3_orders),
                 "R4": lambda: round_r4(stack, cluster, sizes.r4_orders),
-                "R6": lambda: round_r6(stack, sizes.r6_orders),
+                "R6": lambda: round_r6(stack, sizes.r6_orders, storm_seconds=5 if args.quick else 15),
                 "R9": lambda: round_r9(stack, sizes.r9_orders),
                 "R7": lambda: round_r7(stack, sizes.r7_requests),
             }
@@ -1417,6 +1483,7 @@ def run(args) -> Report:
         )
         try:
             common.django_setup(stack.env)
+            IN_PROCESS = True
             _guarded(results, "R5", lambda: round_r5(stack, sizes.r5_orders, sizes.r5_expiries), stack)
         finally:
             stack.stop()
