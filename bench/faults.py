@@ -885,7 +885,7 @@ def _nested(depth: int, rng: random.Random) -> str:
     return '{"a":' * depth + "1" + "}" * depth
 
 
-def fuzz_plan(stack, count: int, *, seed: int = 7) -> list[Request]:
+def fuzz_plan(stack, count: int, *, seed: int = 7, only: str = "") -> list[Request]:
     """``count`` mutated webhook requests, half signed with the store's secret (authentic, possibly absurd) and half
     not (no, wrong, stale, malformed or tampered signatures; a wrong custom header; an unknown tenant). Every signed
     request carries a ``webhook-id`` starting ``fz-s-``: an event stored with any other id came from unauthenticated
@@ -1073,7 +1073,9 @@ def fuzz_plan(stack, count: int, *, seed: int = 7) -> list[Request]:
         "byte_mutation",
     ]
     plan: list[Request] = []
-    for i in range(count):
+    for i in range(count * (2 if only else 1)):
+        if only and (i % 2 == 0) != (only == SIGNED):
+            continue
         if i % 2 == 0:  # signed: authentic, whatever the body says
             kind = rng.choice(body_kinds + ["no_trailing_slash"])
             body = body_of("valid" if kind == "no_trailing_slash" else kind)
@@ -1152,10 +1154,11 @@ def fuzz_plan(stack, count: int, *, seed: int = 7) -> list[Request]:
     return plan
 
 
-def round_r7(stack, count: int, *, concurrency: int = 8) -> dict[str, Any]:
+def round_r7(stack, count: int, *, concurrency: int = 8, only: str = "") -> dict[str, Any]:
+    """``count`` fuzzed requests (:func:`fuzz_plan`; ``only`` = ``signed`` or ``unsigned`` for one half)."""
     from connector.models import WebhookEvent
 
-    plan = fuzz_plan(stack, count)
+    plan = fuzz_plan(stack, count, only=only)
     first_id = WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     t0 = time.monotonic()
     answers = send_all(plan, concurrency=concurrency)
