@@ -463,9 +463,12 @@ def _sample_probes(stop: threading.Event, seen: list[int]) -> None:
 def round_r2(stack, orders: int, phase_seconds: int) -> dict[str, Any]:
     """X3 answers 503 for a stretch, then refuses connections, then lets every call time out; orders keep arriving
     meanwhile. After the outage: every posting posted, none parked, and the X3 calls during it bounded."""
+    from django_q.brokers import get_broker
+
     from accounting.models import Posting, PostingAttempt, X3Circuit
 
     sid, url = store_id(stack), webhook_url(stack)
+    queued_at_start = get_broker().queue_size()
     ids = generate(stack, orders, seed=202, days_ago=4)
     timeout_s = 5 + 1  # the tenant's X3 timeout is 5 s (simulators.stack.tenant_document)
     outage_started = datetime.now(UTC)
@@ -508,6 +511,7 @@ def round_r2(stack, orders: int, phase_seconds: int) -> dict[str, Any]:
     outage_s = time.monotonic() - t0
     outage_ended = datetime.now(UTC)
     at_recovery = statuses(ids)
+    queued_at_recovery = get_broker().queue_size()
     parked_during = at_recovery.get(Posting.Status.NEEDS_ATTENTION, 0)
     circuit = X3Circuit.objects.first()
     was_open = bool(circuit and (circuit.opened_at or seen))
@@ -538,6 +542,8 @@ def round_r2(stack, orders: int, phase_seconds: int) -> dict[str, Any]:
         "x3_call_bound": call_bound,
         "needs_attention_during_outage": parked_during,
         "statuses_at_recovery": dict(at_recovery),
+        "tasks_queued_at_start": queued_at_start,
+        "tasks_queued_at_recovery": queued_at_recovery,
         "drain_seconds": round(drain_s, 1),
         "posted": st.get(Posting.Status.POSTED, 0),
         "needs_attention": st.get(Posting.Status.NEEDS_ATTENTION, 0),
