@@ -261,6 +261,7 @@ def start_stack(
     extra_env: dict[str, str] | None = None,
     bc_args: tuple[str, ...] = (),
     x3_method: str = "rest_basic",
+    cluster: bool = True,
 ) -> Stack:
     """Start both simulators and the connector (``manage.py serve``) on free ports, configured for one tenant.
 
@@ -270,6 +271,9 @@ def start_stack(
     ``x3_method`` picks the tenant's X3 connection: ``rest_basic`` (api1), ``soap_basic`` (SOAP web services),
     ``graphql_jwt`` (connected application, posts at once) or ``graphql_oauth2`` (cloud gateway: postings wait for re-authorization until someone runs
     "Connect to Sage X3", e.g. ``tests/e2e/test_x3_graphql_e2e.py``).
+
+    ``cluster=False`` starts only the web server (``serve --no-cluster``): the caller runs ``manage.py qcluster``
+    itself with ``stack.env``, e.g. to kill and restart the workers (``bench/faults.py``).
     """
     x3_method_fields("", x3_method)  # an unknown method fails before anything starts
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="connector-stack-"))
@@ -343,6 +347,7 @@ def start_stack(
                     f"127.0.0.1:{port}",
                     "--web-workers",
                     str(web_workers),
+                    *([] if cluster else ["--no-cluster"]),
                 ],
                 cwd=ROOT,
                 env=env,
