@@ -71,18 +71,21 @@ class RestConfig:
     verify: bool | str = True  # or the path of a CA bundle for a self-signed server
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("X3 base URL must look like https://x3.example.com:8124")
-        if parts.username is not None or parts.password is not None:
-            # Never echo the URL here: it holds a credential.
-            raise ValueError(
-                "X3 base URL must not contain a user name or password; use the credential fields"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError("X3 base URL must not contain a query string or fragment")
+        check_base_url(self.base_url)
         if not self.folder.strip():
             raise ValueError("X3 folder (endpoint) is required")
+
+
+def check_base_url(url: str) -> None:
+    """A Syracuse server URL (scheme, host, port) as the api1 and SOAP clients take it; ValueError otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("X3 base URL must look like https://x3.example.com:8124")
+    if parts.username is not None or parts.password is not None:
+        # Never echo the URL here: it holds a credential.
+        raise ValueError("X3 base URL must not contain a user name or password; use the credential fields")
+    if parts.query or parts.fragment:
+        raise ValueError("X3 base URL must not contain a query string or fragment")
 
 
 class MappingError(PermanentError):

@@ -53,6 +53,7 @@ from .rest import (
     AMOUNT_STYLES,
     HEADER_FIELDS,
     LINE_FIELDS,
+    check_base_url,
     check_field_map,
     check_static,
     date_format_works,
@@ -212,15 +213,7 @@ class SoapConfig:
     verify: bool | str = True
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("X3 base URL must look like https://x3.example.com:8124")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError(
-                "X3 base URL must not contain a user name or password; use the credential fields"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError("X3 base URL must not contain a query string or fragment")
+        check_base_url(self.base_url)
         if not self.pool_alias.strip():
             raise ValueError("the SOAP pool alias is required (e.g. SEED)")
         if not _PUBLIC_NAME_RE.match(self.public_name):
