@@ -45,8 +45,9 @@ _COMMON: dict[str, Any] = {
     # Blank: every account returned is postable. ENAFLG ("Active") is the usual X3 flag name: NOT CONFIRMED.
     "postable_field": "ENAFLG",
     "postable_values": DEFAULT_POSTABLE_VALUES,
-    # Blank: no dimension requirements read. A list, or a text of codes separated by commas or spaces.
-    "dimensions_field": "",
+    # Blank: no dimension requirements read. A list, or a text of codes separated by commas or spaces. DIE (the
+    # dimension types of the account) is NOT CONFIRMED; a record without the field has no requirements.
+    "dimensions_field": "DIE",
 }
 
 DEFAULT_ACCOUNT_QUERY = """\
@@ -64,7 +65,9 @@ query ChartOfAccounts($first: Int, $after: String) {
 
 DEFAULT_CHART_QUERY: dict[str, dict[str, Any]] = {
     "api1": {**_COMMON, "class": "GACCOUNT", "representation": "GACCOUNT", "page_size": 200, "where": ""},
-    "soap": {**_COMMON, "public_name": "GACCOUNT", "list_size": 5000},
+    # criteria: key fields -> values for the query (e.g. {"COA": "PCG"}); none is sent as a nil objectKeys, which
+    # asks for every record (NOT CONFIRMED on a real X3: set a criterion if the server refuses it).
+    "soap": {**_COMMON, "public_name": "GACCOUNT", "list_size": 5000, "criteria": {}},
     "graphql": {
         **_COMMON,
         "code_field": "code",
@@ -117,6 +120,11 @@ def chart_query_problems(overrides: Any) -> list[str]:
                 not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10_000
             ):
                 problems.append(f"'{key}' must be a whole number from 1 to 10000, got {value!r}")
+        criteria = settings.get("criteria", {})
+        if not isinstance(criteria, Mapping) or not all(
+            isinstance(k, str) and _CODE_RE.match(k) and isinstance(v, str) for k, v in criteria.items()
+        ):
+            problems.append("'criteria' must be an object of X3 key field -> text value")
         if "where" in settings and not isinstance(settings["where"], str):
             problems.append("'where' must be a text (an api1 where clause) or blank")
         if kind == "graphql":

@@ -971,7 +971,10 @@ class SageX3SoapClient(RecordsCalls):
         if problems:
             raise PermanentError("Invalid chart of accounts query: " + "; ".join(problems))
         size = min(chart["list_size"], limit) if limit else chart["list_size"]
-        result = self._call("query", chart["public_name"], self._keys({}), size)
+        import zeep
+
+        keys = self._keys(chart["criteria"]) if chart["criteria"] else zeep.xsd.Nil
+        result = self._call("query", chart["public_name"], keys, size)
         try:
             rows = parse_result_rows(result.result_xml)
         except ValueError as exc:
