@@ -155,6 +155,7 @@ class X3ConnectionInline(admin.StackedInline):
                 "classes": ("collapse", *_GRAPHQL),
             },
         ),
+        ("Chart of accounts (docs/chart-of-accounts.md)", {"fields": ("chart_query",), "classes": ("collapse",)}),
     )
 
     class Media:
@@ -228,6 +229,7 @@ class TenantAdmin(admin.ModelAdmin):
     inlines = (BigCommerceStoreInline, X3ConnectionInline, ChannelMappingInline, AlertSettingsInline)
     list_select_related = ("bigcommerce", "x3")
     form = TenantForm
+    actions = ("refresh_chart_of_accounts",)
 
     class Media:
         css = {"all": ("connector/admin.css",)}  # status colours (no inline styles under the CSP)
@@ -383,9 +385,13 @@ class TenantAdmin(admin.ModelAdmin):
         client = x3_client(tenant)
         steps = getattr(client, "connection_steps", None)
         if steps is not None:  # SOAP: each step in plain words, the first failure last
+            all_ok = True
             for step in steps():
+                all_ok = all_ok and step.ok
                 report = messages.success if step.ok else messages.error
                 report(request, f"{'✓' if step.ok else '✗'} {step.name}: {step.detail}")
+            if all_ok:
+                self._account_read_step(request, tenant, client)
             return HttpResponseRedirect(change_url)
         try:
             result = client.test_connection()
@@ -394,7 +400,28 @@ class TenantAdmin(admin.ModelAdmin):
         else:
             elapsed = (timezone.now() - started).total_seconds()
             messages.success(request, f"Sage X3 connection test passed in {elapsed:.1f} s. {result}")
+            self._account_read_step(request, tenant, client)
         return HttpResponseRedirect(change_url)
+
+    def _account_read_step(self, request: HttpRequest, tenant: Tenant, client) -> None:
+        """When the tenant reads its chart of accounts (a chart query is set, or a chart was loaded): read one."""
+        from accounting.models import GlChart
+
+        if not tenant.x3.chart_query and not GlChart.objects.filter(tenant=tenant).exists():
+            return
+        try:
+            found = client.list_accounts(tenant.x3.chart_query or None, limit=1)
+        except IntegrationError as exc:
+            messages.error(request, f"✗ One account read: {exc.message}")
+            return
+        if not found:
+            messages.error(
+                request, "✗ One account read: Sage X3 answered, but with no account (check the chart query)"
+            )
+            return
+        account = found[0]
+        state = "accepts postings" if account.postable else "closed to postings"
+        messages.success(request, f"✓ One account read: {account.code} {account.name} ({state})")
 
     def x3_connect_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """GET: explain and confirm; the button POSTs to the OAuth start view (connector.views.x3_oauth_start)."""
@@ -426,6 +453,15 @@ class TenantAdmin(admin.ModelAdmin):
         if origin:
             page._csp_update = {"form-action": [origin]}  # type: ignore[attr-defined]  # django-csp reads it
         return page
+
+    @admin.action(description="Refresh chart of accounts from Sage X3", permissions=["change"])
+    def refresh_chart_of_accounts(self, request: HttpRequest, queryset) -> None:
+        """Read each selected tenant's GL accounts through its X3 method and cache them (read-only calls)."""
+        from .chart import refresh_chart
+
+        for tenant in queryset.select_related("x3"):
+            result = refresh_chart(tenant)
+            (messages.success if result.ok else messages.error)(request, f"{tenant.name}: {result.message}")
 
     @admin.display(description="Webhook URL")
     def webhook_url(self, obj: Tenant) -> str:

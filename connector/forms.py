@@ -160,6 +160,7 @@ class X3ConnectionForm(SecretFieldsForm):
             "app_user",
             "app_audience",
             "app_token_lifetime",
+            "chart_query",
         )
         widgets = {
             "graphql_mutation": forms.Textarea(attrs={"rows": 12, "cols": 90, "class": "vLargeTextField"}),

@@ -40,7 +40,9 @@ def rest(base: str) -> SageX3RestClient:
 
 def graphql(base: str) -> SageX3GraphQLClient:
     url = f"{base}/xtrem/api"
-    tokens = ConnectedAppTokens(ConnectedApp(client_id=APP_ID, secret=APP_SECRET, user=APP_USER, audience=url))
+    tokens = ConnectedAppTokens(
+        ConnectedApp(client_id=APP_ID, secret=APP_SECRET, user=APP_USER, audience=url)
+    )
     return SageX3GraphQLClient(GraphQLConfig(url=url, endpoint="SEED", timeout=(2.0, 5.0)), tokens)
 
 
