@@ -11,7 +11,8 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from .chart import MAPPING_ACCOUNT_FIELDS, account_names
 from .models import ChannelMapping
@@ -35,7 +36,7 @@ def mapped_accounts_html(mapping: ChannelMapping, names: dict[str, str]) -> str:
         for field in MAPPING_ACCOUNT_FIELDS
         if (code := getattr(mapping, field))
     ]
-    return format_html_join(format_html("<br>"), "{}: <code>{}</code> {}", rows) or "—"
+    return format_html_join(mark_safe("<br>"), "{}: <code>{}</code> {}", rows) or "—"
 
 
 def named_accounts_column(request: HttpRequest) -> Callable[[ChannelMapping], str]:

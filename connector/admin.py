@@ -155,7 +155,10 @@ class X3ConnectionInline(admin.StackedInline):
                 "classes": ("collapse", *_GRAPHQL),
             },
         ),
-        ("Chart of accounts (docs/chart-of-accounts.md)", {"fields": ("chart_query",), "classes": ("collapse",)}),
+        (
+            "Chart of accounts (docs/chart-of-accounts.md)",
+            {"fields": ("chart_query",), "classes": ("collapse",)},
+        ),
     )
 
     class Media:
