@@ -63,8 +63,21 @@ class BigCommerceStoreInline(admin.StackedInline):
     model = BigCommerceStore
     form = BigCommerceStoreForm
     can_delete = False
+    readonly_fields = ("bc_status",)
     fieldsets = (
-        (None, {"fields": ("store_hash", "access_token", "client_id", "client_secret", "api_base_url")}),
+        (
+            None,
+            {
+                "fields": (
+                    "store_hash",
+                    "access_token",
+                    "client_id",
+                    "client_secret",
+                    "api_base_url",
+                    "bc_status",
+                )
+            },
+        ),
         (
             "Webhook authentication",
             {
@@ -78,6 +91,13 @@ class BigCommerceStoreInline(admin.StackedInline):
             },
         ),
     )
+
+    @admin.display(description="Status")
+    def bc_status(self, obj: BigCommerceStore | None) -> str:
+        if obj is None or obj.pk is None:
+            return "Save the tenant first; then you can test the connection."
+        url = reverse("admin:connector_tenant_bc_test", args=[obj.tenant_id])
+        return format_html('<a class="button" href="{}">Test connection</a>', url)
 
 
 class X3ConnectionInline(admin.StackedInline):
@@ -336,6 +356,11 @@ class TenantAdmin(admin.ModelAdmin):
                 name="connector_tenant_x3_test",
             ),
             path(
+                "<int:object_id>/bc-test/",
+                self.admin_site.admin_view(self.bc_test_view),
+                name="connector_tenant_bc_test",
+            ),
+            path(
                 "<int:object_id>/x3-connect/",
                 self.admin_site.admin_view(self.x3_connect_view),
                 name="connector_tenant_x3_connect",
@@ -456,6 +481,46 @@ class TenantAdmin(admin.ModelAdmin):
         if origin:
             page._csp_update = {"form-action": [origin]}  # type: ignore[attr-defined]  # django-csp reads it
         return page
+
+    def bc_test_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """GET: confirm; POST: read-only calls for each scope we need, each step in words, then the channels."""
+        from integrations.bigcommerce.connection import check_store
+
+        from .clients import bigcommerce_client
+
+        tenant = get_object_or_404(Tenant.objects.select_related("bigcommerce"), pk=object_id)
+        if not self.has_change_permission(request, tenant):
+            raise PermissionDenied
+        if not hasattr(tenant, "bigcommerce"):
+            raise PermissionDenied("This tenant has no BigCommerce store.")
+        common = {
+            "title": f"Test the BigCommerce connection of {tenant.name}",
+            "action_url": request.path,
+            "button": "Test connection",
+        }
+        if request.method != "POST":
+            return self._action_page(
+                request,
+                tenant,
+                explanation=[
+                    "This makes read-only calls to the store and reports, step by step, whether the store answers, "
+                    "the access token is accepted, and the API account has the scopes the connector needs: "
+                    "orders (read), channels (read) and webhooks. Nothing is changed in the store.",
+                ],
+                details=[],
+                **common,
+            )
+        check = check_store(bigcommerce_client(tenant))
+        return self._action_page(
+            request,
+            tenant,
+            explanation=[f"{'✓' if s.ok else '✗'} {s.name}: {s.detail}" for s in check.steps]
+            + ["All checks passed." if check.ok else "Some checks failed: see the ✗ lines above."],
+            details=[
+                (f"Channel {c.id}", f"{c.name} ({c.type}, {c.platform}, {c.status})") for c in check.channels
+            ],
+            **{**common, "button": "Test again"},
+        )
 
     @admin.action(description="Refresh chart of accounts from Sage X3", permissions=["change"])
     def refresh_chart_of_accounts(self, request: HttpRequest, queryset) -> None:
