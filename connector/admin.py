@@ -232,8 +232,23 @@ class ChannelMappingInline(admin.TabularInline):
         "cogs_account",
         "inventory_account",
         "site",
+        "account_names",
     )
+    readonly_fields = ("account_names",)
     show_change_link = True
+    _names: dict[str, str] | None = None  # inline instances are made per request: one dict per page
+
+    def get_formset(self, request, obj=None, **kwargs):
+        from accounting.chart import account_names
+
+        self._names = account_names(obj.pk if obj is not None else None)
+        return super().get_formset(request, obj, **kwargs)
+
+    @admin.display(description="Names in the X3 chart")
+    def account_names(self, mapping: ChannelMapping) -> str:
+        from accounting.chart_admin import mapped_accounts_html
+
+        return mapped_accounts_html(mapping, self._names or {}) if mapping.pk else ""
 
 
 class AlertSettingsInline(admin.StackedInline):

@@ -278,3 +278,10 @@ def test_x3_test_connection_reports_a_failing_account_read(admin_client, tenant,
 def test_chart_query_json_roundtrip(tenant):
     tenant.x3.chart_query = json.loads('{"where": "(COA eq \'PCG\')"}')
     tenant.x3.full_clean()
+
+
+def test_tenant_page_shows_mapping_account_names(admin_client, chart):
+    page = admin_client.get(f"/admin/connector/tenant/{chart.pk}/change/").content.decode()
+    assert (
+        "Sales channel 1" in page and "not in the loaded chart" in page
+    )  # channel 2's accounts are not in CHART
