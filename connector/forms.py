@@ -186,6 +186,9 @@ class X3ConnectionForm(SecretFieldsForm):
     def clean_graphql_variables(self):
         return self.cleaned_data.get("graphql_variables") or {}
 
+    def clean_chart_query(self):
+        return self.cleaned_data.get("chart_query") or {}
+
     def clean_graphql_mapping(self):
         return self.cleaned_data.get("graphql_mapping") or {}
 

@@ -285,3 +285,29 @@ def test_tenant_page_shows_mapping_account_names(admin_client, chart):
     assert (
         "Sales channel 1" in page and "not in the loaded chart" in page
     )  # channel 2's accounts are not in CHART
+
+
+def test_a_blank_chart_query_in_the_admin_form_means_the_defaults(tenant):
+    from connector.forms import X3ConnectionForm
+    from connector.models import X3Connection
+
+    x3 = tenant.x3
+    data = {
+        f.name: getattr(x3, f.name)
+        for f in X3Connection._meta.fields
+        if f.name in X3ConnectionForm.Meta.fields
+    }
+    data.update(
+        password="",
+        oauth_client_secret="",
+        app_secret="",
+        rest_mapping="{}",
+        verify_tls="on",
+        graphql_variables="",
+        graphql_mapping="",
+        soap_mapping="",
+        chart_query="",
+    )
+    form = X3ConnectionForm(data=data, instance=x3)
+    assert form.is_valid(), form.errors
+    assert form.save().chart_query == {}
