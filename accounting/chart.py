@@ -31,8 +31,11 @@ def store_chart(tenant_id: int, accounts: Iterable[Account], *, now: datetime | 
         seen = set()
         changed, created = [], []
         for account in accounts:
-            seen.add(account.code)
-            row = existing.get(account.code)
+            code = account.code[:40]
+            if code in seen:
+                continue
+            seen.add(code)
+            row = existing.get(code)
             values = {
                 "name": account.name[:200],
                 "postable": account.postable,
@@ -40,7 +43,7 @@ def store_chart(tenant_id: int, accounts: Iterable[Account], *, now: datetime | 
                 "refreshed_at": now,
             }
             if row is None:
-                created.append(GlAccount(tenant_id=tenant_id, code=account.code[:40], **values))
+                created.append(GlAccount(tenant_id=tenant_id, code=code, **values))
             else:
                 for key, value in values.items():
                     setattr(row, key, value)
@@ -49,15 +52,17 @@ def store_chart(tenant_id: int, accounts: Iterable[Account], *, now: datetime | 
         GlAccount.objects.bulk_update(
             changed, ["name", "postable", "dimensions", "refreshed_at"], batch_size=500
         )
-        GlAccount.objects.filter(tenant_id=tenant_id).exclude(code__in=seen).delete()
+        gone = [row.pk for code, row in existing.items() if code not in seen]
+        for start in range(0, len(gone), 500):  # batches: no query with more parameters than the database allows
+            GlAccount.objects.filter(pk__in=gone[start : start + 500]).delete()
         chart, _ = GlChart.objects.update_or_create(
             tenant_id=tenant_id,
             defaults={
                 "refreshed_at": now,
                 "attempted_at": now,
                 "ok": True,
-                "message": f"{len(accounts)} accounts read from Sage X3",
-                "account_count": len(accounts),
+                "message": f"{len(seen)} accounts read from Sage X3",
+                "account_count": len(seen),
             },
         )
     return chart
