@@ -311,3 +311,28 @@ def test_a_blank_chart_query_in_the_admin_form_means_the_defaults(tenant):
     form = X3ConnectionForm(data=data, instance=x3)
     assert form.is_valid(), form.errors
     assert form.save().chart_query == {}
+
+
+def test_soap_test_connection_against_the_simulator_reads_one_account(admin_client, tenant):
+    from connector.models import X3Connection
+    from simulators import sagex3
+
+    server, base = sagex3.start_in_thread(config={"users": {"WEBUSER": X3_PASSWORD}})
+    try:
+        X3Connection.objects.filter(tenant=tenant).update(
+            method=X3Connection.Method.SOAP_BASIC,
+            server_url=base,
+            soap_public_name="GAS",
+            chart_query={"list_size": 100},
+        )
+        html = admin_client.post(
+            f"/admin/connector/tenant/{tenant.pk}/x3-test/", follow=True
+        ).content.decode()
+        assert "✓ Field mapping" in html
+        assert "✓ One account read: 370000 Stock of goods (accepts postings)" in html
+
+        fresh = type(tenant).objects.select_related("x3").get(pk=tenant.pk)
+        assert refresh_chart(fresh).ok  # and the whole chart through SOAP, for the refresh
+        assert GlAccount.objects.get(tenant=tenant, code="580000").postable is False
+    finally:
+        server.stop()
