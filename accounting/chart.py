@@ -53,7 +53,9 @@ def store_chart(tenant_id: int, accounts: Iterable[Account], *, now: datetime | 
             changed, ["name", "postable", "dimensions", "refreshed_at"], batch_size=500
         )
         gone = [row.pk for code, row in existing.items() if code not in seen]
-        for start in range(0, len(gone), 500):  # batches: no query with more parameters than the database allows
+        for start in range(
+            0, len(gone), 500
+        ):  # batches: no query with more parameters than the database allows
             GlAccount.objects.filter(pk__in=gone[start : start + 500]).delete()
         chart, _ = GlChart.objects.update_or_create(
             tenant_id=tenant_id,
