@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from .chart import MAPPING_ACCOUNT_FIELDS, account_names
+from .chart import MAPPING_ACCOUNT_FIELDS, account_names, mapping_account_warnings
 from .models import ChannelMapping
 
 
@@ -63,10 +63,6 @@ class ChartNamesMappingMixin:
         return mapped_accounts_html(obj, account_names(obj.tenant_id))
 
     def save_model(self, request: HttpRequest, obj: ChannelMapping, form: Any, change: bool) -> None:
-        from django.contrib import messages
-
-        from .chart import mapping_account_warnings
-
         super().save_model(request, obj, form, change)  # type: ignore[misc]
         for warning in mapping_account_warnings(obj):
             messages.warning(request, warning)

@@ -56,7 +56,7 @@ class ChannelMapping(models.Model):
         super().clean()
         if self.tenant_id is None:
             return
-        from .chart import mapping_account_problems
+        from .chart import mapping_account_problems  # chart.py imports these models: a real cycle
 
         problems = mapping_account_problems(self)
         if problems:

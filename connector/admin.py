@@ -13,11 +13,15 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from accounting.models import ChannelMapping, Posting
+from accounting.chart import account_names
+from accounting.chart_admin import mapped_accounts_html
+from accounting.models import ChannelMapping, GlChart, Posting
+from integrations.bigcommerce.connection import check_store
 from integrations.errors import IntegrationError
 
 from . import pipeline, x3auth
-from .clients import x3_client
+from .chart import refresh_chart
+from .clients import bigcommerce_client, x3_client
 from .forms import AlertSettingsForm, BigCommerceStoreForm, TenantForm, X3ConnectionForm
 from .models import (
     AlertSettings,
@@ -239,15 +243,11 @@ class ChannelMappingInline(admin.TabularInline):
     _names: dict[str, str] | None = None  # inline instances are made per request: one dict per page
 
     def get_formset(self, request, obj=None, **kwargs):
-        from accounting.chart import account_names
-
         self._names = account_names(obj.pk if obj is not None else None)
         return super().get_formset(request, obj, **kwargs)
 
     @admin.display(description="Names in the X3 chart")
     def account_names(self, mapping: ChannelMapping) -> str:
-        from accounting.chart_admin import mapped_accounts_html
-
         return mapped_accounts_html(mapping, self._names or {}) if mapping.pk else ""
 
 
@@ -448,8 +448,6 @@ class TenantAdmin(admin.ModelAdmin):
 
     def _account_read_step(self, request: HttpRequest, tenant: Tenant, client) -> None:
         """When the tenant reads its chart of accounts (a chart query is set, or a chart was loaded): read one."""
-        from accounting.models import GlChart
-
         if not tenant.x3.chart_query and not GlChart.objects.filter(tenant=tenant).exists():
             return
         try:
@@ -499,10 +497,6 @@ class TenantAdmin(admin.ModelAdmin):
 
     def bc_test_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """GET: confirm; POST: read-only calls for each scope we need, each step in words, then the channels."""
-        from integrations.bigcommerce.connection import check_store
-
-        from .clients import bigcommerce_client
-
         tenant = get_object_or_404(Tenant.objects.select_related("bigcommerce"), pk=object_id)
         if not self.has_change_permission(request, tenant):
             raise PermissionDenied
@@ -540,8 +534,6 @@ class TenantAdmin(admin.ModelAdmin):
     @admin.action(description="Refresh chart of accounts from Sage X3", permissions=["change"])
     def refresh_chart_of_accounts(self, request: HttpRequest, queryset) -> None:
         """Read each selected tenant's GL accounts through its X3 method and cache them (read-only calls)."""
-        from .chart import refresh_chart
-
         for tenant in queryset.select_related("x3"):
             result = refresh_chart(tenant)
             (messages.success if result.ok else messages.error)(request, f"{tenant.name}: {result.message}")

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from integrations.sagex3.accounts import chart_query_problems
 from integrations.sagex3.graphql import effective_graphql_mapping, graphql_mapping_problems
 
 from .fields import encrypted
@@ -397,8 +398,6 @@ class X3Connection(models.Model):
                 field = GRAPHQL_MAPPING_FIELDS.get(key, "graphql_mapping")
                 prefix = "" if field != "graphql_mapping" or key == "mapping" else f"{key}: "
                 errors.setdefault(field, []).extend(prefix + m for m in messages)
-        from integrations.sagex3.accounts import chart_query_problems
-
         chart_problems = chart_query_problems(self.chart_query)
         if chart_problems:
             errors.setdefault("chart_query", []).extend(chart_problems)
