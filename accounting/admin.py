@@ -21,11 +21,14 @@ from connector.models import Tenant
 from integrations.errors import IntegrationError
 
 from . import explain
+from .chart_admin import ChartNamesMappingMixin, LineNamesMixin
 from .journal import quantize
 from .models import (
     AuditChainHead,
     AuditCheck,
     ChannelMapping,
+    GlAccount,
+    GlChart,
     Posting,
     PostingAttempt,
     PostingLine,
@@ -76,10 +79,11 @@ class ChannelMappingResource(resources.ModelResource):
         exclude = ("id", "created_at", "updated_at")
         skip_unchanged = True
         report_skipped = True
+        clean_model_instances = True  # ChannelMapping.clean checks the accounts against the X3 chart
 
 
 @admin.register(ChannelMapping)
-class ChannelMappingAdmin(TenantScopedAdmin, ImportExportModelAdmin):
+class ChannelMappingAdmin(ChartNamesMappingMixin, TenantScopedAdmin, ImportExportModelAdmin):
     resource_classes = [ChannelMappingResource]
     list_display = (
         "tenant",
@@ -100,7 +104,7 @@ class ChannelMappingAdmin(TenantScopedAdmin, ImportExportModelAdmin):
         return {**super().get_import_resource_kwargs(request, **kwargs), "user": request.user}
 
 
-class PostingLineInline(admin.TabularInline):
+class PostingLineInline(LineNamesMixin, admin.TabularInline):
     model = PostingLine
     fields = ("line_no", "role", "account", "debit_amount", "credit_amount", "description")
     readonly_fields = fields
@@ -530,3 +534,29 @@ class PostingLineAdmin(ReadOnlyAdmin):
                 ("d", "c"),
             )
         return response
+
+
+# --- chart of accounts (docs/chart-of-accounts.md) ---
+
+
+@admin.register(GlAccount)
+class GlAccountAdmin(ReadOnlyAdmin):
+    list_display = ("tenant", "code", "name", "postable", "dimension_types", "refreshed_at")
+    list_filter = ("tenant", "postable")
+    search_fields = ("code", "name")
+    list_select_related = ("tenant",)
+
+    @admin.display(description="Dimensions required")
+    def dimension_types(self, obj: GlAccount) -> str:
+        return ", ".join(obj.dimensions or []) or "—"
+
+
+@admin.register(GlChart)
+class GlChartAdmin(ReadOnlyAdmin):
+    list_display = ("tenant", "account_count", "refreshed_at", "attempted_at", "outcome")
+    list_select_related = ("tenant",)
+
+    @admin.display(description="Last attempt")
+    def outcome(self, obj: GlChart) -> str:
+        level = "ok" if obj.ok else "error"
+        return format_html('<span class="connector-note-{}">{}</span>', level, obj.message or "—")

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -49,6 +50,17 @@ class ChannelMapping(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} · channel {self.channel_id}" + (f" ({self.name})" if self.name else "")
+
+    def clean(self) -> None:
+        """Accounts are checked against the tenant's X3 chart when one is loaded (accounting/chart.py)."""
+        super().clean()
+        if self.tenant_id is None:
+            return
+        from .chart import mapping_account_problems  # chart.py imports these models: a real cycle
+
+        problems = mapping_account_problems(self)
+        if problems:
+            raise ValidationError(problems)
 
 
 class ImmutablePostingError(Exception):
@@ -352,3 +364,40 @@ class AuditCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant}: {'intact' if self.intact else 'broken'}"
+
+
+class GlChart(models.Model):
+    """The last chart of accounts refresh of a tenant: when, whether it worked, and what X3 said if not."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="gl_chart")
+    refreshed_at = models.DateTimeField(null=True, blank=True, help_text="Last successful refresh")
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    message = models.TextField(blank=True)
+    account_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "chart of accounts"
+        verbose_name_plural = "charts of accounts"
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: {self.account_count} accounts"
+
+
+class GlAccount(models.Model):
+    """One GL account of a tenant's X3 chart, cached by the chart refresh (accounting/chart.py)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="gl_accounts")
+    code = models.CharField(max_length=40)
+    name = models.CharField(max_length=200, blank=True)
+    postable = models.BooleanField(default=True, help_text="X3 accepts entries on it (active, not closed)")
+    dimensions = models.JSONField(default=list, blank=True, help_text="Dimension types X3 requires")
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["tenant", "code"]
+        verbose_name = "GL account"
+        constraints = [models.UniqueConstraint(fields=["tenant", "code"], name="uniq_gl_account")]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}".strip()

@@ -13,12 +13,16 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from accounting.models import ChannelMapping, Posting
+from accounting.chart import account_names
+from accounting.chart_admin import mapped_accounts_html
+from accounting.models import ChannelMapping, GlChart, Posting
+from integrations.bigcommerce.connection import check_store
 from integrations.errors import IntegrationError
 
 from . import pipeline, x3auth
 from .access import TenantScopedAdmin, tenants_for
-from .clients import x3_client
+from .chart import refresh_chart
+from .clients import bigcommerce_client, x3_client
 from .forms import AlertSettingsForm, BigCommerceStoreForm, TenantForm, X3ConnectionForm
 from .models import (
     AlertSettings,
@@ -64,8 +68,21 @@ class BigCommerceStoreInline(admin.StackedInline):
     model = BigCommerceStore
     form = BigCommerceStoreForm
     can_delete = False
+    readonly_fields = ("bc_status",)
     fieldsets = (
-        (None, {"fields": ("store_hash", "access_token", "client_id", "client_secret", "api_base_url")}),
+        (
+            None,
+            {
+                "fields": (
+                    "store_hash",
+                    "access_token",
+                    "client_id",
+                    "client_secret",
+                    "api_base_url",
+                    "bc_status",
+                )
+            },
+        ),
         (
             "Webhook authentication",
             {
@@ -79,6 +96,13 @@ class BigCommerceStoreInline(admin.StackedInline):
             },
         ),
     )
+
+    @admin.display(description="Status")
+    def bc_status(self, obj: BigCommerceStore | None) -> str:
+        if obj is None or obj.pk is None:
+            return "Save the tenant first; then you can test the connection."
+        url = reverse("admin:connector_tenant_bc_test", args=[obj.tenant_id])
+        return format_html('<a class="button" href="{}">Test connection</a>', url)
 
 
 class X3ConnectionInline(admin.StackedInline):
@@ -156,6 +180,10 @@ class X3ConnectionInline(admin.StackedInline):
                 "classes": ("collapse", *_GRAPHQL),
             },
         ),
+        (
+            "Chart of accounts (docs/chart-of-accounts.md)",
+            {"fields": ("chart_query",), "classes": ("collapse",)},
+        ),
     )
 
     class Media:
@@ -209,8 +237,19 @@ class ChannelMappingInline(admin.TabularInline):
         "cogs_account",
         "inventory_account",
         "site",
+        "account_names",
     )
+    readonly_fields = ("account_names",)
     show_change_link = True
+    _names: dict[str, str] | None = None  # inline instances are made per request: one dict per page
+
+    def get_formset(self, request, obj=None, **kwargs):
+        self._names = account_names(obj.pk if obj is not None else None)
+        return super().get_formset(request, obj, **kwargs)
+
+    @admin.display(description="Names in the X3 chart")
+    def account_names(self, mapping: ChannelMapping) -> str:
+        return mapped_accounts_html(mapping, self._names or {}) if mapping.pk else ""
 
 
 class AlertSettingsInline(admin.StackedInline):
@@ -230,6 +269,7 @@ class TenantAdmin(TenantScopedAdmin):
     inlines = (BigCommerceStoreInline, X3ConnectionInline, ChannelMappingInline, AlertSettingsInline)
     list_select_related = ("bigcommerce", "x3")
     form = TenantForm
+    actions = ("refresh_chart_of_accounts",)
 
     class Media:
         css = {"all": ("connector/admin.css",)}  # status colours (no inline styles under the CSP)
@@ -347,6 +387,11 @@ class TenantAdmin(TenantScopedAdmin):
                 name="connector_tenant_x3_test",
             ),
             path(
+                "<int:object_id>/bc-test/",
+                self.admin_site.admin_view(self.bc_test_view),
+                name="connector_tenant_bc_test",
+            ),
+            path(
                 "<int:object_id>/x3-connect/",
                 self.admin_site.admin_view(self.x3_connect_view),
                 name="connector_tenant_x3_connect",
@@ -399,9 +444,13 @@ class TenantAdmin(TenantScopedAdmin):
         client = x3_client(tenant)
         steps = getattr(client, "connection_steps", None)
         if steps is not None:  # SOAP: each step in plain words, the first failure last
+            all_ok = True
             for step in steps():
+                all_ok = all_ok and step.ok
                 report = messages.success if step.ok else messages.error
                 report(request, f"{'✓' if step.ok else '✗'} {step.name}: {step.detail}")
+            if all_ok:
+                self._account_read_step(request, tenant, client)
             return HttpResponseRedirect(change_url)
         try:
             result = client.test_connection()
@@ -410,7 +459,26 @@ class TenantAdmin(TenantScopedAdmin):
         else:
             elapsed = (timezone.now() - started).total_seconds()
             messages.success(request, f"Sage X3 connection test passed in {elapsed:.1f} s. {result}")
+            self._account_read_step(request, tenant, client)
         return HttpResponseRedirect(change_url)
+
+    def _account_read_step(self, request: HttpRequest, tenant: Tenant, client) -> None:
+        """When the tenant reads its chart of accounts (a chart query is set, or a chart was loaded): read one."""
+        if not tenant.x3.chart_query and not GlChart.objects.filter(tenant=tenant).exists():
+            return
+        try:
+            found = client.list_accounts(tenant.x3.chart_query or None, limit=1)
+        except IntegrationError as exc:
+            messages.error(request, f"✗ One account read: {exc.message}")
+            return
+        if not found:
+            messages.error(
+                request, "✗ One account read: Sage X3 answered, but with no account (check the chart query)"
+            )
+            return
+        account = found[0]
+        state = "accepts postings" if account.postable else "closed to postings"
+        messages.success(request, f"✓ One account read: {account.code} {account.name} ({state})")
 
     def x3_connect_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """GET: explain and confirm; the button POSTs to the OAuth start view (connector.views.x3_oauth_start)."""
@@ -442,6 +510,49 @@ class TenantAdmin(TenantScopedAdmin):
         if origin:
             page._csp_update = {"form-action": [origin]}  # type: ignore[attr-defined]  # django-csp reads it
         return page
+
+    def bc_test_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """GET: confirm; POST: read-only calls for each scope we need, each step in words, then the channels."""
+        tenant = get_object_or_404(Tenant.objects.select_related("bigcommerce"), pk=object_id)
+        if not self.has_change_permission(request, tenant):
+            raise PermissionDenied
+        if not hasattr(tenant, "bigcommerce"):
+            raise PermissionDenied("This tenant has no BigCommerce store.")
+        common = {
+            "title": f"Test the BigCommerce connection of {tenant.name}",
+            "action_url": request.path,
+            "button": "Test connection",
+        }
+        if request.method != "POST":
+            return self._action_page(
+                request,
+                tenant,
+                explanation=[
+                    "This makes read-only calls to the store and reports, step by step, whether the store answers, "
+                    "the access token is accepted, and the API account has the scopes the connector needs: "
+                    "orders (read), channels (read) and webhooks. Nothing is changed in the store.",
+                ],
+                details=[],
+                **common,
+            )
+        check = check_store(bigcommerce_client(tenant))
+        return self._action_page(
+            request,
+            tenant,
+            explanation=[f"{'✓' if s.ok else '✗'} {s.name}: {s.detail}" for s in check.steps]
+            + ["All checks passed." if check.ok else "Some checks failed: see the ✗ lines above."],
+            details=[
+                (f"Channel {c.id}", f"{c.name} ({c.type}, {c.platform}, {c.status})") for c in check.channels
+            ],
+            **{**common, "button": "Test again"},
+        )
+
+    @admin.action(description="Refresh chart of accounts from Sage X3", permissions=["change"])
+    def refresh_chart_of_accounts(self, request: HttpRequest, queryset) -> None:
+        """Read each selected tenant's GL accounts through its X3 method and cache them (read-only calls)."""
+        for tenant in queryset.select_related("x3"):
+            result = refresh_chart(tenant)
+            (messages.success if result.ok else messages.error)(request, f"{tenant.name}: {result.message}")
 
     @admin.display(description="Webhook URL")
     def webhook_url(self, obj: Tenant) -> str:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import requests
 
 from integrations.bigcommerce.client import BigCommerceClient, StoreConfig
 from integrations.errors import PermanentError
 from integrations.http import CallRecord, new_session
+from integrations.sagex3.accounts import Account
 from integrations.sagex3.graphql import GraphQLConfig, SageX3GraphQLClient, TokenSource
 from integrations.sagex3.rest import RestConfig, SageX3RestClient
 from integrations.sagex3.soap import SageX3SoapClient, SoapConfig
@@ -70,6 +74,11 @@ class UnusableX3Client:
         raise PermanentError(self.reason)
 
     def preview(self, entry: Entry) -> str:
+        raise PermanentError(self.reason)
+
+    def list_accounts(
+        self, settings: Mapping[str, Any] | None = None, *, limit: int | None = None
+    ) -> list[Account]:
         raise PermanentError(self.reason)
 
 

@@ -161,6 +161,7 @@ class X3ConnectionForm(SecretFieldsForm):
             "app_user",
             "app_audience",
             "app_token_lifetime",
+            "chart_query",
         )
         widgets = {
             "graphql_mutation": forms.Textarea(attrs={"rows": 12, "cols": 90, "class": "vLargeTextField"}),
@@ -185,6 +186,9 @@ class X3ConnectionForm(SecretFieldsForm):
 
     def clean_graphql_variables(self):
         return self.cleaned_data.get("graphql_variables") or {}
+
+    def clean_chart_query(self):
+        return self.cleaned_data.get("chart_query") or {}
 
     def clean_graphql_mapping(self):
         return self.cleaned_data.get("graphql_mapping") or {}

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from integrations.sagex3.accounts import chart_query_problems
 from integrations.sagex3.graphql_mapping import effective_graphql_mapping, graphql_mapping_problems
 
 from .fields import encrypted
@@ -216,6 +217,15 @@ class X3Connection(models.Model):
         help_text="Overrides of the default api1 class/representation and field mapping (docs/x3-mapping.md).",
     )
 
+    chart_query = models.JSONField(
+        "chart of accounts query",
+        default=dict,
+        blank=True,
+        help_text="How to read the GL accounts with this method: overrides of the defaults (account class / "
+        "publication GACCOUNT, GraphQL x3FinanceData.account, field names). Blank: the defaults. "
+        "See docs/chart-of-accounts.md.",
+    )
+
     # --- SOAP web services (CAdxWebServiceXmlCC; user name and password above) ---
     soap_public_name = models.CharField(
         "web service public name",
@@ -408,6 +418,9 @@ class X3Connection(models.Model):
                 field = GRAPHQL_MAPPING_FIELDS.get(key, "graphql_mapping")
                 prefix = "" if field != "graphql_mapping" or key == "mapping" else f"{key}: "
                 errors.setdefault(field, []).extend(prefix + m for m in messages)
+        chart_problems = chart_query_problems(self.chart_query)
+        if chart_problems:
+            errors.setdefault("chart_query", []).extend(chart_problems)
         if errors:
             raise ValidationError(errors)
 

@@ -11,6 +11,7 @@ SCHEDULES = {
     "connector-reconcile": ("connector.tasks.reconcile", "RECONCILE_INTERVAL_MINUTES"),
     "connector-alerts": ("connector.tasks.send_alerts", "ALERT_INTERVAL_MINUTES"),
     "connector-verify-audit": ("connector.tasks.verify_audit", "AUDIT_VERIFY_INTERVAL_MINUTES"),
+    "connector-refresh-charts": ("connector.tasks.refresh_charts", "CHART_REFRESH_INTERVAL_MINUTES"),
 }
 
 

@@ -87,3 +87,9 @@ def verify_audit() -> str:
     from accounting.audit_chain import verify_all
 
     return "; ".join(str(result) for result in verify_all()) or "no tenants"
+
+
+def refresh_charts() -> str:
+    from .chart import refresh_all
+
+    return "; ".join(str(result) for result in refresh_all()) or "no tenants"

@@ -525,6 +525,8 @@ class StoreConfig:
     )
     rate_limit_quota: int = 150
     rate_limit_window_ms: int = 30_000
+    # Scopes the simulated API account lacks: "orders", "channels" (requests to them answer 403). Hooks need none.
+    missing_scopes: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, spec: dict[str, Any] | None = None, *, index: int = 0, seed: int = 0) -> StoreConfig:
@@ -581,6 +583,7 @@ class StoreConfig:
             status_webhook_on_create=bool(merged.get("status_webhook_on_create", True)),
             rate_limit_quota=int(merged.get("rate_limit_quota", 150)),
             rate_limit_window_ms=int(merged.get("rate_limit_window_ms", 30_000)),
+            missing_scopes=[str(x) for x in merged.get("missing_scopes") or []],
         )
 
 

@@ -353,6 +353,16 @@ class BigCommerceSim(SimApp, HookSource):
                     401,
                     "Unauthorized - the v3 Auth client ID or token in the request are not a valid combination for this store.",
                 )
+            scope = (
+                "orders"
+                if sub.startswith("/v2/orders")
+                else "channels"
+                if sub.startswith("/v3/channels")
+                else ""
+            )
+            if scope and scope in store.cfg.missing_scopes:
+                store.count(endpoint, 403)
+                return v3_error(403, "You don't have a required scope to access the endpoint")
             allowed_now, rate_headers = store.rate.hit()
             if not allowed_now:
                 store.count(endpoint, 429)

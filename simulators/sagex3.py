@@ -107,6 +107,38 @@ DEFAULT_CHART = [
     "370000",  # stock of goods
 ]
 
+# The chart as the account class / publication / GraphQL node serves it (chart of accounts refresh): a name per
+# account, the accounts closed to postings, and the dimension types an account requires (informational here).
+ACCOUNT_NAMES: dict[str, str] = {
+    "401000": "Suppliers",
+    "411000": "Customers",
+    "411100": "Customers - marketplaces",
+    "419100": "Customer prepayments / store credit",
+    "445660": "Deductible VAT",
+    "445710": "VAT collected",
+    "445711": "VAT collected - other rate",
+    "445800": "VAT to regularise",
+    "467000": "Other receivables / payment gateway clearing",
+    "471000": "Suspense",
+    "511200": "Cheques / payments to cash in",
+    "512000": "Bank",
+    "580000": "Internal transfers",
+    "603700": "Change in stock of goods",
+    "607000": "Purchases of goods (COGS)",
+    "627000": "Bank fees",
+    "658000": "Other operating expenses",
+    "665000": "Discounts granted",
+    "706000": "Services",
+    "707000": "Sales of goods",
+    "708500": "Shipping and handling billed",
+    "708800": "Other income (fees, gift wrapping)",
+    "709000": "Rebates and returns on sales",
+    "758000": "Other operating income",
+    "370000": "Stock of goods",
+}
+DEFAULT_CLOSED_ACCOUNTS = ["580000"]
+DEFAULT_ACCOUNT_DIMENSIONS: dict[str, list[str]] = {"707000": ["CCT"], "708500": ["CCT"]}
+
 DEFAULT_FIELDS: dict[str, Any] = {
     # header: our name -> X3 field (as in integrations/sagex3/types.py DEFAULT_REST_MAPPING)
     "header": {
@@ -139,6 +171,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "representation": "GACCENTRY",
     "fields": DEFAULT_FIELDS,
     "chart": DEFAULT_CHART,  # None: any account is accepted
+    "account_names": ACCOUNT_NAMES,  # code -> name, for the account class (blank name when missing)
+    "closed_accounts": DEFAULT_CLOSED_ACCOUNTS,  # in the chart but closed: listed as not active, postings refused
+    "account_dimensions": DEFAULT_ACCOUNT_DIMENSIONS,  # code -> dimension types required
+    "account_class": "GACCOUNT",  # api1 class and representation, and the SOAP publication, of the chart
     "sites": None,  # None: any site; a list, or {site: company} to echo CPY
     "journals": None,  # None: any journal
     "entry_types": None,  # None: any entry type
@@ -430,7 +466,48 @@ class SageX3Sim(SimApp):
         doc["$url"] = url
         return json_response(self.config["create_status"], doc, {"Location": url, "ETag": entry["$etag"]})
 
+    def account_records(self) -> list[dict[str, Any]]:
+        """The chart as X3 table GACCOUNT would hold it (ACC, DES, ENAFLG 2 active / 1 not, DIE), sorted by code."""
+        cfg = self.config
+        closed = set(cfg["closed_accounts"] or [])
+        return [
+            {
+                "ACC": code,
+                "DES": (cfg["account_names"] or {}).get(code, ""),
+                "ENAFLG": 1 if code in closed else 2,
+                "DIE": ",".join((cfg["account_dimensions"] or {}).get(code, [])),
+            }
+            for code in sorted(cfg["chart"] or [])
+        ]
+
+    def api1_accounts(self, req: Request) -> Response:
+        """``$query`` on the account class: count, key=gt.<ACC>, a where on ACC; a $next link while more remain."""
+        folder = req.params["folder"]
+        if folder not in self.config["folders"]:
+            raise HttpError(diagnoses(404, f"Endpoint {folder} not found"))
+        cls = self.config["account_class"]
+        if (req.arg("representation") or "") != f"{cls}.$query":
+            raise HttpError(diagnoses(404, f"Representation {req.arg('representation')} not found"))
+        try:
+            count = int(req.arg("count") or 20)
+            terms = parse_where(req.arg("where") or "") if req.arg("where") else []
+        except ValueError as exc:
+            return diagnoses(400, str(exc))
+        with self.lock:
+            rows = [r for r in self.account_records() if all(_compare(r.get(f), op, v) for f, op, v in terms)]
+        key = req.arg("key") or ""
+        if key.startswith("gt."):
+            rows = [r for r in rows if r["ACC"] > key[3:]]
+        page = rows[:count]
+        links: dict[str, Any] = {}
+        if len(rows) > count and page:
+            query = f"representation={cls}.$query&count={count}&key=gt.{quote(page[-1]['ACC'])}"
+            links["$next"] = {"$url": f"{self._base(req)}/api1/x3/erp/{folder}/{cls}?{query}"}
+        return json_response(200, {"$resources": page, "$links": links})
+
     def api1_query(self, req: Request) -> Response:
+        if req.params["cls"] == self.config["account_class"]:
+            return self.api1_accounts(req)
         folder, cls = self._check_target(req, "$query")
         where = req.arg("where")
         try:
@@ -674,6 +751,8 @@ class SageX3Sim(SimApp):
                 errors.append(f"Line {number}: {lf['account']} mandatory field")
             elif chart is not None and account not in chart:
                 errors.append(f"Line {number}: account {account} does not exist in the chart of accounts")
+            elif account in (cfg["closed_accounts"] or []):
+                errors.append(f"Line {number}: account {account} is closed")
             try:
                 debit, credit = self._line_amounts(line, lf)
             except ValueError as exc:

@@ -23,7 +23,7 @@ from typing import Any
 import requests
 
 from .control import BigCommerceControl, SageX3Control, spawn
-from .sagex3 import DEFAULT_CHART
+from .sagex3 import ACCOUNT_NAMES, DEFAULT_CHART
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANT = "demo"
@@ -77,6 +77,13 @@ CHANNELS = [
     },
 ]
 EXTRA_ACCOUNTS = ["707100", "707200", "708510", "708520", "709100"]
+EXTRA_ACCOUNT_NAMES = {
+    "707100": "Sales of goods - wholesale",
+    "707200": "Sales of goods - outlet",
+    "708510": "Shipping billed - wholesale",
+    "708520": "Shipping billed - outlet",
+    "709100": "Rebates on sales - wholesale",
+}
 
 
 def free_port() -> int:
@@ -296,7 +303,11 @@ def start_stack(
             tax_rate="0.08",
             orders=0,
         )
-        x3.configure(chart=sorted(set(DEFAULT_CHART) | set(EXTRA_ACCOUNTS)), closed_periods=[])
+        x3.configure(
+            chart=sorted(set(DEFAULT_CHART) | set(EXTRA_ACCOUNTS)),
+            account_names={**ACCOUNT_NAMES, **EXTRA_ACCOUNT_NAMES},
+            closed_periods=[],
+        )
 
         port = free_port()
         if x3_method != "rest_basic":
@@ -335,6 +346,10 @@ def start_stack(
         doc = log_dir / "tenant.json"
         doc.write_text(json.dumps(tenant_document(bc_banner["base_url"], stack.x3_url, x3_method=x3_method)))
         stack.manage("configure_tenant", str(doc))
+        if x3_method != "graphql_oauth2":  # OAuth2 reads X3 only once someone has connected
+            stack.manage(
+                "refresh_accounts", "--tenant", TENANT
+            )  # the chart of accounts, for names and checks
         log = (log_dir / "connector.log").open("w")
         stack.files.append(log)
         processes.append(

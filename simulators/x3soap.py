@@ -183,6 +183,8 @@ def handle(sim: SageX3Sim, req: Request) -> Response:
     if folder is None or folder not in sim.config["folders"]:
         return result(call.operation, 0, [(3, f"Pool {alias or '(none)'} does not exist or is not started")])
     public_name = call.params.get("publicName") or ""
+    if public_name == sim.config["account_class"] and call.operation == "query":
+        return query_accounts(sim, call)
     publication = soap["publications"].get(public_name)
     if publication is None:
         return result(call.operation, 0, [(3, f"Web service {public_name or '(none)'} is not published")])
@@ -268,6 +270,18 @@ def query(
         ][:size]
         records = [{f: _plain(e.get(f)) for f in pub["query_fields"] if f in e} for e in rows]
     return result("query", 1, [], json.dumps(records))
+
+
+def query_accounts(sim: SageX3Sim, call: Call) -> Response:
+    """``query`` on the account publication: the chart (criteria on ACC honoured), at most ``listSize`` rows."""
+    filters = [(k, v) for k, v in call.params.get("objectKeys", []) if k == "ACC"]
+    try:
+        size = int(call.params.get("listSize") or 20)
+    except ValueError:
+        size = 20
+    with sim.lock:
+        rows = [r for r in sim.account_records() if all(r[k] == v for k, v in filters)][:size]
+    return result("query", 1, [], json.dumps(rows))
 
 
 def read(

@@ -188,6 +188,35 @@ scalar Date
 
 type Query {
   x3Finance: X3FinanceQuery
+  x3FinanceData: X3FinanceDataQuery
+}
+
+type X3FinanceDataQuery {
+  account: AccountQueries
+}
+
+type AccountQueries {
+  query(filter: String, first: Int, after: String): AccountConnection
+}
+
+type AccountConnection {
+  edges: [AccountEdge!]!
+  pageInfo: PageInfo!
+  totalCount: Int!
+}
+
+type AccountEdge {
+  node: Account!
+  cursor: String!
+}
+
+"A GL account (x3FinanceData.account). Property names other than code are NOT CONFIRMED."
+type Account {
+  _id: String!
+  code: String!
+  description: String
+  isActive: Boolean
+  dimensionTypes: [String!]
 }
 
 type Mutation {
@@ -779,7 +808,37 @@ def _read(info: Any, _id: str) -> dict[str, Any] | None:
     return next((n for n in _entries_for(info) if n["_id"] == _id), None)
 
 
-ROOT: dict[str, Any] = {"x3Finance": {"journalEntry": {"query": _query, "read": _read, "create": _create}}}
+def _accounts(
+    info: Any,
+    filter: str | None = None,  # noqa: A002 - the GraphQL argument's name
+    first: int | None = None,
+    after: str | None = None,
+) -> dict[str, Any]:
+    sim: SageX3Sim = info.context["sim"]
+    with sim.lock:
+        nodes = [
+            {
+                "_id": r["ACC"],
+                "code": r["ACC"],
+                "description": r["DES"],
+                "isActive": r["ENAFLG"] == 2,
+                "dimensionTypes": [d for d in r["DIE"].split(",") if d],
+            }
+            for r in sim.account_records()
+        ]
+    try:
+        flt = parse_filter(filter) if filter else {}
+        check_filter(flt, {"code", "description", "isActive"})
+        nodes = [n for n in nodes if filter_matches(n, flt)]
+        return connection(nodes, first, after)
+    except FilterError as exc:
+        raise GraphQLError(f"Invalid filter: {exc}") from None
+
+
+ROOT: dict[str, Any] = {
+    "x3Finance": {"journalEntry": {"query": _query, "read": _read, "create": _create}},
+    "x3FinanceData": {"account": {"query": _accounts}},
+}
 
 
 @dataclass

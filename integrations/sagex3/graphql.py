@@ -39,6 +39,14 @@ from integrations.errors import (
 )
 from integrations.http import CallRecord, Exchange, Transport, new_session, retry_after, snippet
 
+from .accounts import (
+    MAX_ACCOUNTS,
+    MAX_PAGES,
+    Account,
+    accounts_from_records,
+    chart_query_problems,
+    effective_chart_query,
+)
 from .calls import RecordsCalls
 from .diagnoses import collect_diagnoses, error_diagnoses, join_messages
 from .graphql_mapping import (
@@ -404,6 +412,46 @@ class SageX3GraphQLClient(RecordsCalls):
         return self._transport.exchange(
             "POST", self.config.url, body=body, headers=headers, is_write=is_write
         )
+
+    # -- chart of accounts (docs/chart-of-accounts.md) --
+
+    def list_accounts(
+        self, settings: Mapping[str, Any] | None = None, *, limit: int | None = None
+    ) -> list[Account]:
+        """The GL accounts: the configured query (default ``x3FinanceData.account``), Relay pages ``first/after``."""
+        chart = effective_chart_query("graphql", settings)
+        problems = chart_query_problems(settings)
+        if problems:
+            raise PermanentError("Invalid chart of accounts query: " + "; ".join(problems))
+        size = min(chart["page_size"], limit) if limit else chart["page_size"]
+        records: list[Mapping[str, Any]] = []
+        after: str | None = None
+        for _page in range(MAX_PAGES):
+            data = self._call(chart["query"], {"first": size, "after": after}, is_write=False)
+            edges = _dig(data, chart["nodes_path"])
+            if not isinstance(edges, list):
+                raise self._failed(
+                    BadResponseError(f"X3 chart of accounts: data.{chart['nodes_path']} is not a list")
+                )
+            nodes = [e.get("node") if isinstance(e, Mapping) and "node" in e else e for e in edges]
+            records.extend(n for n in nodes if isinstance(n, Mapping))
+            if (limit and len(records) >= limit) or len(records) > MAX_ACCOUNTS:
+                break
+            info = _dig(data, chart["page_info_path"])
+            if not isinstance(info, Mapping) or not info.get("hasNextPage"):
+                break
+            cursor = info.get("endCursor")
+            if not isinstance(cursor, str) or not cursor or cursor == after:
+                raise self._failed(
+                    BadResponseError("X3 chart of accounts: hasNextPage without a new endCursor")
+                )
+            after = cursor
+        else:
+            raise self._failed(PermanentError(f"X3 chart of accounts: more than {MAX_PAGES} pages, stopped"))
+        if len(records) > MAX_ACCOUNTS:
+            raise self._failed(PermanentError(f"X3 chart of accounts: more than {MAX_ACCOUNTS} accounts"))
+        accounts = accounts_from_records(records, chart)
+        return accounts[:limit] if limit else accounts
 
 
 def _message(text: str) -> str:

@@ -38,6 +38,15 @@ from integrations.errors import (
 )
 from integrations.http import Exchange, Transport, new_session, retry_after, snippet
 
+from .accounts import (
+    MAX_ACCOUNTS,
+    MAX_PAGES,
+    Account,
+    accounts_from_records,
+    chart_query_problems,
+    dig,
+    effective_chart_query,
+)
 from .calls import FIND_PAGE_SIZE, RecordsCalls
 from .diagnoses import collect_diagnoses, error_diagnoses, join_messages
 from .types import DEFAULT_REST_MAPPING, Entry, EntryLine, PostedEntry
@@ -564,6 +573,80 @@ class SageX3RestClient(RecordsCalls):
             status_code=response.status_code,
             response_body=text[:2000],
         )
+
+    # -- chart of accounts (docs/chart-of-accounts.md) --
+
+    def list_accounts(
+        self, settings: Mapping[str, Any] | None = None, *, limit: int | None = None
+    ) -> list[Account]:
+        """The GL accounts of the folder: ``$query`` on the configured account class, page by page.
+
+        Follows ``$links.$next.$url`` when X3 gives one (its name is NOT CONFIRMED), else key-based paging
+        (``key=gt.<last code>``, docs/reference/sagex3.md §2.2) while pages come back full. ``limit`` stops early
+        (test connection reads one account).
+        """
+        chart = effective_chart_query("api1", settings)
+        problems = chart_query_problems(settings)
+        if problems:
+            raise PermanentError("Invalid chart of accounts query: " + "; ".join(problems))
+        size = min(chart["page_size"], limit) if limit else chart["page_size"]
+        base = self.config.base_url.rstrip("/")
+        folder = quote(self.config.folder.strip(), safe="")
+        first = (
+            f"{base}/api1/x3/erp/{folder}/{chart['class']}?representation={chart['representation']}.$query"
+        )
+        first += f"&count={size}&orderBy={quote(chart['code_field'] + ' asc', safe='')}"
+        if chart["where"]:
+            first += f"&where={quote(chart['where'], safe='')}"
+        records: list[Mapping[str, Any]] = []
+        url: str | None = first
+        last_code: str | None = None
+        for _page in range(MAX_PAGES):
+            if url is None:
+                break
+            data = self._call("GET", url)
+            resources = data.get("$resources")
+            if not isinstance(resources, list) or not all(isinstance(r, Mapping) for r in resources):
+                raise self._failed(BadResponseError("X3 chart of accounts query: expected a $resources list"))
+            records.extend(resources)
+            if (limit and len(records) >= limit) or len(records) > MAX_ACCOUNTS:
+                break
+            codes = [str(dig(r, chart["code_field"]) or "") for r in resources]
+            url = self._next_account_page(data, first, size, codes, last_code)
+            last_code = codes[-1] if codes else last_code
+        else:
+            raise self._failed(PermanentError(f"X3 chart of accounts: more than {MAX_PAGES} pages, stopped"))
+        if len(records) > MAX_ACCOUNTS:
+            raise self._failed(
+                PermanentError(
+                    f"X3 chart of accounts: more than {MAX_ACCOUNTS} accounts (is the where filter applied?)"
+                )
+            )
+        accounts = accounts_from_records(records, chart)
+        return accounts[:limit] if limit else accounts
+
+    def _next_account_page(
+        self, data: Mapping[str, Any], first: str, size: int, codes: list[str], last_code: str | None
+    ) -> str | None:
+        links = data.get("$links")
+        nxt = links.get("$next") if isinstance(links, Mapping) else None
+        href = nxt.get("$url") if isinstance(nxt, Mapping) else None
+        if isinstance(href, str) and href:
+            ours, theirs = urlsplit(self.config.base_url), urlsplit(href)
+            if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
+                raise self._failed(
+                    PermanentError(
+                        f"X3 chart of accounts: the next page is on another server ({theirs.netloc})"
+                    )
+                )
+            return href
+        if len(codes) < size or not codes or not codes[-1]:
+            return None
+        if codes[-1] == last_code:  # the key filter was ignored: the same page again
+            raise self._failed(
+                PermanentError("X3 chart of accounts: paging by key returned the same page twice")
+            )
+        return first + f"&key={quote('gt.' + codes[-1], safe='')}"
 
 
 def _json_or_none(text: str) -> Any:

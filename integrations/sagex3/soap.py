@@ -48,6 +48,7 @@ from integrations.errors import (
 )
 from integrations.http import CallRecord, Transport, new_session, retry_after, snippet
 
+from .accounts import Account, accounts_from_records, chart_query_problems, effective_chart_query
 from .calls import FIND_PAGE_SIZE, RecordsCalls
 from .rest import (
     AMOUNT_STYLES,
@@ -935,6 +936,41 @@ class SageX3SoapClient(RecordsCalls):
                 ),
             )
         return result
+
+    # -- chart of accounts (docs/chart-of-accounts.md) --
+
+    def list_accounts(
+        self, settings: Mapping[str, Any] | None = None, *, limit: int | None = None
+    ) -> list[Account]:
+        """The GL accounts: ``query`` without criteria on the configured account publication.
+
+        SOAP ``query`` has no paging, only ``listSize``: a full list means the chart may be cut short, which would
+        make real accounts look unknown, so that is an error asking for a larger ``list_size``.
+        """
+        chart = effective_chart_query("soap", settings)
+        problems = chart_query_problems(settings)
+        if problems:
+            raise PermanentError("Invalid chart of accounts query: " + "; ".join(problems))
+        size = min(chart["list_size"], limit) if limit else chart["list_size"]
+        import zeep
+
+        keys = self._keys(chart["criteria"]) if chart["criteria"] else zeep.xsd.Nil
+        result = self._call("query", chart["public_name"], keys, size)
+        try:
+            rows = parse_result_rows(result.result_xml)
+        except ValueError as exc:
+            raise self._failed(
+                BadResponseError(f"X3 chart of accounts ({chart['public_name']}): {exc}")
+            ) from exc
+        if not limit and len(rows) >= size:
+            raise self._failed(
+                PermanentError(
+                    f"X3 returned {len(rows)} accounts from {chart['public_name']}, the list size: the chart may be "
+                    "incomplete. Raise list_size in the chart of accounts query."
+                )
+            )
+        accounts = accounts_from_records(rows, chart)
+        return accounts[:limit] if limit else accounts
 
 
 def _fld(parent: ET.Element, name: str, value: str, kind: str) -> None:

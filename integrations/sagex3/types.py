@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
 from integrations.http import CallRecord
+
+from .accounts import Account
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,12 @@ class X3Client(Protocol):
 
     def preview(self, entry: Entry) -> str:
         """The exact request body ``create_entry`` would send for ``entry`` (for review before posting)."""
+        ...
+
+    def list_accounts(
+        self, settings: Mapping[str, Any] | None = None, *, limit: int | None = None
+    ) -> list[Account]:
+        """The chart of accounts read through the tenant's method (settings: the chart query overrides)."""
         ...
 
 
