@@ -142,6 +142,7 @@ class Posting(models.Model):
         null=True, blank=True, help_text="The entry's own date, when a closed period moved it to a later one"
     )
     may_exist_in_x3 = models.BooleanField(
+        "May already be in X3",
         default=False,
         help_text="A create request may have reached Sage X3: every further attempt asks X3 for the reference "
         "before sending again. Set before a send; cleared only when that very send provably did not reach X3; "
