@@ -46,7 +46,7 @@ from integrations.errors import (
     RateLimitedError,
     RetryableError,
 )
-from integrations.http import CallRecord, Transport, new_session, retry_after, snippet
+from integrations.http import CallRecord, Exchange, Transport, new_session, retry_after, snippet
 
 from .accounts import Account, accounts_from_records, chart_query_problems, effective_chart_query
 from .calls import FIND_PAGE_SIZE, RecordsCalls
@@ -854,8 +854,13 @@ class SageX3SoapClient(RecordsCalls):
             headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""', "Accept": "text/xml"},
             is_write=is_write,
         )
+        answer.record.extra["soap_operation"] = operation
+        return self._answer(operation, answer, is_write=is_write, allow_refusal=allow_refusal)
+
+    def _answer(self, operation: str, answer: Exchange, *, is_write: bool, allow_refusal: bool) -> SoapResult:
+        """Classify one SOAP answer: HTTP status, SOAP fault, then X3's own status and messages."""
         response, record, text = answer.response, answer.record, answer.text
-        record.extra["soap_operation"] = operation
+        url = self.config.endpoint
         common: dict[str, Any] = {"status_code": response.status_code, "response_body": text[:2000]}
         status = response.status_code
         where = f"{operation} on {self._where()}"
@@ -914,6 +919,22 @@ class SageX3SoapClient(RecordsCalls):
                     **common,
                 ),
             )
+        return self._verdict(
+            operation, result, record, common, is_write=is_write, allow_refusal=allow_refusal
+        )
+
+    def _verdict(
+        self,
+        operation: str,
+        result: SoapResult,
+        record: CallRecord,
+        common: dict[str, Any],
+        *,
+        is_write: bool,
+        allow_refusal: bool,
+    ) -> SoapResult:
+        """X3's own answer to a call that reached it: status 1 without an error message, or a refusal."""
+        where = f"{operation} on {self._where()}"
         notes = [m.describe() for m in result.messages]
         if notes:
             record.extra["messages"] = notes
