@@ -34,7 +34,7 @@ ZERO = Decimal(0)
 ORDER_PART = (K.ORDER, K.ADJUSTMENT, K.REVERSAL)
 VOID_STATUS_IDS = frozenset({5, 6})  # Cancelled, Declined (as accounting/planning.py)
 FAILED = (S.NEEDS_ATTENTION, S.NEEDS_MAPPING, S.NEEDS_REAUTH)
-NOT_POSTED = (S.PENDING, S.POSTING, S.RETRY, S.UNKNOWN)
+NOT_POSTED = (S.AWAITING_APPROVAL, S.PENDING, S.POSTING, S.RETRY, S.UNKNOWN, S.HELD)
 
 # Row statuses, worst first.
 MATCHED, NOT_POSTED_YET, DIFFERS, FAILED_STATUS = "matched", "not posted yet", "differs", "failed"
@@ -451,7 +451,7 @@ def trial_balance(tenant, period: Period, *, channel_id: int | None = None) -> T
 
 # --- Dashboard -----------------------------------------------------------------------------------------------------
 
-ATTENTION = (S.NEEDS_ATTENTION, S.NEEDS_MAPPING, S.NEEDS_REAUTH, S.UNKNOWN)
+ATTENTION = (S.NEEDS_ATTENTION, S.NEEDS_MAPPING, S.NEEDS_REAUTH, S.AWAITING_APPROVAL, S.HELD, S.UNKNOWN)
 UNFINISHED = (*NOT_POSTED, *FAILED)
 
 

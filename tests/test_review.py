@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -132,3 +133,15 @@ def test_the_preview_is_the_body_the_rest_client_sends(tenant):
     lines = next(v for v in body.values() if isinstance(v, list))
     amounts = sorted(str(value) for row in lines for value in row.values() if isinstance(value, int | float))
     assert "10.0" in amounts  # amounts are JSON numbers, as create_entry sends them
+
+
+def test_the_dashboard_counts_entries_awaiting_approval(tenant, systems, admin_client):
+    bc, _, _ = systems
+    set_policy(tenant, Tenant.ReviewPolicy.ALL)
+    bc.put_order(order_json(250))
+    sync_order(tenant=tenant, order_id=250, trigger="webhook")
+    response = admin_client.get("/admin/workspace/dashboard/?export=csv")
+    rows = list(csv.reader(response.content.decode().splitlines()))
+    header = next(r for r in rows if "Awaiting approval" in r)
+    counts = next(r for r in rows[rows.index(header) + 1 :] if r and r[0] == "Acme Ltd")
+    assert counts[header.index("Awaiting approval")] == "1"

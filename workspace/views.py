@@ -335,6 +335,8 @@ ATTENTION_LABELS = {
     S.NEEDS_ATTENTION: "Needs attention (X3 refused)",
     S.NEEDS_MAPPING: "Needs mapping",
     S.NEEDS_REAUTH: "Needs re-authorization",
+    S.AWAITING_APPROVAL: "Awaiting approval",
+    S.HELD: "Held: period closed",
     S.UNKNOWN: "Outcome unknown",
 }
 
