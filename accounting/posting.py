@@ -390,13 +390,19 @@ def _period_open(posting: Posting) -> tuple[int, ...]:
     ):
         return ()
     now = timezone.now()
-    held = tuple(
-        Posting.objects.filter(
-            tenant_id=posting.tenant_id, status=S.HELD, held_period=posting.held_period
-        ).values_list("pk", flat=True)
+    held = list(
+        Posting.objects.filter(tenant_id=posting.tenant_id, status=S.HELD, held_period=posting.held_period)
     )
-    Posting.objects.filter(pk__in=held).update(next_attempt_at=now, updated_at=now)
-    return held
+    released = []
+    for other in held:  # no longer held: they go out as ordinary retries, and released once only
+        if Posting.objects.filter(pk=other.pk, status=S.HELD).update(
+            status=S.RETRY, next_attempt_at=now, updated_at=now
+        ):
+            log_transition(
+                other, S.RETRY, f"Period {posting.held_period} is open in X3 again", from_status=S.HELD
+            )
+            released.append(other.pk)
+    return tuple(released)
 
 
 # --- Circuit breaker: a tenant's X3 is down ------------------------------------------------------------------------

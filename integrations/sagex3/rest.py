@@ -115,7 +115,12 @@ def effective_mapping(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     ``{"header": {"source_document": None}}`` only unmaps the source document; any other value replaces the default.
     The result is a fresh deep copy: mutating it never touches the defaults.
     """
-    merged = copy.deepcopy(DEFAULT_REST_MAPPING)
+    return merge_mapping(DEFAULT_REST_MAPPING, overrides)
+
+
+def merge_mapping(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A fresh deep copy of ``defaults`` with ``overrides`` applied, dict values merged one level deep."""
+    merged = copy.deepcopy(dict(defaults))
     for key, value in (overrides or {}).items():
         if isinstance(merged.get(key), dict) and isinstance(value, Mapping):
             merged[key] = {**merged[key], **copy.deepcopy(dict(value))}

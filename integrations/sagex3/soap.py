@@ -22,7 +22,6 @@ then looks the entry up by reference with :meth:`SageX3SoapClient.find_entry` be
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import re
 import threading
@@ -58,6 +57,7 @@ from .rest import (
     check_field_map,
     check_static,
     date_format_works,
+    merge_mapping,
 )
 from .types import Entry, EntryLine, PostedEntry
 
@@ -129,13 +129,7 @@ class SoapMappingError(PermanentError):
 
 def effective_soap_mapping(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """``DEFAULT_SOAP_MAPPING`` with the tenant's overrides, dicts merged one level deep (as for api1)."""
-    merged = copy.deepcopy(DEFAULT_SOAP_MAPPING)
-    for key, value in (overrides or {}).items():
-        if isinstance(merged.get(key), dict) and isinstance(value, Mapping):
-            merged[key] = {**merged[key], **copy.deepcopy(dict(value))}
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+    return merge_mapping(DEFAULT_SOAP_MAPPING, overrides)
 
 
 def validate_soap_mapping(mapping: Mapping[str, Any]) -> list[str]:
