@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.core.management.base import CommandError
 
 from connector.clients import bigcommerce_client
@@ -21,10 +23,11 @@ class Command(ConnectorCommand):
         parser.add_argument("--base-url", required=True, help="Public HTTPS base URL of this deployment")
 
     def handle(self, *args, tenant: str, base_url: str, **options) -> None:
-        if not base_url.startswith("https://") or len(base_url) <= len("https://"):
+        url = urlsplit(base_url)
+        if url.scheme not in ("https", "http") or not url.netloc:
             raise usage_error(
-                f"--base-url {base_url!r}: give the public https:// URL of this deployment, e.g. "
-                "https://connector.example.com (BigCommerce sends webhooks only to HTTPS)"
+                f"--base-url {base_url!r} is not a URL: give the public https:// address of this deployment, e.g. "
+                "https://connector.example.com"
             )
         t = tenant_by_slug(tenant, "bigcommerce")
         destination = f"{base_url.rstrip('/')}/webhooks/bigcommerce/{t.slug}/"
