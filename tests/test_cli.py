@@ -244,3 +244,25 @@ def test_a_real_process_exits_2_without_a_traceback(args, tmp_path):
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("CommandError: ")
+
+
+def test_queued_replay_says_how_many_orders_went_to_the_workers(tenant, bc, monkeypatch):
+    queued = []
+    monkeypatch.setattr(
+        "connector.management.commands.replay_orders.enqueue_order_sync", lambda t, o: queued.append(o)
+    )
+    out = io.StringIO()
+    call_command("replay_orders", "--tenant", "acme", "250", "251", "250", "--queue", stdout=out)
+    assert queued == [250, 251]  # each order once
+    assert "Replay queued: 2 orders for the workers." in out.getvalue()
+    assert "posted now" not in out.getvalue()  # nothing was done here yet
+
+
+def test_verify_audit_shows_a_bar_per_tenant_when_asked(tenant):
+    err, out = io.StringIO(), io.StringIO()
+    call_command("verify_audit", "--progress", stdout=out, stderr=err)
+    assert "Verifying audit chains" in err.getvalue() and "1/1" in err.getvalue()
+    assert "Audit chain intact" in out.getvalue() and "Verifying" not in out.getvalue()
+    quiet = io.StringIO()
+    call_command("verify_audit", stdout=out, stderr=quiet)
+    assert quiet.getvalue() == ""
