@@ -211,7 +211,7 @@ def measure(args, *, replay: bool = True) -> dict:
             "x3_calls": rp_x3,
             "bigcommerce_calls_per_order": round(sum(rp_bc.values()) / len(ids), 3),
             "x3_calls_per_posting": round(sum(rp_x3.values()) / rp_posted, 3) if rp_posted else None,
-            "summary": text.strip().splitlines()[-1] if text.strip() else "",
+            "summary": next((line for line in text.splitlines() if line.startswith("Replay done")), ""),
         }
         print(f"  replay path: {json.dumps(replay_out)}", flush=True)
         return out

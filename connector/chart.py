@@ -73,7 +73,11 @@ def _log_calls(tenant: Tenant, calls: list) -> None:
         )
 
 
+def tenants_to_refresh():
+    """Every active tenant with an X3 connection (the scheduled refresh, and ``refresh_accounts`` one by one)."""
+    return Tenant.objects.filter(is_active=True, x3__isnull=False).select_related("x3").order_by("slug")
+
+
 def refresh_all() -> list[RefreshResult]:
     """The scheduled refresh: every active tenant with an X3 connection."""
-    tenants = Tenant.objects.filter(is_active=True, x3__isnull=False).select_related("x3").order_by("slug")
-    return [refresh_chart(t) for t in tenants]
+    return [refresh_chart(t) for t in tenants_to_refresh()]

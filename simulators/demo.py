@@ -11,11 +11,14 @@ cancellation; X3 fails once along the way. Everything runs in a fresh database, 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import signal
 import sys
 import time
 from decimal import Decimal
+
+from integrations.currency import minor_unit
 
 from .stack import ROOT, STORE_HASH, TENANT, start_stack
 
@@ -48,9 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.env["DJANGO_SUPERUSER_PASSWORD"] = ADMIN_PASSWORD
         stack.manage("createsuperuser", "--noinput", "--username", ADMIN_USER, "--email", "demo@example.com")
         run_story(stack)
-        print_summary(stack, time.monotonic() - started)
+        print_summary(stack, time.monotonic() - started, keeps_running=not args.exit)
         if not args.exit:
-            say("Press Ctrl-C to stop.")
             while not interrupted and all(p.poll() is None for p in stack.processes):
                 time.sleep(0.5)
     finally:
@@ -104,11 +106,31 @@ def posted(stack) -> int:
     return sum(1 for _ in stack.entries())
 
 
-def print_summary(stack, elapsed: float) -> None:
+SUFFIXES = (
+    ("", "the order's own entry (its sale: receivable, revenue, shipping, tax, cost of goods)"),
+    ("-R<n>", "a refund: BigCommerce refund n of that order, negative amounts on the order's own accounts"),
+    ("-A<n>", "an adjustment: the order was edited after it was posted; entry n posts the difference"),
+    (
+        "-V<n>",
+        "a reversal: the order was cancelled or declined after it was posted; entry n undoes what was posted",
+    ),
+)
+
+
+def demo_facts(stack) -> dict:
+    """The connector's own records of the story (simulators/demo_facts.py, run inside the connector)."""
+    out = stack.manage("shell", "-v", "0", "-c", f"from simulators.demo_facts import main; main({TENANT!r})")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def print_summary(stack, elapsed: float, *, keeps_running: bool) -> None:
     entries = stack.entries()
+    facts = demo_facts(stack)
+    by_reference = {p["reference"]: p for p in facts["postings"]}
+    channels = facts["channels"]
     say("")
     say(f"Sage X3 now holds {len(entries)} journal entries:")
-    say(f"  {'document':<12} {'reference':<26} {'date':<11} {'lines':>5} {'receivable':>11}")
+    say(f"  {'document':<12} {'reference':<26} {'date':<11} {'lines':>5} {'receivable':>11}  what")
     for entry in entries:
         lines = entry["GACCENTRYD"]
         receivable = sum(
@@ -116,15 +138,96 @@ def print_summary(stack, elapsed: float) -> None:
             for line in lines
             if str(line["ACC"]).startswith(("411", "467"))
         )
+        posting = by_reference.get(entry["REFINT"], {})
+        what = posting.get("label", "")
+        if posting.get("channel_id") is not None:
+            what += f", {channels.get(str(posting['channel_id']), 'channel ' + str(posting['channel_id']))}"
         say(
             f"  {entry['NUM']:<12} {entry['REFINT']:<26} {entry['ACCDAT']:<11} {len(lines):>5} {receivable:>11}"
+            f"  {what}"
         )
+    prefix = f"BC-{STORE_HASH}-<order>"
+    say("")
+    say(
+        f"References: {prefix} (X3's REFINT field) makes each entry findable in X3 and postable once. Suffixes:"
+    )
+    for suffix, meaning in SUFFIXES:
+        say(f"  {(prefix + suffix):<30} {meaning}")
+    print_accounts(entries, facts)
+    print_channel_totals(facts)
+    print_webhooks(stack, facts)
+    print_hiccup(stack, facts)
     say("")
     say(stack.manage("report", "--tenant", TENANT).rstrip())
     say("")
-    say(f"Admin: {stack.connector_url}/admin/  (user {ADMIN_USER}, password {ADMIN_PASSWORD})")
     say(f"Logs and database: {stack.log_dir}")
     say(f"Demo ready in {elapsed:.0f} s.")
+    admin = f"Admin: {stack.connector_url}/admin/  (user {ADMIN_USER}, password {ADMIN_PASSWORD})"
+    if keeps_running:
+        say(f"{admin}: running until you press Ctrl-C.")
+    else:
+        say(f"{admin}: stopping now (--exit).")
+
+
+def print_accounts(entries, facts) -> None:
+    """Every account the entries touched, with its name (X3's chart of accounts, else the mapping's role)."""
+    used = sorted({str(line["ACC"]) for entry in entries for line in entry["GACCENTRYD"]})
+    say("")
+    say("Accounts used (names from the chart of accounts read from X3):")
+    for code in used:
+        say(f"  {code:<8} {facts['accounts'].get(code, '(not in the chart)')}")
+
+
+def print_channel_totals(facts) -> None:
+    totals: dict[tuple[str, str], list] = {}
+    for p in facts["postings"]:
+        if p["status"] != "posted":
+            continue
+        key = (str(p["channel_id"]), p["currency"])
+        step = Decimal(1).scaleb(-minor_unit(p["currency"]))
+        row = totals.setdefault(key, [0, Decimal(0).quantize(step), Decimal(0).quantize(step)])
+        row[0] += 1
+        row[2 if p["kind"] == "refund" else 1] += Decimal(p["total"])
+    say("")
+    say("Posted per channel (receivable: orders with their adjustments and reversals, refunds, net):")
+    say(f"  {'channel':<26} {'entries':>7} {'orders':>10} {'refunds':>10} {'net':>10}")
+    for (channel, currency), (count, sales, refunds) in sorted(totals.items()):
+        name = f"{channel} {facts['channels'].get(channel, '')}".strip()
+        say(f"  {name:<26} {count:>7} {sales:>10} {refunds:>10} {sales + refunds:>10} {currency}")
+
+
+def print_webhooks(stack, facts) -> None:
+    sent = stack.bc.deliveries(STORE_HASH)
+    duplicates = sum(1 for d in sent if d.get("duplicate"))
+    say("")
+    say(
+        f"Webhooks: BigCommerce made {len(sent)} deliveries, {duplicates} of them duplicates on purpose. "
+        f"Deduplicated: {facts['deliveries']} deliveries -> {facts['events']} events (a repeat delivery has the "
+        "same webhook id: answered 200, counted on its event, nothing posted twice). BigCommerce sends several "
+        f"events for one change (created, status updated, refund): the {facts['events']} events made "
+        f"{len(facts['postings'])} entries."
+    )
+
+
+def print_hiccup(stack, facts) -> None:
+    hit = [
+        p
+        for p in facts["postings"]
+        if any(a["outcome"] != "ok" and a["operation"] == "create" for a in p["attempts"])
+    ]
+    say("")
+    if not hit:
+        say("Sage X3 hiccup: X3 was told to fail once, but no entry met the failure.")
+        return
+    for p in hit:
+        failed = [a for a in p["attempts"] if a["outcome"] != "ok" and a["operation"] == "create"]
+        codes = ", ".join(str(a["status_code"] or "no answer") for a in failed)
+        in_x3 = len(stack.entries(reference=p["reference"]))
+        say(
+            f"Sage X3 hiccup: X3 answered {codes} to {p['label']} ({p['reference']}); the connector retried "
+            f"and it was posted once as {p['document']} ({in_x3} entry with that reference in X3, "
+            f"{len(p['attempts'])} calls in its history)."
+        )
 
 
 if __name__ == "__main__":

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from accounting.audit_chain import verify_all
+from connector.management.base import ConnectorCommand, tenant_by_slug, usage_error
+from connector.management.progress import Progress, add_progress_arguments
 from connector.models import Tenant
 
 
-class Command(BaseCommand):
+class Command(ConnectorCommand):
     help = (
         "Verify the SHA-256 chain of every history and X3-call record, per tenant: report the first record that "
-        "was changed, deleted or inserted afterwards. Exit code 0 if intact, 1 if broken. The result is kept for "
-        "the admin (Postings page)."
+        "was changed, deleted or inserted afterwards. Exit code 0 if intact, 1 if broken, 2 for bad input. The "
+        "result is kept for the admin (Postings page)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -23,22 +25,22 @@ class Command(BaseCommand):
             help="With --tenant: a head printed by an earlier run (kept outside the database); the record at that "
             "position must still have that hash",
         )
+        add_progress_arguments(parser)
 
     def handle(self, *args, tenant: str | None = None, anchor: str | None = None, **options) -> None:
-        tenants, expected = None, None
+        expected = None
         if anchor:
             position, _, digest = anchor.partition(":")
             if not tenant or not position.isdigit() or len(digest) != 64:
-                raise CommandError("--anchor needs --tenant and the form POSITION:HASH (64 hex digits)")
+                raise usage_error("--anchor needs --tenant and the form POSITION:HASH (64 hex digits)")
             expected = (int(position), digest.lower())
-        if tenant:
-            tenants = list(Tenant.objects.filter(slug=tenant))
-            if not tenants:
-                raise CommandError(f"No tenant with slug {tenant!r}")
-        results = verify_all(tenants, expected)
-        for result in results:
-            write = self.stdout.write if result.intact else self.stderr.write
-            write(str(result))
+        tenants = [tenant_by_slug(tenant)] if tenant else list(Tenant.objects.order_by("slug"))
+        progress = Progress.of(self, options)
+        results = []
+        for t in progress.bar(tenants, desc="Verifying audit chains", unit="tenant"):
+            (result,) = verify_all([t], expected)
+            progress.note(str(result), self.stdout if result.intact else self.stderr)
+            results.append(result)
         broken = [r for r in results if not r.intact]
         total = sum(r.records for r in results)
         if broken:

@@ -1,11 +1,10 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
-
 from connector.configuration import ConfigurationError, apply_document, load_document
+from connector.management.base import ConnectorCommand, usage_error
 
 
-class Command(BaseCommand):
+class Command(ConnectorCommand):
     help = "Create or update a tenant, its credentials and channel mappings from a JSON or TOML file."
 
     def add_arguments(self, parser) -> None:
@@ -13,11 +12,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, path: Path, **options) -> None:
         if not path.exists():
-            raise CommandError(f"{path} does not exist")
+            raise usage_error(f"{path} does not exist")
         try:
             tenant, created = apply_document(load_document(path))
         except ConfigurationError as exc:
-            raise CommandError(str(exc)) from exc
+            raise usage_error(str(exc)) from exc
         verb = "Created" if created else "Updated"
         self.stdout.write(
             self.style.SUCCESS(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from urllib.parse import urlsplit
+
+from django.core.management.base import CommandError
 
 from connector.clients import bigcommerce_client
 from connector.intake import ORDER_SCOPES
-from connector.models import Tenant
+from connector.management.base import ConnectorCommand, tenant_by_slug, usage_error
 from integrations.errors import IntegrationError
 
 
-class Command(BaseCommand):
+class Command(ConnectorCommand):
     help = (
         "Register (or re-activate and update) the order webhooks of a tenant's store, pointing at "
         "BASE_URL/webhooks/bigcommerce/<slug>/, with the custom secret header when that scheme is enabled."
@@ -21,9 +23,13 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", required=True, help="Public HTTPS base URL of this deployment")
 
     def handle(self, *args, tenant: str, base_url: str, **options) -> None:
-        t = Tenant.objects.select_related("bigcommerce").filter(slug=tenant).first()
-        if t is None:
-            raise CommandError(f"No tenant {tenant!r}")
+        url = urlsplit(base_url)
+        if url.scheme not in ("https", "http") or not url.netloc:
+            raise usage_error(
+                f"--base-url {base_url!r} is not a URL: give the public https:// address of this deployment, e.g. "
+                "https://connector.example.com"
+            )
+        t = tenant_by_slug(tenant, "bigcommerce")
         destination = f"{base_url.rstrip('/')}/webhooks/bigcommerce/{t.slug}/"
         store = t.bigcommerce
         headers = (

@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
 from connector.alerts import send_alerts
+from connector.management.base import ConnectorCommand
 
 
-class Command(BaseCommand):
+class Command(ConnectorCommand):
     help = "Gather every tenant's alarm conditions and send one digest per tenant (also runs every few minutes in "
     "the cluster)."
 

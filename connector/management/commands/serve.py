@@ -12,12 +12,12 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
 
+from connector.management.base import ConnectorCommand
 from connector.metrics import prepare_multiprocess_dir
 
 
-class Command(BaseCommand):
+class Command(ConnectorCommand):
     help = "Migrate, then run gunicorn and the django-q2 cluster together until Ctrl-C."
 
     def add_arguments(self, parser) -> None:

@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
+from connector.management.base import ConnectorCommand
 from connector.pipeline import sweep
 
 
-class Command(BaseCommand):
+class Command(ConnectorCommand):
     help = "Find unfinished events and postings and queue them again (also runs every few minutes in the cluster)."
 
     def handle(self, *args, **options) -> None:
