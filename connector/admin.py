@@ -639,3 +639,43 @@ class AlertStateAdmin(ReadOnlyAdmin):
     list_filter = ("active", "condition", "tenant")
     list_select_related = ("tenant",)
     readonly_fields = [f.name for f in AlertState._meta.fields]
+
+
+# --- django-q2's task records and schedules -------------------------------------------------------------------------
+
+
+class SuperuserChangesOnly:
+    """Task records and schedules run the connector: other staff may look (with the view permission), never add,
+    change, delete or resubmit. django-q2's own admin classes do the rest."""
+
+    def has_add_permission(self, request, *args) -> bool:
+        return request.user.is_superuser and super().has_add_permission(request, *args)  # type: ignore[misc]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser and super().has_change_permission(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser and super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+    def get_actions(self, request):
+        return super().get_actions(request) if request.user.is_superuser else {}  # type: ignore[misc]
+
+
+def _task_admin_read_only() -> None:
+    from django_q import (
+        admin as q_admin,  # registers django-q2's admin classes first (django_q is an earlier app)
+    )
+    from django_q.models import Failure, OrmQ, Schedule, Success
+
+    for model, base in (
+        (Schedule, q_admin.ScheduleAdmin),
+        (Success, q_admin.TaskAdmin),
+        (Failure, q_admin.FailAdmin),
+        (OrmQ, q_admin.QueueAdmin),
+    ):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)
+            admin.site.register(model, type(f"ReadOnly{base.__name__}", (SuperuserChangesOnly, base), {}))
+
+
+_task_admin_read_only()
