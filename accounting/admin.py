@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Sum
+from django.db.models import Case, Count, OuterRef, Q, Subquery, Sum, When
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -38,19 +38,25 @@ from .models import (
     PostingLog,
     X3Circuit,
 )
+from .planning import mapping_problem_of
 from .posting import entry_for
 
 
 def mapping_url(posting: Posting) -> str:
     """Where to fix a posting's channel mapping: the existing one (inactive, or an account blank), else the add form
     with the tenant and channel filled in."""
-    mapping = (
-        ChannelMapping.objects.filter(tenant=posting.tenant_id, channel_id=posting.channel_id).first()
-        if posting.channel_id is not None
-        else None
-    )
-    if mapping is not None:
-        return reverse("admin:accounting_channelmapping_change", args=[mapping.pk])
+    if hasattr(posting, "mapping_pk"):  # read with the list (PostingAdmin.get_queryset)
+        pk = posting.mapping_pk
+    else:
+        pk = (
+            ChannelMapping.objects.filter(tenant=posting.tenant_id, channel_id=posting.channel_id)
+            .values_list("pk", flat=True)
+            .first()
+            if posting.channel_id is not None
+            else None
+        )
+    if pk is not None:
+        return reverse("admin:accounting_channelmapping_change", args=[pk])
     return (
         reverse("admin:accounting_channelmapping_add")
         + f"?tenant={posting.tenant_id}&channel_id={posting.channel_id or ''}"
@@ -316,9 +322,38 @@ class PostingAdmin(ReadOnlyAdmin):
     def rounding(self, obj: Posting) -> str:
         return side_amount(obj.difference, obj.currency) or "none"
 
+    def get_queryset(self, request):
+        """The channel mapping of each unmapped row, read with the list (no query per row)."""
+        mapping = ChannelMapping.objects.filter(tenant=OuterRef("tenant"), channel_id=OuterRef("channel_id"))
+        unmapped = Q(status=Posting.Status.NEEDS_MAPPING)
+        fields = ("pk", "is_active", *ChannelMapping.REQUIRED_ACCOUNTS)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                **{
+                    f"mapping_{name}": Case(When(unmapped, then=Subquery(mapping.values(name)[:1])))
+                    for name in fields
+                }
+            )
+        )
+
+    @staticmethod
+    def mapping_problem(obj: Posting):
+        if obj.status != Posting.Status.NEEDS_MAPPING or not hasattr(obj, "mapping_pk"):
+            return explain.mapping_state(obj) if obj.status == Posting.Status.NEEDS_MAPPING else None
+        mapping = None
+        if obj.mapping_pk is not None:
+            mapping = ChannelMapping(
+                pk=obj.mapping_pk,
+                is_active=getattr(obj, "mapping_is_active"),  # noqa: B009  (an annotation)
+                **{name: getattr(obj, f"mapping_{name}") for name in ChannelMapping.REQUIRED_ACCOUNTS},
+            )
+        return mapping_problem_of(obj.channel_id or 0, mapping)
+
     @admin.display(description="Reason")
     def reason(self, obj: Posting) -> str:
-        text = explain.reason(obj)
+        text = explain.reason(obj, problem=self.mapping_problem(obj))
         if not text:
             return ""
         short = text if len(text) <= 140 else text[:139] + "…"

@@ -37,7 +37,11 @@ def _mapping_words(posting: Posting, problem: MappingProblem | None) -> str:
     return problem.happened
 
 
-def reason(posting: Posting, *, problem: MappingProblem | None = None) -> str:
+_READ = MappingProblem("missing", 0)  # a marker: "read the mapping now"
+
+
+def reason(posting: Posting, *, problem: MappingProblem | None = _READ) -> str:
+    """``problem``: the mapping's problem when the caller has read it already (None: the mapping is fine now)."""
     """One line for the failure queue: plain words first, then X3's own message when there is one."""
     status = posting.status
     if status == S.NEEDS_ATTENTION:
@@ -47,7 +51,7 @@ def reason(posting: Posting, *, problem: MappingProblem | None = None) -> str:
             return f"Sage X3 refused the entry: {posting.last_error or '(no message)'}"
         return posting.last_error or "Needs a look"
     if status == S.NEEDS_MAPPING:
-        return _mapping_words(posting, problem or mapping_state(posting))
+        return _mapping_words(posting, mapping_state(posting) if problem is _READ else problem)
     if status == S.NEEDS_REAUTH:
         return "The Sage X3 authorization has expired or was revoked: reconnect the tenant."
     if status == S.UNKNOWN:

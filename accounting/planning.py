@@ -138,6 +138,11 @@ def mapping_problem(tenant_id: int, channel_id: int | None) -> MappingProblem | 
     if channel_id is None:
         return None
     mapping = ChannelMapping.objects.filter(tenant_id=tenant_id, channel_id=channel_id).first()
+    return mapping_problem_of(channel_id, mapping)
+
+
+def mapping_problem_of(channel_id: int, mapping: ChannelMapping | None) -> MappingProblem | None:
+    """:func:`mapping_problem` for a mapping already read (or None: there is none)."""
     if mapping is None:
         return MappingProblem("missing", channel_id)
     if not mapping.is_active:

@@ -284,6 +284,9 @@ def test_another_tenants_batch_is_404_and_out_of_reach(client_a, two_tenants, ac
     assert client_a.get(f"{CHANGELIST}bulk/{theirs.pk}/").status_code == 404
     assert client_a.get(f"{CHANGELIST}bulk/{mine.pk}/").status_code == 200
     assert client_a.get(f"{CHANGELIST}bulk/999999/").status_code == 404
+    listing = client_a.get("/admin/connector/bulkoperation/").content.decode()
+    assert f"{CHANGELIST}bulk/{mine.pk}/" in listing and f"{CHANGELIST}bulk/{theirs.pk}/" not in listing
+    assert client_a.get(f"/admin/connector/bulkoperation/{theirs.pk}/change/").status_code == 404
     # A batch keeps to the tenants it was started for, even if an ID of another tenant slipped into it.
     other = Posting.objects.get(order_id=9010)
     BulkOperation.objects.filter(pk=mine.pk).update(posting_ids=[other.pk])
