@@ -261,7 +261,16 @@ def _rebuild_and_send(tenant: Tenant, order_id: int, group: list[Posting], user,
             after = _shape(posting)
             same[posting.pk] = after.lines == before[posting.pk].lines
             if not after.lines and not before[posting.pk].lines:
-                continue  # still nothing to build (no usable mapping, void order…): planning said why
+                if posting.status == S.NEEDS_MAPPING:  # still nothing to build: say who tried, and why not
+                    log_transition(
+                        posting,
+                        posting.status,
+                        f"Retry requested by {_who(user)}: not built. {posting.last_error}",
+                        from_status=posting.status,
+                        trigger=ADMIN,
+                        user=user,
+                    )
+                continue
             if same[posting.pk]:
                 text = f"rebuilt from the current order and {_source(posting)}: the same lines as before"
             else:
