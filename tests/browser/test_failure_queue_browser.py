@@ -60,3 +60,47 @@ def test_fix_a_mapping_then_retry_posts_the_corrected_lines(
     assert len(x3.entries) == 1
     accounts = {line.account for line in x3.entries[0].lines}
     assert {"417000", "707000", "447570"} <= accounts
+
+
+def test_a_bulk_retry_shows_its_progress_and_one_summary(
+    page, live_server, login, shot, tenant, django_user_model, monkeypatch, settings
+):
+    from connector import bulk
+    from connector.models import BulkOperation
+
+    bc, x3 = FakeBigCommerce(), FaultyX3()
+    monkeypatch.setattr("connector.clients.bigcommerce_client", lambda tenant: bc)
+    monkeypatch.setattr("connector.clients.x3_client", lambda tenant: x3)
+    monkeypatch.setattr("connector.tasks.enqueue_posting", lambda pk: None)
+    monkeypatch.setattr("connector.tasks.enqueue_bulk", lambda pk: None)  # the worker is this test
+    settings.CONNECTOR = {**settings.CONNECTOR, "BULK_INLINE_MAX": 1}
+    django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    x3.create_fault = "refusal-400"
+    for order_id in (260, 261, 262):
+        bc.put_order(order_json(order_id))
+        sync_order(tenant=tenant, order_id=order_id, trigger="webhook")
+    x3.create_fault = "ok"
+    csp_errors: list[str] = []
+    page.on(
+        "console", lambda msg: csp_errors.append(msg.text) if "Content Security Policy" in msg.text else None
+    )
+
+    login(page, "root")
+    page.goto(f"{live_server.url}/admin/accounting/posting/")
+    page.check("#action-toggle")
+    page.select_option("select[name=action]", "retry_now")
+    with page.expect_navigation():
+        page.click("button[name=index]")
+    batch = BulkOperation.objects.get()
+    assert page.url.endswith(f"/admin/accounting/posting/bulk/{batch.pk}/")
+    assert page.locator("#bulk-progress").get_attribute("value") == "0"
+    assert page.locator("meta[http-equiv=refresh]").count() == 1
+    shot(page, "10-bulk-progress")
+
+    bulk.run_batch(batch.pk)
+    page.reload()
+    assert page.locator("#bulk-progress").get_attribute("value") == "3"
+    assert page.locator("#bulk-summary li").inner_text() == "Retry now: 3 posted."
+    assert page.locator("meta[http-equiv=refresh]").count() == 0
+    shot(page, "11-bulk-done")
+    assert csp_errors == [] and len(x3.entries) == 3
