@@ -4,20 +4,23 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib import admin, messages
-from django.db.models import Count, Exists, OuterRef, Sum
-from django.urls import reverse
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, Count, OuterRef, Q, Subquery, Sum, When
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from import_export import fields, resources
 from import_export.admin import ImportExportModelAdmin
 from import_export.widgets import ForeignKeyWidget
 
-from connector import operations
+from connector import bulk, operations
 from connector.access import TenantScopedAdmin, tenants_for
 from connector.admin import ReadOnlyAdmin
 from connector.clients import x3_client
-from connector.models import Tenant
+from connector.models import BulkOperation, Tenant
 from integrations.errors import IntegrationError
 
 from . import explain
@@ -35,7 +38,29 @@ from .models import (
     PostingLog,
     X3Circuit,
 )
+from .planning import mapping_problem_of
 from .posting import entry_for
+
+
+def mapping_url(posting: Posting) -> str:
+    """Where to fix a posting's channel mapping: the existing one (inactive, or an account blank), else the add form
+    with the tenant and channel filled in."""
+    if hasattr(posting, "mapping_pk"):  # read with the list (PostingAdmin.get_queryset)
+        pk = posting.mapping_pk
+    else:
+        pk = (
+            ChannelMapping.objects.filter(tenant=posting.tenant_id, channel_id=posting.channel_id)
+            .values_list("pk", flat=True)
+            .first()
+            if posting.channel_id is not None
+            else None
+        )
+    if pk is not None:
+        return reverse("admin:accounting_channelmapping_change", args=[pk])
+    return (
+        reverse("admin:accounting_channelmapping_add")
+        + f"?tenant={posting.tenant_id}&channel_id={posting.channel_id or ''}"
+    )
 
 
 class TenantWidget(ForeignKeyWidget):
@@ -297,12 +322,43 @@ class PostingAdmin(ReadOnlyAdmin):
     def rounding(self, obj: Posting) -> str:
         return side_amount(obj.difference, obj.currency) or "none"
 
+    def get_queryset(self, request):
+        """The channel mapping of each unmapped row, read with the list (no query per row)."""
+        mapping = ChannelMapping.objects.filter(tenant=OuterRef("tenant"), channel_id=OuterRef("channel_id"))
+        unmapped = Q(status=Posting.Status.NEEDS_MAPPING)
+        fields = ("pk", "is_active", *ChannelMapping.REQUIRED_ACCOUNTS)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                **{
+                    f"mapping_{name}": Case(When(unmapped, then=Subquery(mapping.values(name)[:1])))
+                    for name in fields
+                }
+            )
+        )
+
+    @staticmethod
+    def mapping_problem(obj: Posting):
+        if obj.status != Posting.Status.NEEDS_MAPPING or not hasattr(obj, "mapping_pk"):
+            return explain.mapping_state(obj) if obj.status == Posting.Status.NEEDS_MAPPING else None
+        mapping = None
+        if obj.mapping_pk is not None:
+            mapping = ChannelMapping(
+                pk=obj.mapping_pk,
+                is_active=getattr(obj, "mapping_is_active"),  # noqa: B009  (an annotation)
+                **{name: getattr(obj, f"mapping_{name}") for name in ChannelMapping.REQUIRED_ACCOUNTS},
+            )
+        return mapping_problem_of(obj.channel_id or 0, mapping)
+
     @admin.display(description="Reason")
     def reason(self, obj: Posting) -> str:
-        text = explain.reason(obj, mapping_inactive=getattr(obj, "mapping_inactive", False))
+        text = explain.reason(obj, problem=self.mapping_problem(obj))
         if not text:
             return ""
         short = text if len(text) <= 140 else text[:139] + "…"
+        if obj.status == Posting.Status.NEEDS_MAPPING:
+            return format_html('<a href="{}" title="{}">{}</a>', mapping_url(obj), text, short)
         return format_html('<span title="{}">{}</span>', text, short)
 
     @admin.display(description="Flagged", ordering="flagged")
@@ -310,12 +366,6 @@ class PostingAdmin(ReadOnlyAdmin):
         if not obj.flagged:
             return ""
         return format_html('<span style="color:#b35c00" title="{}">⚑ flagged</span>', obj.flag_reason)
-
-    def get_queryset(self, request):
-        inactive = ChannelMapping.objects.filter(
-            tenant=OuterRef("tenant"), channel_id=OuterRef("channel_id"), is_active=False
-        )
-        return super().get_queryset(request).annotate(mapping_inactive=Exists(inactive))
 
     def changelist_view(self, request, extra_context=None):
         audit = {"audit_lines": audit_chain_lines(tenants_for(request.user))}
@@ -332,22 +382,14 @@ class PostingAdmin(ReadOnlyAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         posting = self.get_object(request, object_id)
-        banner = explain.explain(posting, mapping_inactive=getattr(posting, "mapping_inactive", False))
+        banner = explain.explain(posting)
         context = {
             **(extra_context or {}),
             "banner": banner,
             "flag_reason": posting.flag_reason if posting.flagged else "",
         }
         if banner and posting.status == Posting.Status.NEEDS_MAPPING:
-            mapping = ChannelMapping.objects.filter(
-                tenant=posting.tenant_id, channel_id=posting.channel_id
-            ).first()
-            context["banner_link"] = (
-                reverse("admin:accounting_channelmapping_change", args=[mapping.pk])
-                if mapping
-                else reverse("admin:accounting_channelmapping_add")
-                + f"?tenant={posting.tenant_id}&channel_id={posting.channel_id}"
-            )
+            context["banner_link"] = mapping_url(posting)
         elif banner and posting.status == Posting.Status.NEEDS_REAUTH:
             context["banner_link"] = reverse("admin:connector_tenant_change", args=[posting.tenant_id])
         if banner and posting.status in explain.NEEDS_A_PERSON:
@@ -388,43 +430,69 @@ class PostingAdmin(ReadOnlyAdmin):
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("accounting.operate_posting")
 
+    def _bulk(self, request, queryset, kind: str):
+        """Run a posting action: a few rows in the request, more as one batch in the queue (connector/bulk.py).
+        Either way one summary message, a warning unless everything selected was sent or queued as asked."""
+        if queryset.count() > bulk.inline_max():
+            batch = bulk.start(kind, queryset, user=request.user)
+            return HttpResponseRedirect(reverse("admin:accounting_posting_bulk", args=[batch.pk]))
+        report = bulk.run_now(kind, queryset, user=request.user)
+        label = BulkOperation.Kind(kind).label
+        self.message_user(request, f"{label}: {report.summary()}", report.level)
+        return None
+
     @admin.action(
         description="Re-post order: re-fetch from BigCommerce, post only what is missing",
         permissions=["operate"],
     )
-    def repost_orders(self, request, queryset) -> None:
-        report = operations.repost_orders(queryset, user=request.user)
-        for level, text in report:
-            self.message_user(request, text, level)
+    def repost_orders(self, request, queryset):
+        return self._bulk(request, queryset, BulkOperation.Kind.REPOST)
 
     @admin.action(description="Approve and post (entries awaiting approval)", permissions=["operate"])
-    def approve(self, request, queryset) -> None:
-        count = operations.approve(queryset, user=request.user)
-        skipped = queryset.count() - count
-        self.message_user(
-            request,
-            f"{count} entr{'y' if count == 1 else 'ies'} approved and queued for posting."
-            + (
-                f" {skipped} selected row(s) were not awaiting approval and were left alone."
-                if skipped
-                else ""
-            ),
-            messages.SUCCESS if count and not skipped else messages.WARNING,
-        )
+    def approve(self, request, queryset):
+        return self._bulk(request, queryset, BulkOperation.Kind.APPROVE)
 
     @admin.action(description="Reject (entries awaiting approval): nothing is sent", permissions=["operate"])
-    def reject(self, request, queryset) -> None:
-        count = operations.reject(queryset, user=request.user)
-        self.message_user(
-            request,
-            f"{count} entr{'y' if count == 1 else 'ies'} rejected; nothing was sent to X3.",
-            messages.SUCCESS if count else messages.WARNING,
-        )
+    def reject(self, request, queryset):
+        return self._bulk(request, queryset, BulkOperation.Kind.REJECT)
 
-    @admin.action(description="Retry now (failed, scheduled or unknown postings)", permissions=["operate"])
-    def retry_now(self, request, queryset) -> None:
-        count = operations.retry_now(queryset, user=request.user)
-        self.message_user(request, f"{count} posting(s) queued for another attempt.", messages.SUCCESS)
+    @admin.action(
+        description="Retry now: rebuild from the current order and mapping, then send (not posted entries)",
+        permissions=["operate"],
+    )
+    def retry_now(self, request, queryset):
+        return self._bulk(request, queryset, BulkOperation.Kind.RETRY)
+
+    def get_urls(self):
+        progress = path(
+            "bulk/<int:batch_id>/",
+            self.admin_site.admin_view(self.bulk_view),
+            name="accounting_posting_bulk",
+        )
+        return [progress, *super().get_urls()]
+
+    def bulk_view(self, request, batch_id: int) -> HttpResponse:
+        """The progress of a bulk action; 404 for a batch that touches a tenant the user does not have."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        batch = BulkOperation.objects.filter(pk=batch_id).select_related("requested_by").first()
+        if batch is None or not bulk.visible_to(request.user, batch):
+            raise Http404("No such bulk action")
+        report = operations.Report.from_json(batch.report)
+        finished = batch.status == BulkOperation.Status.DONE
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"{batch.get_kind_display()}: {batch.total} entries",
+            "batch": batch,
+            "finished": finished,
+            "percent": 100 if not batch.total else round(100 * batch.position / batch.total),
+            "summary": batch.summary if finished else "",
+            "notes": report.notes[:20],
+            "more_notes": max(0, len(report.notes) - 20),
+            "postings_url": reverse("admin:accounting_posting_changelist"),
+        }
+        return TemplateResponse(request, "admin/accounting/posting/bulk_progress.html", context)
 
 
 @admin.register(X3Circuit)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from .models import Posting
+from .planning import MappingProblem, mapping_problem
 
 S = Posting.Status
 NEEDS_A_PERSON = (S.NEEDS_ATTENTION, S.NEEDS_MAPPING, S.NEEDS_REAUTH)
@@ -22,13 +23,25 @@ class Explanation:
     level: str  # "error" (a person must act) or "wait" (the connector is on it)
 
 
-def _mapping_words(posting: Posting, mapping_inactive: bool) -> str:
-    if mapping_inactive:
-        return f"The GL mapping for channel {posting.channel_id} exists but is switched off (inactive)."
-    return f"There is no GL mapping for channel {posting.channel_id}."
+def mapping_state(posting: Posting) -> MappingProblem | None:
+    """What is wrong with the channel's mapping now (it may have been fixed since the entry was planned)."""
+    return mapping_problem(posting.tenant_id, posting.channel_id)
 
 
-def reason(posting: Posting, *, mapping_inactive: bool = False) -> str:
+def _mapping_words(posting: Posting, problem: MappingProblem | None) -> str:
+    if problem is None:
+        return (
+            f"The GL mapping for channel {posting.channel_id} is complete now: use “Retry now” to build and post "
+            "the entry."
+        )
+    return problem.happened
+
+
+_READ = MappingProblem("missing", 0)  # a marker: "read the mapping now"
+
+
+def reason(posting: Posting, *, problem: MappingProblem | None = _READ) -> str:
+    """``problem``: the mapping's problem when the caller has read it already (None: the mapping is fine now)."""
     """One line for the failure queue: plain words first, then X3's own message when there is one."""
     status = posting.status
     if status == S.NEEDS_ATTENTION:
@@ -38,7 +51,7 @@ def reason(posting: Posting, *, mapping_inactive: bool = False) -> str:
             return f"Sage X3 refused the entry: {posting.last_error or '(no message)'}"
         return posting.last_error or "Needs a look"
     if status == S.NEEDS_MAPPING:
-        return _mapping_words(posting, mapping_inactive)
+        return _mapping_words(posting, mapping_state(posting) if problem is _READ else problem)
     if status == S.NEEDS_REAUTH:
         return "The Sage X3 authorization has expired or was revoked: reconnect the tenant."
     if status == S.UNKNOWN:
@@ -50,7 +63,14 @@ def reason(posting: Posting, *, mapping_inactive: bool = False) -> str:
     return ""
 
 
-def explain(posting: Posting, *, mapping_inactive: bool = False) -> Explanation | None:
+HEADLINES = {
+    "missing": "Not posted: the order's sales channel has no GL mapping",
+    "inactive": "Not posted: the GL mapping of the order's sales channel is switched off",
+    "blank": "Not posted: the GL mapping of the order's sales channel has a blank account",
+}
+
+
+def explain(posting: Posting) -> Explanation | None:
     """The banner for a posting that needs a person (or is being checked); None when nothing is to be said."""
     status = posting.status
     if status == S.NEEDS_ATTENTION:
@@ -61,20 +81,23 @@ def explain(posting: Posting, *, mapping_inactive: bool = False) -> Explanation 
             happened=reason(posting),
             to_do=(
                 "Correct the cause — in Sage X3 (for example open the period, or create the account) or in the "
-                "channel's GL mapping. Then select this posting in the list and use “Re-post order”: it re-reads "
-                "the order and rebuilds the entry from the current mapping. “Retry now” sends the same lines "
-                "again, so use it only when the cause was on the Sage X3 side."
+                "channel's GL mapping. Then select this posting in the list and use “Retry now”: it rebuilds the "
+                "entry from the current order and mapping and sends it again (if an earlier send may have reached "
+                "Sage X3, X3 is asked for the reference first and nothing is rebuilt). “Re-post order” re-reads "
+                "the order and posts only what is missing."
             ),
             level="error",
         )
     if status == S.NEEDS_MAPPING:
+        problem = mapping_state(posting)
         return Explanation(
-            headline="Not posted: the order's sales channel has no active GL mapping",
-            happened=_mapping_words(posting, mapping_inactive),
-            to_do=(
-                f"{'Activate' if mapping_inactive else 'Add'} the mapping for channel {posting.channel_id} "
-                "(Channel mappings), then select this posting in the list and use “Re-post order”."
-            ),
+            headline=HEADLINES[problem.cause]
+            if problem
+            else "Not posted yet: the GL mapping has been fixed since",
+            happened=_mapping_words(posting, problem),
+            to_do=problem.to_do
+            if problem
+            else "Select this posting in the list and use “Retry now”: the entry is built and posted.",
             level="error",
         )
     if status == S.NEEDS_REAUTH:

@@ -51,6 +51,17 @@ class ChannelMapping(models.Model):
     def __str__(self) -> str:
         return f"{self.tenant} · channel {self.channel_id}" + (f" ({self.name})" if self.name else "")
 
+    # Accounts every entry needs: the others fall back to these or are optional (see Accounts.from_mapping).
+    REQUIRED_ACCOUNTS = ("receivable_account", "revenue_account", "shipping_account", "tax_account")
+
+    def blank_required_accounts(self) -> list[str]:
+        """The labels of the required accounts left blank (the form forbids it; an import or a script may not)."""
+        return [
+            str(getattr(self._meta.get_field(name), "verbose_name", name))
+            for name in self.REQUIRED_ACCOUNTS
+            if not (getattr(self, name) or "").strip()
+        ]
+
     def clean(self) -> None:
         """Accounts are checked against the tenant's X3 chart when one is loaded (accounting/chart.py)."""
         super().clean()

@@ -107,6 +107,52 @@ def mapping_for(tenant: Tenant, channel_id: int) -> ChannelMapping | None:
     return ChannelMapping.objects.filter(tenant=tenant, channel_id=channel_id, is_active=True).first()
 
 
+@dataclasses.dataclass(frozen=True)
+class MappingProblem:
+    """Why a channel's orders cannot be built: no mapping, a mapping switched off, or a required account blank."""
+
+    cause: str  # "missing", "inactive", "blank"
+    channel_id: int
+    mapping: ChannelMapping | None = None
+    blank: tuple[str, ...] = ()
+
+    @property
+    def happened(self) -> str:
+        if self.cause == "missing":
+            return f"There is no GL mapping for channel {self.channel_id}."
+        if self.cause == "inactive":
+            return f"The GL mapping for channel {self.channel_id} exists but is switched off (inactive)."
+        return f"The GL mapping for channel {self.channel_id} has no {', '.join(self.blank)}."
+
+    @property
+    def to_do(self) -> str:
+        return {
+            "missing": "Add a mapping for this channel (Channel mappings)",
+            "inactive": "Switch the mapping on (tick “Is active”)",
+            "blank": "Fill in the blank account(s) on the mapping",
+        }[self.cause] + ", then select the entry in the postings list and use “Retry now”."
+
+
+def mapping_problem(tenant_id: int, channel_id: int | None) -> MappingProblem | None:
+    """What is wrong with the channel's mapping (the current one, not the one at planning time), or None."""
+    if channel_id is None:
+        return None
+    mapping = ChannelMapping.objects.filter(tenant_id=tenant_id, channel_id=channel_id).first()
+    return mapping_problem_of(channel_id, mapping)
+
+
+def mapping_problem_of(channel_id: int, mapping: ChannelMapping | None) -> MappingProblem | None:
+    """:func:`mapping_problem` for a mapping already read (or None: there is none)."""
+    if mapping is None:
+        return MappingProblem("missing", channel_id)
+    if not mapping.is_active:
+        return MappingProblem("inactive", channel_id, mapping)
+    blank = mapping.blank_required_accounts()
+    if blank:
+        return MappingProblem("blank", channel_id, mapping, tuple(blank))
+    return None
+
+
 def accounts_json(accounts: Accounts, site: str) -> dict[str, str]:
     return {**dataclasses.asdict(accounts), "site": site}
 
@@ -152,11 +198,11 @@ def target_for(tenant: Tenant, order: Order, *, posted_accounts: dict[str, str] 
     if posted_accounts:  # {} means posted, but on another channel: take that channel's mapping
         accounts, site = accounts_from_json(posted_accounts), posted_accounts.get("site", "")
     else:
+        problem = mapping_problem(tenant.pk, order.channel_id)
         mapping = mapping_for(tenant, order.channel_id)
-        if mapping is None:
-            return Target(
-                "unmapped", message=f"No GL mapping for channel {order.channel_id}: add one, then re-post"
-            )
+        if problem is not None or mapping is None:
+            problem = problem or MappingProblem("missing", order.channel_id)
+            return Target("unmapped", message=f"{problem.happened} {problem.to_do}")
         accounts, site = Accounts.from_mapping(mapping), mapping.site
     journal = build_order_journal(
         order,

@@ -28,6 +28,7 @@ from .models import (
     AlertSettings,
     AlertState,
     BigCommerceStore,
+    BulkOperation,
     Notification,
     Tenant,
     WebhookEvent,
@@ -639,3 +640,74 @@ class AlertStateAdmin(ReadOnlyAdmin):
     list_filter = ("active", "condition", "tenant")
     list_select_related = ("tenant",)
     readonly_fields = [f.name for f in AlertState._meta.fields]
+
+
+@admin.register(BulkOperation)
+class BulkOperationAdmin(ReadOnlyAdmin):
+    """Bulk actions on postings (connector/bulk.py): each row opens its progress page. A user sees the batches whose
+    tenants are all theirs, like the postings in them."""
+
+    list_display = ("created_at", "kind", "status", "progress", "done", "skipped", "failed", "requested_by")
+    list_filter = ("status", "kind")
+    list_display_links = None
+
+    def scope(self, request, queryset):
+        if request.user.is_superuser:
+            return queryset
+        others = Tenant.objects.exclude(pk__in=tenants_for(request.user).values("pk"))
+        return queryset.exclude(tenants__in=others)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("accounting.view_posting")
+
+    def has_module_permission(self, request) -> bool:
+        return self.has_view_permission(request)
+
+    @admin.display(description="Progress")
+    def progress(self, obj: BulkOperation) -> str:
+        url = reverse("admin:accounting_posting_bulk", args=[obj.pk])
+        return format_html('<a href="{}">{} of {}</a>', url, obj.position, obj.total)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        batch = self.get_object(request, object_id)  # 404 outside the user's tenants
+        return HttpResponseRedirect(reverse("admin:accounting_posting_bulk", args=[batch.pk]))
+
+
+# --- django-q2's task records and schedules -------------------------------------------------------------------------
+
+
+class SuperuserChangesOnly:
+    """Task records and schedules run the connector: other staff may look (with the view permission), never add,
+    change, delete or resubmit. django-q2's own admin classes do the rest."""
+
+    def has_add_permission(self, request, *args) -> bool:
+        return request.user.is_superuser and super().has_add_permission(request, *args)  # type: ignore[misc]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser and super().has_change_permission(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser and super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+    def get_actions(self, request):
+        return super().get_actions(request) if request.user.is_superuser else {}  # type: ignore[misc]
+
+
+def _task_admin_read_only() -> None:
+    from django_q import (
+        admin as q_admin,  # registers django-q2's admin classes first (django_q is an earlier app)
+    )
+    from django_q.models import Failure, OrmQ, Schedule, Success
+
+    for model, base in (
+        (Schedule, q_admin.ScheduleAdmin),
+        (Success, q_admin.TaskAdmin),
+        (Failure, q_admin.FailAdmin),
+        (OrmQ, q_admin.QueueAdmin),
+    ):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)
+            admin.site.register(model, type(f"ReadOnly{base.__name__}", (SuperuserChangesOnly, base), {}))
+
+
+_task_admin_read_only()

@@ -644,3 +644,50 @@ class ReconcileFinding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant}: {self.orders_missed} orders, {self.refunds_missed} refunds missed"
+
+
+class BulkOperation(models.Model):
+    """An admin action on many postings, done by a worker (connector/bulk.py). The row is the work; the queue only
+    rings the bell, and the sweep rings it again for a batch whose task was lost."""
+
+    class Kind(models.TextChoices):
+        RETRY = "retry", "Retry now"
+        REPOST = "repost", "Re-post order"
+        APPROVE = "approve", "Approve and post"
+        REJECT = "reject", "Reject"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    tenants = models.ManyToManyField(Tenant, related_name="bulk_operations")
+    posting_ids = models.JSONField(default=list, help_text="The selected postings, all of the tenants above")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    position = models.PositiveIntegerField(default=0, help_text="How many of the postings have been handled")
+    done = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    report = models.JSONField(
+        default=dict, help_text="Outcome counts and notes (connector.operations.Report)"
+    )
+    summary = models.TextField(blank=True)
+    level = models.CharField(max_length=10, blank=True, help_text="success, warning or error")
+    created_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "bulk action"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {len(self.posting_ids)} postings ({self.get_status_display()})"
+
+    @property
+    def total(self) -> int:
+        return len(self.posting_ids)

@@ -47,9 +47,12 @@ def sync_order(
     user=None,
     bc_client=None,
     x3_client=None,
+    on_planned: Callable[[], None] | None = None,
 ) -> SyncResult:
     """Re-fetch one order (and its refunds when it has any), bring its postings up to date and deliver what became
-    due, in order. Raises IntegrationError for BigCommerce failures (the caller decides whether to retry)."""
+    due, in order. Raises IntegrationError for BigCommerce failures (the caller decides whether to retry).
+    ``on_planned`` runs once the postings are planned, before anything is sent (an operator's retry records there
+    what the rebuild changed)."""
     if bc_client is None:
         bc_client = clients.bigcommerce_client(tenant)
     order = bc_client.get_order(order_id)
@@ -62,6 +65,8 @@ def sync_order(
         if refund_id is not None and all(r.id != refund_id for r in refunds):
             refunds.append(bc_client.get_refund(refund_id))  # the list may lag behind the webhook
     plan = plan_order(tenant=tenant, order=order, refunds=refunds, trigger=trigger, event=event, user=user)
+    if on_planned is not None:
+        on_planned()
     client_for = _x3_client_for(x3_client)
     submitted: list[str] = []
     order_entry_posted = False
@@ -220,7 +225,8 @@ def sweep() -> str:
     * events stuck in ``processing`` (the worker died) go back to ``received``;
     * postings ``pending`` (enqueue lost), or ``retry``/``unknown`` whose time has come;
     * postings stuck in ``posting`` (the worker died mid-call) become ``unknown``: X3 is asked before any re-send;
-    * for a tenant whose X3 is down (circuit open), one posting as the probe when the probe is due.
+    * for a tenant whose X3 is down (circuit open), one posting as the probe when the probe is due;
+    * admin bulk actions whose task was lost (connector/bulk.py): they resume where they stopped.
     """
     now = timezone.now()
     stale = now - timedelta(seconds=settings.CONNECTOR["STALE_AFTER_SECONDS"])
@@ -286,10 +292,18 @@ def sweep() -> str:
         .distinct()[:1000]
     )
     event_ids, posting_ids, orders = list(events), list(postings), list(released)
+    from .bulk import lost_batches  # bulk imports operations, which imports this module
+
+    batches = lost_batches()
     for pk in event_ids:
         tasks.enqueue_event(pk)
     for pk in posting_ids:
         tasks.enqueue_posting(pk)
     for tenant_id, order_id in orders:
         tasks.enqueue_order_sync(tenant_id, order_id)
-    return f"events={len(event_ids)} postings={len(posting_ids)} orders={len(orders)} unstuck={len(stuck)}"
+    for pk in batches:
+        tasks.enqueue_bulk(pk)
+    return (
+        f"events={len(event_ids)} postings={len(posting_ids)} orders={len(orders)} unstuck={len(stuck)}"
+        + (f" batches={len(batches)}" if batches else "")
+    )

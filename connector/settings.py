@@ -281,6 +281,8 @@ CONNECTOR = {
     "CLOSED_PERIOD_MAX_MOVES": env.int("CLOSED_PERIOD_MAX_MOVES", default=12),
     # Work untouched for this long is considered lost by its worker and re-queued by the sweep.
     "STALE_AFTER_SECONDS": env.int("STALE_AFTER_SECONDS", default=300),
+    # Admin actions on more postings than this run as one queued batch with a progress page (connector/bulk.py).
+    "BULK_INLINE_MAX": env.int("BULK_INLINE_MAX", default=20),
     "SWEEP_INTERVAL_MINUTES": env.int("SWEEP_INTERVAL_MINUTES", default=5),
     # Webhooks get lost, and BigCommerce deactivates hooks: every so often compare the store with our postings.
     "RECONCILE_INTERVAL_MINUTES": env.int("RECONCILE_INTERVAL_MINUTES", default=15),

@@ -44,6 +44,10 @@ def enqueue_order_sync(tenant_id: int, order_id: int) -> None:
     _enqueue("sync_order", tenant_id, order_id, name=f"order-{tenant_id}-{order_id}", group="orders")
 
 
+def enqueue_bulk(batch_id: int) -> None:
+    _enqueue("run_bulk", batch_id, name=f"bulk-{batch_id}", group="bulk")
+
+
 # The task functions import the pipeline on call: the pipeline imports this module for the enqueue helpers.
 
 
@@ -63,6 +67,12 @@ def sync_order(tenant_id: int, order_id: int) -> str:
     from .pipeline import sync_order_by_id
 
     return sync_order_by_id(tenant_id, order_id)
+
+
+def run_bulk(batch_id: int) -> str:
+    from .bulk import run_batch
+
+    return run_batch(batch_id)
 
 
 def reconcile() -> str:

@@ -59,7 +59,9 @@ def test_repost_of_a_posted_order_posts_nothing(admin_client, tenant, http):
 
     response = act(admin_client, "repost_orders", [posting.pk])
 
-    assert "already posted; nothing new to post" in response.content.decode()
+    # Nothing was done: said as a warning, never as a success.
+    assert "Re-post order: 1 skipped because already posted." in response.content.decode()
+    assert [m.level_tag for m in response.context["messages"]] == ["warning"]
     assert len([c for c in http.calls if c.request.method == "POST"]) == 1
     assert len([c for c in http.calls if c.request.method == "GET"]) == 2  # it did re-fetch the order
 

@@ -114,7 +114,7 @@ def test_admin_shows_the_exact_x3_request_and_approves(tenant, systems, admin_cl
     response = admin_client.post(
         "/admin/accounting/posting/", {"action": "approve", "_selected_action": [posting.pk]}, follow=True
     )
-    assert "1 entry approved and queued for posting." in response.content.decode()
+    assert "Approve and post: 1 approved and queued for posting." in response.content.decode()
     assert queued == [posting.pk]
 
 
