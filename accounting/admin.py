@@ -365,7 +365,7 @@ class PostingAdmin(ReadOnlyAdmin):
     def flag(self, obj: Posting) -> str:
         if not obj.flagged:
             return ""
-        return format_html('<span style="color:#b35c00" title="{}">⚑ flagged</span>', obj.flag_reason)
+        return format_html('<span class="connector-flag" title="{}">⚑ flagged</span>', obj.flag_reason)
 
     def changelist_view(self, request, extra_context=None):
         audit = {"audit_lines": audit_chain_lines(tenants_for(request.user))}

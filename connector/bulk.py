@@ -5,7 +5,7 @@ tenant-scoped posting IDs, the action, who asked. One django-q2 task works throu
 its position and counts after each, and the admin shows a progress page until it ends with one summary. The queue
 only rings the bell (docs/decisions/0006): a batch whose task was lost — never started, or its worker died — is
 found by the sweep (``pending_batches``) and rung again; it resumes where it stopped. Each posting's action is a
-compare-and-set, so a chunk done twice sends nothing twice. See docs/decisions/0018-failure-queue-retry.md.
+compare-and-set, so a chunk done twice sends nothing twice. See docs/decisions/0019-failure-queue-retry.md.
 """
 
 from __future__ import annotations
