@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -168,7 +170,19 @@ def test_dashboard_counts_and_links(admin_client, month):
     page = admin_client.get(DASH).content.decode()
     assert "Acme Ltd" in page
     assert "status__exact=needs_attention" in page
-    assert "<svg" in page
+    # The chart's figures travel as json_script data for Chart.js; the table under it carries the same totals.
+    chart = re.search(r'<canvas data-chart="(chart-[^"]+)"', page)
+    assert chart, "no chart canvas"
+    figures = json.loads(
+        re.search(rf'<script id="{chart[1]}" type="application/json">(.*?)</script>', page, re.DOTALL)[1]
+    )
+    assert figures["unit"] == "USD" and len(figures["labels"]) == 30
+    assert all(set(d) == {"label", "colour", "data"} for d in figures["datasets"])
+    for dataset in figures["datasets"]:
+        total = sum(Decimal(v) for v in dataset["data"])
+        assert f"{total:,}" in page  # the legend table shows the same total at the currency's precision
+    assert sum(Decimal(v) for d in figures["datasets"] for v in d["data"]) > 0
+    assert "workspace/vendor/chart-4.4.7.umd.js" in page
 
 
 def test_exports_need_the_export_permission(client, month, django_user_model):

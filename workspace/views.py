@@ -21,7 +21,7 @@ from accounting import figures
 from accounting.models import ChannelMapping, Posting
 from connector.access import tenant_or_404, tenants_for
 
-from .chart import line_chart
+from .chart import chart_data, chart_json
 from .tables import Cell, Table, csv_response, xlsx_response
 
 S = Posting.Status
@@ -425,7 +425,15 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
                 for (ch, cur), points in sorted(series.items(), key=lambda i: (i[0][0] or 0, i[0][1]))
                 if cur == currency
             ]
-            charts.append((currency, line_chart(chart_days, lines, unit=currency)))
+            data = chart_data(chart_days, lines, unit=currency)
+            charts.append(
+                {
+                    "id": f"chart-{s.tenant.pk}-{currency}",
+                    "currency": currency,
+                    "data": data,
+                    "json": chart_json(data),
+                }
+            )
         x3 = getattr(s.tenant, "x3", None)
         level, text = x3_authorization_summary(x3) if x3 else ("error", "No Sage X3 connection configured.")
         cards.append(

@@ -58,7 +58,9 @@ def test_login_and_dashboard_numbers(page, live_server, login, shot, accountant,
     assert cells[:3] == ["1 · Channel 1", "USD", "299.99"] and cells[3] == "2"
     attention = card.locator("table.ws-attention td").all_inner_texts()
     assert attention[0] == "1"  # needs attention: order 103
-    assert card.locator("svg.workspace-chart polyline").count() == 1
+    page.wait_for_selector("canvas[data-drawn=true]")  # Chart.js (served from our static files) drew it
+    lines = page.evaluate("Chart.getChart(document.querySelector('canvas[data-chart]')).data.datasets.length")
+    assert lines == 1
     shot(page, "02-dashboard")
     with page.expect_navigation():
         card.locator("table.ws-attention td a").first.click()
