@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from connector.clients import bigcommerce_client
-from connector.intake import ORDER_SCOPES
+from connector.hooks import register_webhooks, webhook_destination
 from connector.models import Tenant
 from integrations.errors import IntegrationError
 
@@ -24,24 +23,10 @@ class Command(BaseCommand):
         t = Tenant.objects.select_related("bigcommerce").filter(slug=tenant).first()
         if t is None:
             raise CommandError(f"No tenant {tenant!r}")
-        destination = f"{base_url.rstrip('/')}/webhooks/bigcommerce/{t.slug}/"
-        store = t.bigcommerce
-        headers = (
-            {store.webhook_header_name: store.webhook_header_value}
-            if store.accept_custom_header and store.webhook_header_name and store.webhook_header_value
-            else None
-        )
-        client = bigcommerce_client(t)
         try:
-            existing = {h.scope: h for h in client.list_hooks() if h.destination == destination}
-            for scope in sorted(ORDER_SCOPES):
-                hook = existing.get(scope)
-                if hook is None:
-                    client.create_hook(scope=scope, destination=destination, headers=headers, is_active=True)
-                    self.stdout.write(f"created {scope}")
-                else:
-                    client.update_hook(hook.id, is_active=True, headers=headers or {})
-                    self.stdout.write(f"updated {scope} (hook {hook.id}, active)")
+            for line in register_webhooks(t, base_url):
+                self.stdout.write(line)
         except IntegrationError as exc:
             raise CommandError(f"BigCommerce: {exc.message}") from exc
+        destination = webhook_destination(t, base_url)
         self.stdout.write(self.style.SUCCESS(f"Webhooks point at {destination}"))
