@@ -36,6 +36,8 @@ def _context(request: HttpRequest, **extra) -> dict:
 
 
 def setup_index(request: HttpRequest) -> HttpResponse:
+    if not may_view(request):
+        raise PermissionDenied("You may not see tenants.")
     rows = []
     for tenant in tenants_for(request.user).select_related("bigcommerce", "x3").order_by("name"):
         states = guided_setup.steps(tenant)
@@ -54,8 +56,14 @@ def setup_index(request: HttpRequest) -> HttpResponse:
     )
 
 
+def may_view(request: HttpRequest) -> bool:
+    return request.user.has_perm("connector.view_tenant") or request.user.has_perm("connector.change_tenant")
+
+
 def setup_view(request: HttpRequest, object_id: int) -> HttpResponse:
     tenant = tenant_or_404(request.user, object_id)
+    if not may_view(request):
+        raise PermissionDenied("You may not see tenants.")
     tenant = Tenant.objects.select_related("bigcommerce", "x3").get(pk=tenant.pk)
     preview = None
     status = 200

@@ -175,3 +175,10 @@ def test_links_from_the_tenant_page_and_the_admin_index(admin_client, tenant):
     change = admin_client.get(f"/admin/connector/tenant/{tenant.pk}/change/").content.decode()
     assert f'href="/admin/connector/tenant/{tenant.pk}/setup/"' in change
     assert 'href="/admin/connector/tenant/setup/"' in admin_client.get("/admin/").content.decode()
+
+
+def test_staff_without_tenant_permissions_cannot_open_it(client, tenant, django_user_model):
+    user = django_user_model.objects.create_user("sam", password="pw-sam-12345", is_staff=True)
+    tenant.users.add(user)
+    client.force_login(user)
+    assert client.get(page_url(tenant)).status_code == 403

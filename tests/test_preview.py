@@ -159,3 +159,23 @@ def test_command_bigcommerce_down_is_one_line_exit_1(tenant, http):
     assert (
         caught.value.returncode == 1 and "access token" in str(caught.value) and "\n" not in str(caught.value)
     )
+
+
+def test_blank_required_account_and_missing_rounding_account_are_gaps(tenant, http):
+    ChannelMapping.objects.filter(tenant=tenant, channel_id=2).update(tax_account="")
+    type(tenant).objects.filter(pk=tenant.pk).update(rounding_account="")
+    tenant.refresh_from_db()
+    serve(http, order_json(250, total_inc_tax="98.21"))
+    (order,) = preview_orders(tenant, last=1).orders
+    messages = [g.message for g in order.gaps if g.kind == "blank_account"]
+    assert any("tax account" in m for m in messages) and any("rounding account" in m for m in messages)
+    assert_nothing_written(http)
+
+
+def test_an_order_that_does_not_exist_is_reported_alone(tenant, http):
+    http.get(
+        order_url(404), status=404, json={"status": 404, "title": "The requested resource was not found"}
+    )
+    http.get(order_url(250), json=order_json(250))
+    missing, found = preview_orders(tenant, order_ids=[404, 250]).orders
+    assert "does not exist" in missing.error and found.ok
