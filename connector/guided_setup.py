@@ -169,9 +169,9 @@ def run_preview(tenant: Tenant, last: int, user=None) -> PreviewResult:
         summary = f"{len(result.orders)} order(s) previewed, " + (
             f"{gaps} gap(s) to fix." if gaps else "no gaps: every one would post as shown."
         )
-        ok = not gaps and not result.error and bool(result.orders)
+        ok = not gaps and not result.error
         if not result.orders:
-            summary = "The store has no orders yet: nothing to preview."
+            summary = "The store has no orders yet: nothing to preview (run it again after the first order)."
         _record(tenant, Step.PREVIEW, ok, summary, [result.error] if result.error else [], user=user)
     return result
 

@@ -120,7 +120,8 @@ def order_text(order: OrderPreview) -> list[str]:
             f"  {'total':<10} {'':<{width}}  {order.total_debit:>14,}  {order.total_credit:>14,}  {check}"
         )
         if order.rounding:
-            out.append(f"  rounding line: {order.rounding:,} {order.currency}")
+            flag = f" ({order.flag_reason})" if order.flag_reason else ""
+            out.append(f"  rounding line: {order.rounding:,} {order.currency}{flag}")
     out += [f"  note: {n}" for n in order.notes]
     out += [f"  GAP: {g.message}" for g in order.gaps]
     if order.body:
