@@ -19,7 +19,7 @@ from accounting.models import ChannelMapping, GlChart, Posting
 from integrations.bigcommerce.connection import check_store
 from integrations.errors import IntegrationError
 
-from . import pipeline, x3auth
+from . import pipeline, setup_views, x3auth
 from .access import TenantScopedAdmin, tenants_for
 from .chart import refresh_chart
 from .clients import bigcommerce_client, x3_client
@@ -396,6 +396,16 @@ class TenantAdmin(TenantScopedAdmin):
                 "<int:object_id>/x3-connect/",
                 self.admin_site.admin_view(self.x3_connect_view),
                 name="connector_tenant_x3_connect",
+            ),
+            path(
+                "setup/",
+                self.admin_site.admin_view(setup_views.setup_index),
+                name="connector_tenant_setup_index",
+            ),
+            path(
+                "<int:object_id>/setup/",
+                self.admin_site.admin_view(setup_views.setup_view),
+                name="connector_tenant_setup",
             ),
         ]
         return urls + super().get_urls()

@@ -691,3 +691,34 @@ class BulkOperation(models.Model):
     @property
     def total(self) -> int:
         return len(self.posting_ids)
+
+
+class SetupCheck(models.Model):
+    """The last outcome of one step of the guided setup that calls an outside system (test BigCommerce, read the
+    channels, test Sage X3, dry run, register webhooks), so the page can show each step's state on every load
+    without calling anything. ``fingerprint`` is a hash of the settings the check ran with: when they change, the
+    step shows "settings changed since the last test" instead of a stale success."""
+
+    class Step(models.TextChoices):
+        BC_TEST = "bc_test", "Test BigCommerce"
+        CHANNELS = "channels", "Store channels"
+        X3_TEST = "x3_test", "Test Sage X3"
+        PREVIEW = "preview", "Dry run"
+        WEBHOOKS = "webhooks", "Register webhooks"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="setup_checks")
+    step = models.CharField(max_length=20, choices=Step.choices)
+    ok = models.BooleanField(default=False)
+    summary = models.CharField(max_length=500, blank=True)
+    details = models.JSONField(
+        default=list, blank=True, help_text="Lines in plain words, or the channels read"
+    )
+    fingerprint = models.CharField(max_length=64, blank=True)
+    checked_at = models.DateTimeField()
+    checked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "step"], name="uniq_setup_check")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: {self.get_step_display()} ({'ok' if self.ok else 'failed'})"

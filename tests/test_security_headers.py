@@ -70,6 +70,8 @@ def test_admin_pages_need_no_inline_script_or_style(admin_client, tenant, http):
         "/admin/connector/webhookevent/",
         "/admin/accounting/channelmapping/",
         "/admin/axes/accessattempt/",
+        "/admin/connector/tenant/setup/",
+        f"/admin/connector/tenant/{tenant.pk}/setup/",
         "/x3/oauth/callback/",
     ]
     for url in pages:

@@ -6,8 +6,7 @@ from urllib.parse import urlsplit
 
 from django.core.management.base import CommandError
 
-from connector.clients import bigcommerce_client
-from connector.intake import ORDER_SCOPES
+from connector.hooks import register_webhooks, webhook_destination
 from connector.management.base import ConnectorCommand, tenant_by_slug, usage_error
 from integrations.errors import IntegrationError
 
@@ -30,24 +29,10 @@ class Command(ConnectorCommand):
                 "https://connector.example.com"
             )
         t = tenant_by_slug(tenant, "bigcommerce")
-        destination = f"{base_url.rstrip('/')}/webhooks/bigcommerce/{t.slug}/"
-        store = t.bigcommerce
-        headers = (
-            {store.webhook_header_name: store.webhook_header_value}
-            if store.accept_custom_header and store.webhook_header_name and store.webhook_header_value
-            else None
-        )
-        client = bigcommerce_client(t)
         try:
-            existing = {h.scope: h for h in client.list_hooks() if h.destination == destination}
-            for scope in sorted(ORDER_SCOPES):
-                hook = existing.get(scope)
-                if hook is None:
-                    client.create_hook(scope=scope, destination=destination, headers=headers, is_active=True)
-                    self.stdout.write(f"created {scope}")
-                else:
-                    client.update_hook(hook.id, is_active=True, headers=headers or {})
-                    self.stdout.write(f"updated {scope} (hook {hook.id}, active)")
+            for line in register_webhooks(t, base_url):
+                self.stdout.write(line)
         except IntegrationError as exc:
             raise CommandError(f"BigCommerce: {exc.message}") from exc
+        destination = webhook_destination(t, base_url)
         self.stdout.write(self.style.SUCCESS(f"Webhooks point at {destination}"))
