@@ -44,6 +44,14 @@ def enqueue_order_sync(tenant_id: int, order_id: int) -> None:
     _enqueue("sync_order", tenant_id, order_id, name=f"order-{tenant_id}-{order_id}", group="orders")
 
 
+def enqueue_reread(run_id: int) -> None:
+    _enqueue("reread_period", run_id, name=f"reread-{run_id}", group="workspace")
+
+
+def enqueue_tie_out(run_id: int) -> None:
+    _enqueue("tie_out", run_id, name=f"tieout-{run_id}", group="workspace")
+
+
 # The task functions import the pipeline on call: the pipeline imports this module for the enqueue helpers.
 
 
@@ -93,3 +101,15 @@ def refresh_charts() -> str:
     from .chart import refresh_all
 
     return "; ".join(str(result) for result in refresh_all()) or "no tenants"
+
+
+def reread_period(run_id: int) -> str:
+    from .reconcile import run_reread
+
+    return run_reread(run_id)
+
+
+def tie_out(run_id: int) -> str:
+    from .tieout import run_tie_out
+
+    return run_tie_out(run_id)
