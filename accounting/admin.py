@@ -270,7 +270,9 @@ class PostingAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Channel", ordering="channel_id")
     def channel(self, obj: Posting):
-        return obj.channel_id
+        from connector.channels import label_for
+
+        return label_for(obj.tenant_id, obj.channel_id)
 
     @admin.display(description="X3 document", ordering="x3_document_number")
     def x3_document(self, obj: Posting) -> str:
