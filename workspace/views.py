@@ -284,10 +284,14 @@ def reconciliation_view(request: HttpRequest) -> HttpResponse:
     channel_warning = refresh_if_stale(f.tenant)
     reread, tie_out = _runs(f.tenant, f.period, f.channel_id)
     if request.GET.get("part") == "tieout":
-        if tie_out is None:
-            return HttpResponse(
-                "No X3 tie-out has run for this period yet.", status=404, content_type="text/plain"
+        if tie_out is None or tie_out.status != TieOutRun.Status.DONE:
+            why = (
+                "No X3 tie-out has run for this period yet."
+                if tie_out is None
+                else f"The last X3 tie-out for this period is not complete ({tie_out.get_status_display()}). "
+                f"{tie_out.message}"
             )
+            return HttpResponse(why.strip(), status=404, content_type="text/plain")
         name = f"x3-tie-out-{f.tenant.slug}-{f.period.start}-{f.period.end}"
         response = _export(request, [tie_out_table(tie_out, f.tenant)], name)
         if response is not None:
