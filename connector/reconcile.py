@@ -236,8 +236,8 @@ def run_reread(run_id: int, *, bc_client=None) -> str:
     run.refunds_queued = len(scan.refund_orders - scan.orders)
     run.status = ReReadRun.Status.DONE
     run.message = (
-        f"{run.orders_checked} order(s) read; {len(to_sync)} brought up to date through the normal posting "
-        "(entries for what differs are posted as usual)."
+        f"{run.orders_checked} order(s) read; {len(to_sync)} differed from what was posted and were queued to be "
+        "brought up to date (their entries post as usual)."
         if to_sync
         else f"{run.orders_checked} order(s) read; all were already current."
     )

@@ -37,6 +37,9 @@ from .models import TieOutRow, TieOutRun
 logger = logging.getLogger(__name__)
 PAUSE_SECONDS = 0.2  # between lookups: X3 serves people too (about 5 lookups a second at most)
 BATCH = 500
+GIVE_UP_AFTER = (
+    3  # refusals in a row from the start: the lookup does not work at all, stop instead of listing all
+)
 
 DOCUMENT, DATE, CURRENCY, LINES = "document number", "accounting date", "currency", "lines and totals"
 
@@ -216,6 +219,8 @@ def run_tie_out(
     if not hasattr(tenant, "x3"):
         return _stop(run, "This tenant has no Sage X3 connection: nothing was checked.")
     client = x3_client if x3_client is not None else clients.x3_client(tenant)
+    if isinstance(client, clients.UnusableX3Client):
+        return _stop(run, f"The Sage X3 settings cannot be used: {client.reason}. Nothing was checked.")
     mapping = getattr(client, "mapping", None)
     run.method = tenant.x3.get_method_display()[:20] if hasattr(tenant, "x3") else ""
     compared: set[str] = set()
@@ -242,6 +247,11 @@ def run_tie_out(
                     )
                 counts["checked"] += 1
                 counts["errors"] += 1
+                if counts["errors"] == counts["checked"] == GIVE_UP_AFTER:
+                    # The same refusal for every entry so far: the lookup itself does not work (class, publication).
+                    return _stop(
+                        run, f"Sage X3 refused the lookup of every entry tried: {exc.message}. {_NOTHING}"
+                    )
                 rows.append(_row(run, posting, TieOutRow.Problem.ERROR, exc.message))
                 continue
             counts["checked"] += 1

@@ -216,7 +216,7 @@ def test_reread_queues_syncs_for_what_differs_only(admin_client, tenant, queued)
     assert (run.status, run.orders_checked, run.orders_queued) == ("done", 3, 2)
     assert reconcile.run_reread(run.pk, bc_client=bc) == "not-due"  # a run runs once
     page = admin_client.get(RECON, {"tenant": tenant.pk, **NOV}).content.decode()
-    assert "3 order(s) read; 2 brought up to date" in page
+    assert "3 order(s) read; 2 differed from what was posted and were queued" in page
 
 
 def test_reread_when_bigcommerce_is_down_changes_nothing(tenant, queued):
@@ -421,3 +421,19 @@ def test_tie_out_is_queued_from_the_page(admin_client, books, queued, django_cap
     run = TieOutRun.objects.get()
     assert queued["tieout"] == [run.pk] and run.status == "queued"
     assert "Checking 3 posted entries against Sage X3" in response.content.decode()
+
+
+def test_tie_out_stops_when_x3_refuses_every_lookup(books):
+    tenant, entries = books
+    refused = PermanentError("X3 answered 404: class GACCENTRY is not published")
+    run = _run(tenant, FakeX3Lookup(dict.fromkeys(entries, refused)))
+    assert run.status == "failed" and "refused the lookup of every entry tried" in run.message
+    assert run.matched == 0 and not TieOutRow.objects.exists()
+
+
+def test_tie_out_with_unusable_x3_settings_checks_nothing(books):
+    from connector.clients import UnusableX3Client
+
+    tenant, _ = books
+    run = _run(tenant, UnusableX3Client("Sage X3 REST settings: the server URL must start with https://"))
+    assert run.status == "failed" and run.message.startswith("The Sage X3 settings cannot be used")
