@@ -437,3 +437,21 @@ def test_tie_out_with_unusable_x3_settings_checks_nothing(books):
     tenant, _ = books
     run = _run(tenant, UnusableX3Client("Sage X3 REST settings: the server URL must start with https://"))
     assert run.status == "failed" and run.message.startswith("The Sage X3 settings cannot be used")
+
+
+def test_tie_out_summary_in_words(tenant):
+    from workspace.views import tie_out_summary
+
+    run = TieOutRun(
+        tenant=tenant,
+        period_start=date(2026, 11, 1),
+        period_end=date(2026, 11, 30),
+        checked=1234,
+        matched=1231,
+        missing=2,
+        differs=1,
+        finished_at=datetime(2026, 12, 3, 10, 15, tzinfo=UTC),
+    )
+    text = tie_out_summary(run)
+    assert text.startswith("X3 tie-out: checked 1,234 entries on 2026-12-03 ")
+    assert text.endswith(": 2 missing, 1 differs, 1,231 matched.")

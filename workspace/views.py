@@ -267,6 +267,17 @@ def tie_out_table(run: TieOutRun, tenant) -> Table:
     return Table(title="X3 tie-out", columns=TIEOUT_COLUMNS, rows=rows)
 
 
+def tie_out_summary(run: TieOutRun) -> str:
+    """ "X3 tie-out: checked 1,234 entries on 2026-12-03 10:15: 2 missing, 1 differs, 1,231 matched." """
+    when = timezone.localtime(run.finished_at).strftime("%Y-%m-%d %H:%M") if run.finished_at else ""
+    parts = [f"{run.missing:,} missing", f"{run.differs:,} differ{'s' if run.differs == 1 else ''}"]
+    if run.errors:
+        parts.append(f"{run.errors:,} could not be checked")
+    parts.append(f"{run.matched:,} matched")
+    entries = "entry" if run.checked == 1 else "entries"
+    return f"X3 tie-out: checked {run.checked:,} {entries} on {when}: {', '.join(parts)}."
+
+
 def _runs(tenant, period, channel_id):
     reread = ReReadRun.objects.filter(tenant=tenant).first()
     tie_out = TieOutRun.objects.filter(
@@ -318,6 +329,9 @@ def reconciliation_view(request: HttpRequest) -> HttpResponse:
         channel_warning=channel_warning,
         reread=reread,
         tie_out=tie_out,
+        tie_out_summary=tie_out_summary(tie_out)
+        if tie_out and tie_out.status == TieOutRun.Status.DONE
+        else "",
         tie_out_table=tie_out_table(tie_out, f.tenant)
         if tie_out and tie_out.status == TieOutRun.Status.DONE
         else None,
