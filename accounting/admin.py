@@ -516,7 +516,9 @@ class PostingLineAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Channel", ordering="posting__channel_id")
     def channel(self, obj: PostingLine):
-        return obj.posting.channel_id
+        from connector.channels import label_for
+
+        return label_for(obj.posting.tenant_id, obj.posting.channel_id)
 
     @admin.display(description="Debit", ordering="debit")
     def debit_amount(self, obj: PostingLine) -> str:

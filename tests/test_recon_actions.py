@@ -145,6 +145,8 @@ def test_refresh_button_and_postings_list_use_the_names(admin_client, tenant, ht
     assert response.redirect_chain[0][0].startswith(RECON + f"?tenant={tenant.pk}&period=custom")
     listing = admin_client.get("/admin/accounting/posting/").content.decode()
     assert "2 · Amazon EU" in listing
+    lines = admin_client.get("/admin/accounting/postingline/").content.decode()
+    assert "2 · Amazon EU" in lines
 
 
 def test_refresh_button_says_so_when_bigcommerce_is_down(admin_client, tenant, bc_down):
