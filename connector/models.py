@@ -683,7 +683,7 @@ class PeriodRun(models.Model):
     channel_id = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     requested_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When its latest task began")
     finished_at = models.DateTimeField(null=True, blank=True)
     message = models.TextField(blank=True, help_text="The outcome in plain words")
 
@@ -698,6 +698,9 @@ class ReReadRun(PeriodRun):
     orders_checked = models.PositiveIntegerField(default=0)
     orders_queued = models.PositiveIntegerField(default=0)
     refunds_queued = models.PositiveIntegerField(default=0)
+    resume_from = models.DateTimeField(
+        null=True, blank=True, help_text="A long re-read continues in a new task from this modification time"
+    )
 
     class Meta(PeriodRun.Meta):
         verbose_name = "re-read from BigCommerce"
@@ -716,6 +719,9 @@ class TieOutRun(PeriodRun):
     missing = models.PositiveIntegerField(default=0)
     differs = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
+    resume_after = models.BigIntegerField(
+        default=0, help_text="A long tie-out continues in a new task after this posting id"
+    )
 
     class Meta(PeriodRun.Meta):
         verbose_name = "tie-out against Sage X3"

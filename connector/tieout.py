@@ -24,6 +24,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from accounting.models import Posting, PostingLine
@@ -33,6 +34,7 @@ from integrations.sagex3.types import PostedEntry, X3Client
 
 from . import clients, tasks
 from .models import TieOutRow, TieOutRun
+from .reconcile import TASK_BUDGET_SECONDS, stale_runs
 
 logger = logging.getLogger(__name__)
 PAUSE_SECONDS = 0.2  # between lookups: X3 serves people too (about 5 lookups a second at most)
@@ -54,17 +56,11 @@ def start_tie_out(
     tenant, start: date, end: date, *, channel_id: int | None, user=None
 ) -> tuple[TieOutRun, bool]:
     """Record a tie-out run and queue it; (run, created). One at a time per tenant (a recent busy run is returned)."""
-    from django.db import transaction
-
-    from .reconcile import RUN_STALE_AFTER
-
     now = timezone.now()
     busy = TieOutRun.Status.QUEUED, TieOutRun.Status.RUNNING
     with transaction.atomic():
         type(tenant).objects.select_for_update().filter(pk=tenant.pk).first()
-        TieOutRun.objects.filter(
-            tenant=tenant, status__in=busy, requested_at__lt=now - RUN_STALE_AFTER
-        ).update(
+        stale_runs(TieOutRun, tenant, now).update(
             status=TieOutRun.Status.FAILED,
             finished_at=now,
             message="The tie-out did not finish (the queue may have been stopped); nothing is claimed as matched.",
@@ -197,14 +193,18 @@ def run_tie_out(
     x3_client: X3Client | None = None,
     sleep: Callable[[float], None] = time.sleep,
     pause: float = PAUSE_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+    budget: float = TASK_BUDGET_SECONDS,
 ) -> str:
-    """The queued tie-out of one run. Never raises for X3 trouble: the run records what happened in words."""
+    """One task of a tie-out run. Never raises for X3 trouble: the run records what happened in words. After
+    ``budget`` seconds (below the queue's task timeout) it saves its place and queues its own sequel."""
     now = timezone.now()
     claimed = TieOutRun.objects.filter(pk=run_id, status=TieOutRun.Status.QUEUED).update(
         status=TieOutRun.Status.RUNNING, started_at=now
     )
     if claimed != 1:
         return "not-due"
+    deadline = clock() + budget
     run = TieOutRun.objects.select_related("tenant__x3").get(pk=run_id)
     tenant = run.tenant
     postings = Posting.objects.filter(
@@ -212,28 +212,34 @@ def run_tie_out(
         status=Posting.Status.POSTED,
         gl_date__gte=run.period_start,
         gl_date__lte=run.period_end,
+        pk__gt=run.resume_after,
     ).exclude(reference="")
     if run.channel_id is not None:
         postings = postings.filter(channel_id=run.channel_id)
-    ids = list(postings.order_by("gl_date", "pk").values_list("pk", flat=True))
+    ids = list(postings.order_by("pk").values_list("pk", flat=True))
     if not hasattr(tenant, "x3"):
         return _stop(run, "This tenant has no Sage X3 connection: nothing was checked.")
     client = x3_client if x3_client is not None else clients.x3_client(tenant)
     if isinstance(client, clients.UnusableX3Client):
         return _stop(run, f"The Sage X3 settings cannot be used: {client.reason}. Nothing was checked.")
     mapping = getattr(client, "mapping", None)
-    run.method = tenant.x3.get_method_display()[:20] if hasattr(tenant, "x3") else ""
-    compared: set[str] = set()
+    run.method = tenant.x3.get_method_display()[:20]
+    compared: set[str] = {c for c in run.compared.split(", ") if c}
     rows: list[TieOutRow] = []
-    counts = {"checked": 0, "matched": 0, "missing": 0, "differs": 0, "errors": 0}
+    counts = {k: getattr(run, k) for k in ("checked", "matched", "missing", "differs", "errors")}
+    total = counts["checked"] + len(ids)
+    first = True
     for start in range(0, len(ids), BATCH):
-        batch = list(Posting.objects.filter(pk__in=ids[start : start + BATCH]).order_by("gl_date", "pk"))
+        batch = list(Posting.objects.filter(pk__in=ids[start : start + BATCH]).order_by("pk"))
         lines_of: dict[int, list[PostingLine]] = defaultdict(list)
         for line in PostingLine.objects.filter(posting__in=batch).order_by("posting_id", "line_no"):
             lines_of[line.posting_id].append(line)
         for posting in batch:
-            if counts["checked"]:
+            if not first:
+                if clock() >= deadline:
+                    return _pause(run, counts, compared, rows)
                 sleep(pause)
+            first = False
             try:
                 found = find_in_x3(client, posting.reference)
             except (AuthenticationError, ReauthorizationRequired) as exc:
@@ -242,7 +248,7 @@ def run_tie_out(
                 if exc.retryable:
                     return _stop(
                         run,
-                        f"Sage X3 could not be reached after {counts['checked']} of {len(ids)} entries: "
+                        f"Sage X3 could not be reached after {counts['checked']} of {total} entries: "
                         f"{exc.message}. {_NOTHING}",
                     )
                 counts["checked"] += 1
@@ -253,8 +259,10 @@ def run_tie_out(
                         run, f"Sage X3 refused the lookup of every entry tried: {exc.message}. {_NOTHING}"
                     )
                 rows.append(_row(run, posting, TieOutRow.Problem.ERROR, exc.message))
+                run.resume_after = posting.pk
                 continue
             counts["checked"] += 1
+            run.resume_after = posting.pk
             if found is None:
                 counts["missing"] += 1
                 rows.append(
@@ -276,11 +284,7 @@ def run_tie_out(
                 )
             else:
                 counts["matched"] += 1
-    TieOutRow.objects.bulk_create(rows)
-    for key, value in counts.items():
-        setattr(run, key, value)
-    order = [DOCUMENT, DATE, CURRENCY, LINES]
-    run.compared = ", ".join(k for k in order if k in compared)
+    _save_progress(run, counts, compared, rows)
     run.status = TieOutRun.Status.DONE
     run.message = (
         ""
@@ -293,6 +297,23 @@ def run_tie_out(
     run.finished_at = timezone.now()
     run.save()
     return f"{counts['checked']} checked, {counts['missing']} missing, {counts['differs']} differ"
+
+
+def _save_progress(run: TieOutRun, counts: dict[str, int], compared: set[str], rows: list[TieOutRow]) -> None:
+    TieOutRow.objects.bulk_create(rows)
+    rows.clear()
+    for key, value in counts.items():
+        setattr(run, key, value)
+    run.compared = ", ".join(k for k in (DOCUMENT, DATE, CURRENCY, LINES) if k in compared)
+
+
+def _pause(run: TieOutRun, counts: dict[str, int], compared: set[str], rows: list[TieOutRow]) -> str:
+    """The task's time is up: keep what was found, and queue the sequel to carry on after the last entry checked."""
+    _save_progress(run, counts, compared, rows)
+    run.status = TieOutRun.Status.QUEUED
+    run.save()
+    tasks.enqueue_tie_out(run.pk)
+    return f"{counts['checked']} checked so far, continues"
 
 
 _NOTHING = "Nothing is claimed as matched; try again once X3 answers."
@@ -310,6 +331,7 @@ def _row(run, posting: Posting, problem: str, detail: str, number: str = "") -> 
 
 
 def _stop(run: TieOutRun, message: str) -> str:
+    TieOutRow.objects.filter(run=run).delete()  # an incomplete run claims nothing, not even its discrepancies
     run.status = TieOutRun.Status.FAILED
     run.message = message
     run.checked = run.matched = run.missing = run.differs = run.errors = 0

@@ -457,3 +457,49 @@ def test_tie_out_summary_in_words(tenant):
     text = tie_out_summary(run)
     assert text.startswith("X3 tie-out: checked 1,234 entries on 2026-12-03 ")
     assert text.endswith(": 2 missing, 1 differs, 1,231 matched.")
+
+
+def test_a_long_tie_out_continues_in_new_tasks_and_ends_with_the_same_result(books, queued):
+    tenant, entries = books
+    lookup = FakeX3Lookup(entries)
+    run = TieOutRun.objects.create(
+        tenant=tenant, period_start=date(2026, 11, 1), period_end=date(2026, 11, 30)
+    )
+    results = []
+    while True:  # a zero budget: each task checks one entry, then queues its sequel
+        results.append(tieout.run_tie_out(run.pk, x3_client=lookup, sleep=lambda s: None, budget=0))
+        run.refresh_from_db()
+        if run.status != "queued":
+            break
+    assert results[:2] == ["1 checked so far, continues", "2 checked so far, continues"]
+    assert queued["tieout"] == [run.pk, run.pk]
+    assert lookup.looked_up == ["BC-acme-101", "BC-acme-102", "BC-acme-103"]  # each once, in order
+    assert (run.status, run.checked, run.matched, run.missing, run.differs) == ("done", 3, 1, 1, 1)
+    assert sorted(TieOutRow.objects.filter(run=run).values_list("problem", flat=True)) == [
+        "differs",
+        "missing",
+    ]
+
+
+def test_a_long_reread_continues_from_where_it_stopped(tenant, queued):
+    from tests.conftest import order_json
+
+    bc = FakeBigCommerce()
+    start = datetime(2026, 11, 2, tzinfo=UTC)
+    for n in range(260):
+        moment = start + timedelta(minutes=n)
+        bc.put_order(
+            order_json(1000 + n, channel_id=1, date_modified=moment.strftime("%a, %d %b %Y %H:%M:%S +0000"))
+        )
+    run = ReReadRun.objects.create(
+        tenant=tenant, period_start=date(2026, 11, 1), period_end=date(2026, 11, 30)
+    )
+    assert reconcile.run_reread(run.pk, bc_client=bc, budget=0) == "250 checked, continues"
+    run.refresh_from_db()
+    assert run.status == "queued" and run.resume_from == start + timedelta(minutes=249)
+    assert queued["reread"] == [run.pk]
+    assert reconcile.run_reread(run.pk, bc_client=bc, budget=0).endswith("queued")
+    run.refresh_from_db()
+    assert run.status == "done"
+    assert set(queued["orders"]) == {1000 + n for n in range(260)}  # every order, none skipped
+    assert run.orders_checked == 261  # the order at the boundary second is read twice (inclusive bounds)
