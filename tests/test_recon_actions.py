@@ -102,6 +102,9 @@ def test_channel_names_come_from_bigcommerce_and_are_cached(admin_client, tenant
     add_posting(tenant, 101, day=date(2026, 11, 3), channel_id=2)
     page = admin_client.get(RECON, {"tenant": tenant.pk, **NOV}).content.decode()
     assert "2 · Amazon EU" in page and "Channel 2" not in page
+    assert '<option value="2">2 · Amazon EU</option>' in page  # the channel picker names them too
+    picked = admin_client.get(RECON, {"tenant": tenant.pk, **NOV, "channel": "02"}).content.decode()
+    assert '<option value="2" selected>2 · Amazon EU</option>' in picked
     stored = StoreChannel.objects.get(tenant=tenant, channel_id=2)
     assert (stored.name, stored.platform, stored.status) == ("Amazon EU", "amazon", "connected")
     admin_client.get(RECON, {"tenant": tenant.pk, **NOV})

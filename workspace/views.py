@@ -126,6 +126,14 @@ class _Filters:
             self.period = None
 
     @property
+    def channel_choices(self) -> list[tuple[str, str, bool]]:
+        """The tenant's channels by name for the channel picker (and the one asked for, even if unknown)."""
+        names = channel_names(self.tenant.pk) if self.tenant else {}
+        ids = sorted(set(names) | ({self.channel_id} if self.channel_id is not None else set()))
+        chosen = str(self.channel_id) if self.channel_id is not None else ""
+        return [(str(i), channel_label(i, names), str(i) == chosen) for i in ids]
+
+    @property
     def context(self) -> dict:
         return {
             "filters": self,
