@@ -295,7 +295,9 @@ class PostingAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Channel", ordering="channel_id")
     def channel(self, obj: Posting):
-        return obj.channel_id
+        from connector.channels import label_for
+
+        return label_for(obj.tenant_id, obj.channel_id)
 
     @admin.display(description="X3 document", ordering="x3_document_number")
     def x3_document(self, obj: Posting) -> str:
@@ -582,7 +584,9 @@ class PostingLineAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Channel", ordering="posting__channel_id")
     def channel(self, obj: PostingLine):
-        return obj.posting.channel_id
+        from connector.channels import label_for
+
+        return label_for(obj.posting.tenant_id, obj.posting.channel_id)
 
     @admin.display(description="Debit", ordering="debit")
     def debit_amount(self, obj: PostingLine) -> str:

@@ -270,7 +270,7 @@ class TenantAdmin(TenantScopedAdmin):
     inlines = (BigCommerceStoreInline, X3ConnectionInline, ChannelMappingInline, AlertSettingsInline)
     list_select_related = ("bigcommerce", "x3")
     form = TenantForm
-    actions = ("refresh_chart_of_accounts",)
+    actions = ("refresh_chart_of_accounts", "refresh_channel_names")
 
     class Media:
         css = {"all": ("connector/admin.css",)}  # status colours (no inline styles under the CSP)
@@ -564,6 +564,26 @@ class TenantAdmin(TenantScopedAdmin):
         for tenant in queryset.select_related("x3"):
             result = refresh_chart(tenant)
             (messages.success if result.ok else messages.error)(request, f"{tenant.name}: {result.message}")
+
+    @admin.action(description="Refresh channel names from BigCommerce", permissions=["view"])
+    def refresh_channel_names(self, request: HttpRequest, queryset) -> None:
+        """Read each selected tenant's channels (GET /v3/channels) and cache their names (read-only calls)."""
+        from .channels import refresh_channels
+
+        for tenant in queryset.select_related("bigcommerce"):
+            if not hasattr(tenant, "bigcommerce"):
+                messages.error(request, f"{tenant.name}: no BigCommerce store configured.")
+                continue
+            try:
+                n = refresh_channels(tenant)
+            except IntegrationError as exc:
+                messages.error(
+                    request,
+                    f"{tenant.name}: BigCommerce could not be read ({exc.message}); "
+                    "the last known channel names stay in use.",
+                )
+            else:
+                messages.success(request, f"{tenant.name}: {n} channel name(s) read from BigCommerce.")
 
     @admin.display(description="Webhook URL")
     def webhook_url(self, obj: Tenant) -> str:

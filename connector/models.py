@@ -722,3 +722,109 @@ class SetupCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant}: {self.get_step_display()} ({'ok' if self.ok else 'failed'})"
+
+
+class StoreChannel(models.Model):
+    """A BigCommerce channel as ``GET /v3/channels`` last showed it: the name the workspace and lists show."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="store_channels")
+    channel_id = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    type = models.CharField(max_length=40, blank=True)
+    platform = models.CharField(max_length=60, blank=True)
+    status = models.CharField(max_length=40, blank=True)
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "channel_id"], name="uniq_store_channel"),
+        ]
+        ordering = ["tenant", "channel_id"]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id} · {self.name}"
+
+
+class PeriodRun(models.Model):
+    """What every queued workspace run has: who asked, for which tenant, period and channel, and how it went."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    requested_by = models.CharField(max_length=150, blank=True)
+    period_start = models.DateField()
+    period_end = models.DateField()
+    channel_id = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    requested_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When its latest task began")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    message = models.TextField(blank=True, help_text="The outcome in plain words")
+
+    class Meta:
+        abstract = True
+        ordering = ["-requested_at", "-id"]
+
+
+class ReReadRun(PeriodRun):
+    """A "re-read from BigCommerce" of a period: orders modified since its first day checked against the postings."""
+
+    orders_checked = models.PositiveIntegerField(default=0)
+    orders_queued = models.PositiveIntegerField(default=0)
+    refunds_queued = models.PositiveIntegerField(default=0)
+    resume_from = models.DateTimeField(
+        null=True, blank=True, help_text="A long re-read continues in a new task from this modification time"
+    )
+
+    class Meta(PeriodRun.Meta):
+        verbose_name = "re-read from BigCommerce"
+
+    def __str__(self) -> str:
+        return f"Re-read of {self.tenant} {self.period_start}–{self.period_end}: {self.get_status_display()}"
+
+
+class TieOutRun(PeriodRun):
+    """A tie-out against Sage X3: each posted entry of the period read back by its reference."""
+
+    method = models.CharField(max_length=20, blank=True)
+    compared = models.CharField(max_length=200, blank=True, help_text="What the lookup lets us compare")
+    checked = models.PositiveIntegerField(default=0)
+    matched = models.PositiveIntegerField(default=0)
+    missing = models.PositiveIntegerField(default=0)
+    differs = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    resume_after = models.BigIntegerField(
+        default=0, help_text="A long tie-out continues in a new task after this posting id"
+    )
+
+    class Meta(PeriodRun.Meta):
+        verbose_name = "tie-out against Sage X3"
+
+    def __str__(self) -> str:
+        return f"Tie-out of {self.tenant} {self.period_start}–{self.period_end}: {self.get_status_display()}"
+
+
+class TieOutRow(models.Model):
+    """One entry the tie-out found missing in X3, different there, or could not check (matches are not stored)."""
+
+    class Problem(models.TextChoices):
+        MISSING = "missing", "Missing in X3"
+        DIFFERS = "differs", "Differs in X3"
+        ERROR = "error", "Could not be checked"
+
+    run = models.ForeignKey(TieOutRun, on_delete=models.CASCADE, related_name="rows")
+    posting = models.ForeignKey("accounting.Posting", null=True, on_delete=models.SET_NULL, related_name="+")
+    reference = models.CharField(max_length=60)
+    problem = models.CharField(max_length=10, choices=Problem.choices)
+    x3_document_number = models.CharField(max_length=60, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.get_problem_display()}"

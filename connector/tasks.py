@@ -48,6 +48,14 @@ def enqueue_bulk(batch_id: int) -> None:
     _enqueue("run_bulk", batch_id, name=f"bulk-{batch_id}", group="bulk")
 
 
+def enqueue_reread(run_id: int) -> None:
+    _enqueue("reread_period", run_id, name=f"reread-{run_id}", group="workspace")
+
+
+def enqueue_tie_out(run_id: int) -> None:
+    _enqueue("tie_out", run_id, name=f"tieout-{run_id}", group="workspace")
+
+
 # The task functions import the pipeline on call: the pipeline imports this module for the enqueue helpers.
 
 
@@ -103,3 +111,15 @@ def refresh_charts() -> str:
     from .chart import refresh_all
 
     return "; ".join(str(result) for result in refresh_all()) or "no tenants"
+
+
+def reread_period(run_id: int) -> str:
+    from .reconcile import run_reread
+
+    return run_reread(run_id)
+
+
+def tie_out(run_id: int) -> str:
+    from .tieout import run_tie_out
+
+    return run_tie_out(run_id)

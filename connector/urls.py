@@ -31,6 +31,21 @@ urlpatterns = [
         name="workspace-reconciliation",
     ),
     path(
+        "admin/workspace/reconciliation/re-read/",
+        admin.site.admin_view(workspace.reread_view),
+        name="workspace-reread",
+    ),
+    path(
+        "admin/workspace/reconciliation/tie-out/",
+        admin.site.admin_view(workspace.tie_out_view),
+        name="workspace-tie-out",
+    ),
+    path(
+        "admin/workspace/reconciliation/channels/",
+        admin.site.admin_view(workspace.refresh_channels_view),
+        name="workspace-refresh-channels",
+    ),
+    path(
         "admin/workspace/trial-balance/",
         admin.site.admin_view(workspace.trial_balance_view),
         name="workspace-trial-balance",

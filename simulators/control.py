@@ -189,6 +189,14 @@ class SageX3Control(_Client):
     def entries(self, *, reference: str | None = None, folder: str | None = None) -> list[dict[str, Any]]:
         return self._call("GET", "/entries", reference=reference, folder=folder)["entries"]
 
+    def delete_entry(self, reference: str) -> int:
+        """Forget the entries carrying ``reference`` (to provoke a "missing" in a tie-out)."""
+        return self._call("POST", "/entries/delete", {"reference": reference})["deleted"]
+
+    def alter_entry(self, reference: str, **fields: Any) -> int:
+        """Change header fields of the entries carrying ``reference`` (to provoke a "differs" in a tie-out)."""
+        return self._call("POST", "/entries/alter", {"reference": reference, "fields": fields})["altered"]
+
 
 # ------------------------------------------------------------------------------------------------------- processes
 

@@ -355,6 +355,8 @@ class SageX3Sim(SimApp):
         c = self.control
         c.add("GET", "/_sim/health", self.c_health)
         c.add("GET", "/_sim/entries", self.c_entries)
+        c.add("POST", "/_sim/entries/delete", self.c_entries_delete)
+        c.add("POST", "/_sim/entries/alter", self.c_entries_alter)
         c.add("POST", "/_sim/reset", self.c_reset)
         c.add("GET", "/_sim/config", self.c_config)
         c.add("POST", "/_sim/config", self.c_config)
@@ -907,6 +909,34 @@ class SageX3Sim(SimApp):
                 and (folder is None or e["_folder"] == folder)
             ]
         return json_response(200, {"entries": entries, "count": len(entries)})
+
+    def _entries_by_reference(self, req: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        body = req.json(lambda m: json_response(400, {"error": m})) or {}
+        reference = body.get("reference") if isinstance(body, dict) else None
+        if not isinstance(reference, str) or not reference:
+            raise ValueError("give the entry's reference")
+        ref_field = self.config["fields"]["header"]["reference"]
+        return body, [e for e in self.entries if e.get(ref_field) == reference]
+
+    def c_entries_delete(self, req: Request) -> Response:
+        """Forget the entries carrying a reference (as if deleted in X3), to provoke a "missing" in a tie-out."""
+        with self.lock:
+            _, found = self._entries_by_reference(req)
+            self.entries[:] = [e for e in self.entries if all(e is not f for f in found)]
+        return json_response(200, {"deleted": len(found)})
+
+    def c_entries_alter(self, req: Request) -> Response:
+        """Change header fields of the entries carrying a reference (``{"reference", "fields": {"ACCDAT": …}}``), as
+        if edited in X3, to provoke a "differs" in a tie-out. Lines are not changed here."""
+        with self.lock:
+            body, found = self._entries_by_reference(req)
+            fields = body.get("fields")
+            lines_key = self.config["fields"]["lines_key"]
+            if not isinstance(fields, dict) or any(k.startswith("_") or k == lines_key for k in fields):
+                raise ValueError("fields: an object of header fields to change")
+            for entry in found:
+                entry.update(fields)
+        return json_response(200, {"altered": len(found)})
 
     def c_reset(self, req: Request) -> Response:
         body = req.json(lambda m: json_response(400, {"error": m})) or {}

@@ -9,17 +9,24 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
+from django.views.decorators.http import require_POST
 
 from accounting import figures
-from accounting.models import ChannelMapping, Posting
+from accounting.journal import quantize
+from accounting.models import Posting
 from connector.access import tenant_or_404, tenants_for
+from connector.channels import channel_label, channel_names, refresh_channels, refresh_if_stale
+from connector.models import ReReadRun, TieOutRow, TieOutRun
+from connector.reconcile import start_reread
+from connector.tieout import start_tie_out
+from integrations.errors import IntegrationError
 
 from .chart import chart_data, chart_json
 from .tables import Cell, Table, csv_response, xlsx_response
@@ -77,28 +84,19 @@ def _export_links(request) -> dict[str, str]:
 
 
 def _channel_names(tenant) -> dict[int, str]:
-    return {
-        m["channel_id"]: m["name"]
-        for m in ChannelMapping.objects.filter(tenant=tenant).values("channel_id", "name")
-        if m["name"]
-    }
-
-
-def _channel_label(channel_id, names: dict[int, str]) -> str:
-    if channel_id is None:
-        return "—"
-    return f"{channel_id} · {names[channel_id]}" if channel_id in names else str(channel_id)
+    """BigCommerce's channel names (cached), else the mapping's name; the label falls back to the number."""
+    return channel_names(tenant.pk)
 
 
 class _Filters:
     """Tenant, period and channel from the query string; ``error`` says in plain words what was wrong."""
 
-    def __init__(self, request: HttpRequest):
+    def __init__(self, request: HttpRequest, data=None):
         self.tenants = list(tenants_for(request.user))
         self.error = ""
         self.tenant = None
         self.period = None
-        get = request.GET
+        get = request.GET if data is None else data
         self.kind = get.get("period", "last_month")
         self.on = get.get("on", "")
         self.start = get.get("start", "")
@@ -126,6 +124,14 @@ class _Filters:
         except figures.PeriodError as exc:
             self.error = str(exc)
             self.period = None
+
+    @property
+    def channel_choices(self) -> list[tuple[str, str, bool]]:
+        """The tenant's channels by name for the channel picker (and the one asked for, even if unknown)."""
+        names = channel_names(self.tenant.pk) if self.tenant else {}
+        ids = sorted(set(names) | ({self.channel_id} if self.channel_id is not None else set()))
+        chosen = str(self.channel_id) if self.channel_id is not None else ""
+        return [(str(i), channel_label(i, names), str(i) == chosen) for i in ids]
 
     @property
     def context(self) -> dict:
@@ -169,7 +175,7 @@ def _recon_cells(row: figures.ReconRow, tenant, names, *, total: bool = False) -
         status_cell = Cell(status, css=STATUS_CSS[status], note=row.notes)
     else:
         day = Cell(row.day)
-        channel = Cell(_channel_label(row.channel_id, names))
+        channel = Cell(channel_label(row.channel_id, names))
         orders = Cell(
             row.orders,
             href=_url(
@@ -231,17 +237,96 @@ def reconciliation_table(result: figures.Reconciliation, tenant) -> Table:
     )
 
 
+TIEOUT_COLUMNS = [
+    "Problem",
+    "Entry",
+    "GL date",
+    "Channel",
+    "Currency",
+    "Amount",
+    "Reference",
+    "X3 document",
+    "Detail",
+]
+
+
+def tie_out_table(run: TieOutRun, tenant) -> Table:
+    names = _channel_names(tenant)
+    rows = []
+    for r in run.rows.select_related("posting"):
+        p = r.posting
+        href = reverse("admin:accounting_posting_change", args=[p.pk]) if p else ""
+        rows.append(
+            [
+                Cell(
+                    r.get_problem_display(),
+                    css="ws-bad" if r.problem != TieOutRow.Problem.ERROR else "ws-wait",
+                ),
+                Cell(p.entry_label if p else r.reference, href=href),
+                Cell(p.gl_date if p else None),
+                Cell(channel_label(p.channel_id, names) if p else ""),
+                Cell(p.currency if p else ""),
+                Cell(quantize(p.total, p.currency or "USD") if p else None),
+                Cell(r.reference),
+                Cell(r.x3_document_number),
+                Cell(r.detail),
+            ]
+        )
+    return Table(title="X3 tie-out", columns=TIEOUT_COLUMNS, rows=rows)
+
+
+def tie_out_summary(run: TieOutRun) -> str:
+    """ "X3 tie-out: checked 1,234 entries on 2026-12-03 10:15: 2 missing, 1 differs, 1,231 matched." """
+    when = timezone.localtime(run.finished_at).strftime("%Y-%m-%d %H:%M") if run.finished_at else ""
+    parts = [f"{run.missing:,} missing", f"{run.differs:,} differ{'s' if run.differs == 1 else ''}"]
+    if run.errors:
+        parts.append(f"{run.errors:,} could not be checked")
+    parts.append(f"{run.matched:,} matched")
+    entries = "entry" if run.checked == 1 else "entries"
+    return f"X3 tie-out: checked {run.checked:,} {entries} on {when}: {', '.join(parts)}."
+
+
+def _runs(tenant, period, channel_id):
+    reread = ReReadRun.objects.filter(tenant=tenant).first()
+    tie_out = TieOutRun.objects.filter(
+        tenant=tenant, period_start=period.start, period_end=period.end, channel_id=channel_id
+    ).first()
+    return reread, tie_out
+
+
 def reconciliation_view(request: HttpRequest) -> HttpResponse:
     _require(request)
     f = _Filters(request)
     title = "Reconciliation: BigCommerce vs the GL"
     if f.error or f.tenant is None or f.period is None:
         return _page(request, "workspace/reconciliation.html", title, status=400, **f.context)
+    channel_warning = refresh_if_stale(f.tenant)
+    reread, tie_out = _runs(f.tenant, f.period, f.channel_id)
+    if request.GET.get("part") == "tieout":
+        if tie_out is None or tie_out.status != TieOutRun.Status.DONE:
+            why = (
+                "No X3 tie-out has run for this period yet."
+                if tie_out is None
+                else f"The last X3 tie-out for this period is not complete ({tie_out.get_status_display()}). "
+                f"{tie_out.message}"
+            )
+            return HttpResponse(why.strip(), status=404, content_type="text/plain")
+        name = f"x3-tie-out-{f.tenant.slug}-{f.period.start}-{f.period.end}"
+        response = _export(request, [tie_out_table(tie_out, f.tenant)], name)
+        if response is not None:
+            return response
     result = figures.reconcile(f.tenant, f.period, channel_id=f.channel_id)
     table = reconciliation_table(result, f.tenant)
     response = _export(request, [table], f"reconciliation-{f.tenant.slug}-{f.period.start}-{f.period.end}")
     if response is not None:
         return response
+    tie_out_exports = {}
+    if tie_out is not None and tie_out.status == TieOutRun.Status.DONE:
+        tie_out_exports = {
+            fmt: link.replace("export=", "part=tieout&export=")
+            for fmt, link in _export_links(request).items()
+        }
+    can_operate = request.user.has_perm(OPERATE)
     return _page(
         request,
         "workspace/reconciliation.html",
@@ -249,11 +334,126 @@ def reconciliation_view(request: HttpRequest) -> HttpResponse:
         table=table,
         result=result,
         exports=_export_links(request),
+        channel_warning=channel_warning,
+        reread=reread,
+        tie_out=tie_out,
+        tie_out_summary=tie_out_summary(tie_out)
+        if tie_out and tie_out.status == TieOutRun.Status.DONE
+        else "",
+        tie_out_table=tie_out_table(tie_out, f.tenant)
+        if tie_out and tie_out.status == TieOutRun.Status.DONE
+        else None,
+        tie_out_exports=tie_out_exports,
+        can_operate=can_operate,
+        action_fields=_action_fields(f),
         tb_url=request.get_full_path().replace(
             reverse("workspace-reconciliation"), reverse("workspace-trial-balance")
         ),
         **f.context,
     )
+
+
+# --- Actions on the reconciliation page (POST only, CSRF-protected by the admin, one of the user's tenants) -----------
+
+OPERATE = "accounting.operate_posting"
+FILTER_FIELDS = ("tenant", "period", "on", "start", "end", "channel")
+
+
+def _action_fields(f: _Filters) -> list[tuple[str, str]]:
+    """The filters as hidden form fields, so an action returns to the same page."""
+    values = {
+        "tenant": str(f.tenant.pk) if f.tenant else "",
+        "period": f.kind,
+        "on": f.on,
+        "start": f.start,
+        "end": f.end,
+        "channel": f.channel,
+    }
+    return [(k, v) for k, v in values.items() if v]
+
+
+def _back(request: HttpRequest) -> HttpResponseRedirect:
+    params = {k: request.POST[k] for k in FILTER_FIELDS if request.POST.get(k)}
+    return HttpResponseRedirect(reverse("workspace-reconciliation") + "?" + urlencode(params))
+
+
+def _action_filters(request: HttpRequest, perm: str) -> _Filters:
+    _require(request, perm)
+    if not request.POST.get("tenant"):
+        raise Http404("No such tenant")
+    return _Filters(request, request.POST)  # another merchant's tenant: 404
+
+
+@require_POST
+def reread_view(request: HttpRequest) -> HttpResponse:
+    f = _action_filters(request, OPERATE)
+    if f.error or f.tenant is None or f.period is None:
+        messages.error(request, f.error or "Choose a tenant and a period.")
+        return _back(request)
+    if not hasattr(f.tenant, "bigcommerce"):
+        messages.error(
+            request, "This tenant has no BigCommerce store configured: set it up on the tenant first."
+        )
+        return _back(request)
+    started = start_reread(f.tenant, f.period.start, f.period.end, channel_id=f.channel_id, user=request.user)
+    if started.created:
+        days = (f.period.end - f.period.start).days + 1
+        messages.success(
+            request, f"Re-reading {days} day{'s' if days != 1 else ''} from BigCommerce; refresh in a minute."
+        )
+    else:
+        messages.warning(
+            request,
+            f"A re-read for {f.tenant.name} is already under way (asked at "
+            f"{timezone.localtime(started.run.requested_at):%H:%M}); refresh in a minute.",
+        )
+    return _back(request)
+
+
+@require_POST
+def tie_out_view(request: HttpRequest) -> HttpResponse:
+    f = _action_filters(request, OPERATE)
+    if f.error or f.tenant is None or f.period is None:
+        messages.error(request, f.error or "Choose a tenant and a period.")
+        return _back(request)
+    if not hasattr(f.tenant, "x3"):
+        messages.error(request, "This tenant has no Sage X3 connection: set it up on the tenant first.")
+        return _back(request)
+    count = Posting.objects.filter(
+        tenant=f.tenant, status=S.POSTED, gl_date__gte=f.period.start, gl_date__lte=f.period.end
+    )
+    if f.channel_id is not None:
+        count = count.filter(channel_id=f.channel_id)
+    run, created = start_tie_out(
+        f.tenant, f.period.start, f.period.end, channel_id=f.channel_id, user=request.user
+    )
+    if created:
+        messages.success(
+            request, f"Checking {count.count():,} posted entries against Sage X3; refresh in a few minutes."
+        )
+    else:
+        messages.warning(
+            request, f"A tie-out for {f.tenant.name} is already under way; refresh in a few minutes."
+        )
+    return _back(request)
+
+
+@require_POST
+def refresh_channels_view(request: HttpRequest) -> HttpResponse:
+    f = _action_filters(request, "accounting.view_posting")
+    if f.tenant is None or not hasattr(f.tenant, "bigcommerce"):
+        messages.error(request, "This tenant has no BigCommerce store configured.")
+        return _back(request)
+    try:
+        n = refresh_channels(f.tenant)
+    except IntegrationError as exc:
+        messages.error(
+            request,
+            f"BigCommerce could not be read ({exc.message}); the last known channel names stay in use. Try again later.",
+        )
+    else:
+        messages.success(request, f"Read {n} channel name{'s' if n != 1 else ''} from BigCommerce.")
+    return _back(request)
 
 
 # --- Trial balance -------------------------------------------------------------------------------------------------
@@ -278,7 +478,7 @@ def trial_balance_table(result: figures.TrialBalance, tenant) -> Table:
         )
         rows.append(
             [
-                Cell(_channel_label(r.channel_id, names)),
+                Cell(channel_label(r.channel_id, names)),
                 Cell(r.account, href=href),
                 Cell(r.name),
                 Cell(", ".join(r.roles)),
@@ -368,7 +568,7 @@ def dashboard_tables(summaries, today, now) -> tuple[Table, Table]:
             posted.rows.append(
                 [
                     Cell(s.tenant.name),
-                    Cell(_channel_label(p["channel_id"], names)),
+                    Cell(channel_label(p["channel_id"], names)),
                     Cell(p["currency"]),
                     Cell(p["today"]),
                     Cell(p["today_count"]),
@@ -421,7 +621,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         charts = []
         for currency in sorted({c for _, c in series}):
             lines = [
-                (_channel_label(ch, names), points)
+                (channel_label(ch, names), points)
                 for (ch, cur), points in sorted(series.items(), key=lambda i: (i[0][0] or 0, i[0][1]))
                 if cur == currency
             ]

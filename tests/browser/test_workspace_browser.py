@@ -146,3 +146,46 @@ def test_failure_banner(page, live_server, login, shot, accountant, tenant):
     page.goto(f"{live_server.url}/admin/accounting/posting/{unmapped.pk}/change/")
     assert "There is no GL mapping for channel 7." in page.locator("#posting-banner").inner_text()
     shot(page, "08-needs-mapping-banner")
+
+
+def test_reread_and_tie_out_sections(page, live_server, login, shot, accountant, tenant, monkeypatch):
+    from connector import tasks
+    from connector.models import ReReadRun, TieOutRow, TieOutRun
+
+    monkeypatch.setattr(tasks, "enqueue_reread", lambda run_id: None)  # the queue is not under test here
+    missing = Posting.objects.filter(tenant=tenant, status=Posting.Status.POSTED).first()
+    run = TieOutRun.objects.create(
+        tenant=tenant,
+        period_start=date(2026, 11, 1),
+        period_end=date(2026, 11, 30),
+        status="done",
+        checked=4,
+        matched=3,
+        missing=1,
+        compared="document number, accounting date, currency",
+        message="The REST api1 + HTTP Basic lookup does not return the lines, so amounts could not be compared.",
+        finished_at=timezone.now(),
+    )
+    TieOutRow.objects.create(
+        run=run,
+        posting=missing,
+        reference="BC-acme-101",
+        problem="missing",
+        detail="X3 has no entry with this reference.",
+    )
+    login(page, "alice")
+    page.goto(f"{live_server.url}/admin/workspace/reconciliation/{NOVEMBER}&tenant={tenant.pk}")
+    assert "checked 4 entries" in page.locator("#tie-out-status").inner_text()
+    assert page.locator("#tie-out-table tbody tr").count() == 1
+    with page.expect_navigation():
+        page.click("#reread-button")
+    assert (
+        "Re-reading 30 days from BigCommerce; refresh in a minute."
+        in page.locator(".messagelist").inner_text()
+    )
+    assert "waiting for a worker" in page.locator("#reread-status").inner_text()
+    assert ReReadRun.objects.get().status == "queued"
+    shot(page, "07-reread-and-tie-out")
+    with page.expect_navigation():
+        page.locator("#tie-out-table tbody tr a").first.click()
+    assert f"/admin/accounting/posting/{missing.pk}/change/" in page.url
