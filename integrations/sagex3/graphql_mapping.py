@@ -84,6 +84,7 @@ mutation CreateJournalEntry($data: JournalEntry_Input!) {
 DEFAULT_VARIABLES: dict[str, Any] = {
     "data": {
         "journalEntryType": "${entry_type}",
+        "company": "${company}",
         "site": "${site}",
         "journal": "${journal}",
         "accountingDate": "${accounting_date}",
