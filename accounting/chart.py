@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from integrations.sagex3.accounts import Account
 
+from .dimensions import blank_roles, with_fallbacks
 from .journal import Accounts
 from .models import ChannelMapping, GlAccount, GlChart
 
@@ -157,7 +158,9 @@ def mapping_dimension_problems(mapping: ChannelMapping) -> dict[str, str]:
             tenant_id=mapping.tenant_id, code__in=set(by_role.values())
         ).values_list("code", "dimensions")
     }
-    given = mapping.dimensions if isinstance(mapping.dimensions, dict) else {}
+    given = with_fallbacks(
+        mapping.dimensions if isinstance(mapping.dimensions, dict) else {}, blank_roles(mapping)
+    )
     missing = []
     for role, code in by_role.items():
         lacking = [d for d in required.get(code, []) if d not in (given.get(role) or {})]

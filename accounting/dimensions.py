@@ -59,6 +59,29 @@ def _value_ok(value: str) -> bool:
     return bool(_VALUE_RE.match(value))
 
 
+# A role whose account falls back to another role's (blank account on the mapping) takes that role's dimensions
+# too, unless it has its own: wrapping and fee lines on the revenue account carry the revenue dimensions. Refund
+# lines (the tenant's refunds account, or revenue) take the revenue dimensions unless "refund" has its own.
+FALLBACKS = {"handling": "shipping", "wrapping": "revenue", "fee": "revenue", "refund": "revenue"}
+
+
+def with_fallbacks(
+    dimensions: Mapping[str, Mapping[str, str]] | None, blank_roles: Iterable[str]
+) -> dict[str, dict[str, str]]:
+    """The dimensions by role with :data:`FALLBACKS` applied to ``blank_roles`` (roles whose account is blank)."""
+    dims = {role: dict(types) for role, types in (dimensions or {}).items() if isinstance(types, Mapping)}
+    for role in blank_roles:
+        source = FALLBACKS.get(role)
+        if source and role not in dims and source in dims:
+            dims[role] = dict(dims[source])
+    return dims
+
+
+def blank_roles(mapping: Any) -> list[str]:
+    """Roles of a channel mapping whose own account is blank (and so falls back); "refund" always does."""
+    return [r for r in FALLBACKS if not getattr(mapping, f"{r}_account", "")]
+
+
 def resolve(
     dimensions: Mapping[str, Mapping[str, str]] | None, *, channel_id: int | None
 ) -> dict[str, dict[str, str]]:

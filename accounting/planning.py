@@ -27,7 +27,7 @@ from connector.models import Tenant, WebhookEvent
 from integrations.bigcommerce.types import Order, Refund
 
 from .dimensions import resolve as resolve_dimensions
-from .dimensions import with_dimensions
+from .dimensions import blank_roles, with_dimensions, with_fallbacks
 from .history import log_transition
 from .journal import (
     Accounts,
@@ -125,7 +125,9 @@ def accounts_json(accounts: Accounts, mapping: ChannelMapping, channel_id: int) 
     return {
         **dataclasses.asdict(accounts),
         **{key: getattr(mapping, key) for key in ORGANISATION},
-        "dimensions": resolve_dimensions(mapping.dimensions, channel_id=channel_id),
+        "dimensions": resolve_dimensions(
+            with_fallbacks(mapping.dimensions, blank_roles(mapping)), channel_id=channel_id
+        ),
         "version": mapping.pk,
     }
 
