@@ -26,8 +26,8 @@ from django.utils import timezone
 from connector.models import Tenant, WebhookEvent
 from integrations.bigcommerce.types import Order, Refund
 
-from .dimensions import resolve as resolve_dimensions
 from .dimensions import blank_roles, with_dimensions, with_fallbacks
+from .dimensions import resolve as resolve_dimensions
 from .history import log_transition
 from .journal import (
     Accounts,
