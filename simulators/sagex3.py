@@ -709,6 +709,9 @@ class SageX3Sim(SimApp):
             errors.append(f"Journal {jou} does not exist")
         if fcy and cfg["sites"] is not None and fcy not in cfg["sites"]:
             errors.append(f"Site {fcy} does not exist or is not a financial site")
+        cpy = field_value("company") if "company" in h else ""
+        if cpy and fcy and isinstance(cfg["sites"], dict) and cfg["sites"].get(fcy) not in (None, cpy):
+            errors.append(f"Site {fcy} does not belong to company {cpy}")
         if cur and (
             not re.fullmatch(r"[A-Z]{3}", cur)
             or (cfg["currencies"] is not None and cur not in cfg["currencies"])
