@@ -6,7 +6,7 @@ from decimal import Decimal
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Count, Exists, OuterRef, Sum
+from django.db.models import Count, Exists, OuterRef, Subquery, Sum
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -187,9 +187,21 @@ class ChannelMappingAdmin(ChartNamesMappingMixin, TenantScopedAdmin, ImportExpor
         obj.created_by = request.user
         super().save_model(request, obj, form, change)
 
+    def get_queryset(self, request):
+        in_force = (
+            ChannelMapping.objects.filter(
+                tenant=OuterRef("tenant"),
+                channel_id=OuterRef("channel_id"),
+                effective_from__lte=timezone.localdate(),
+            )
+            .order_by("-effective_from")
+            .values("pk")[:1]
+        )
+        return super().get_queryset(request).annotate(in_force_pk=Subquery(in_force))
+
     @admin.display(description="In force today", boolean=True)
     def in_force(self, obj: ChannelMapping) -> bool:
-        return version_in_force(obj.tenant_id, obj.channel_id) == obj.pk
+        return getattr(obj, "in_force_pk", None) == obj.pk
 
     @admin.display(description="Versions of this channel")
     def version_history(self, obj: ChannelMapping) -> str:

@@ -385,3 +385,37 @@ def test_export_round_trips_dimensions(tenant):
     assert "CCT" in str(by_channel["2"]["dimensions"]) and str(by_channel["2"]["effective_from"]).startswith(
         "1900"
     )
+
+
+def test_an_order_posted_before_versions_existed_adjusts_on_its_recorded_accounts(tenant, bc, x3, sync):
+    # given an order posted before this change: its posting holds only accounts and site, no version
+    bc.put_order(order_json(250, date_created=MARCH_5, date_modified=MARCH_5))
+    sync()
+    legacy = {k: v for k, v in Posting.objects.get(idempotency_key="order:250").accounts.items()}
+    legacy = {
+        k: v
+        for k, v in legacy.items()
+        if k not in ("company", "entry_type", "journal", "dimensions", "version")
+    }
+    Posting.objects.filter(idempotency_key="order:250").update(
+        accounts=legacy, mapping_version=None, site="", entry_type="", journal=""
+    )
+    new_version(tenant, date(2026, 3, 6), revenue_account="799999")
+
+    # when the order is edited later
+    bc.put_order(order_json(250, date_created=MARCH_5, date_modified=MARCH_20, shipping_ex="12.00"))
+    sync()
+
+    # then the adjustment posts on the recorded accounts, with the connection's organisation
+    adjustment = x3.entries[1]
+    assert "799999" not in accounts_of(adjustment)
+    assert (adjustment.site, adjustment.entry_type, adjustment.journal) == ("FR011", "ODG", "VEN")
+    posting = Posting.objects.get(idempotency_key="adjustment:250:1")
+    assert posting.mapping_version is None and posting.site == "FR011"
+
+
+def test_the_changelist_marks_the_version_in_force_today(admin_client, tenant):
+    new_version(tenant, date(2999, 1, 1), revenue_account="702001")
+    listing = admin_client.get("/admin/accounting/channelmapping/?channel_id=2").content.decode()
+    # both versions are active; only the 1900 one is in force today
+    assert listing.count('alt="True"') == 3 and listing.count('alt="False"') == 1
