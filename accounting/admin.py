@@ -379,7 +379,19 @@ class PostingAdmin(ReadOnlyAdmin):
                 )
             },
         ),
-        ("Sage X3", {"fields": ("reference", "x3_document_number", "x3_uuid", "posted_at", "x3_preview")}),
+        (
+            "Sage X3",
+            {
+                "fields": (
+                    "reference",
+                    "x3_document_number",
+                    "x3_uuid",
+                    "posted_at",
+                    ("mapping_version", "company", "site", "entry_type", "journal"),
+                    "x3_preview",
+                )
+            },
+        ),
         (
             "Processing",
             {

@@ -322,6 +322,7 @@ def test_posting_lines_show_their_dimensions_in_the_admin(admin_client, tenant, 
     posting = Posting.objects.get(tenant=tenant, idempotency_key="order:250")
     page = admin_client.get(f"/admin/accounting/posting/{posting.pk}/change/").content.decode()
     assert "WEBSHOP" in page
+    assert "Mapping version" in page and "Acme Ltd · channel 2 (Channel 2)" in page
     listing = admin_client.get("/admin/accounting/postingline/").content.decode()
     assert "WEBSHOP" in listing
 
