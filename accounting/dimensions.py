@@ -97,6 +97,7 @@ def resolve(
 def with_dimensions(
     lines: Iterable[Line], dimensions: Mapping[str, Mapping[str, str]] | None
 ) -> tuple[Line, ...]:
-    """The lines with the (resolved) dimensions of their role; a role without any keeps none."""
+    """The lines with the (resolved) dimensions of their role, sorted by dimension type (JSON objects keep no order
+    in PostgreSQL: sorting sends the same lists whatever the database); a role without any keeps none."""
     dims = dimensions or {}
-    return tuple(replace(line, dimensions=tuple(dims.get(line.role, {}).items())) for line in lines)
+    return tuple(replace(line, dimensions=tuple(sorted(dims.get(line.role, {}).items()))) for line in lines)

@@ -63,7 +63,7 @@ def entry_for(posting: Posting) -> Entry:
                 debit=line.debit,
                 credit=line.credit,
                 description=line.description,
-                dimensions=tuple((line.dimensions or {}).items()),
+                dimensions=tuple(sorted((line.dimensions or {}).items())),  # jsonb keeps no key order
             )
             for line in posting.lines.all()
         ),

@@ -112,7 +112,7 @@ def test_a_mid_month_change_posts_earlier_dated_orders_on_the_old_accounts(tenan
     assert "702001" in accounts_of(late) and "702000" not in accounts_of(late)
     assert (late.site, late.company, late.journal, late.entry_type) == ("FR012", "FR10", "WEB", "ODG")
     revenue = next(line for line in late.lines if line.account == "702001")
-    assert revenue.dimensions == (("CCT", "WEB"), ("BRA", "2"))
+    assert revenue.dimensions == (("BRA", "2"), ("CCT", "WEB"))  # sorted by type
     assert all(not line.dimensions for line in late.lines if line.account != "702001")
 
     # and each posting records its version, its organisation and, on each line, the dimensions
