@@ -420,3 +420,32 @@ def test_the_changelist_marks_the_version_in_force_today(admin_client, tenant):
     listing = admin_client.get("/admin/accounting/channelmapping/?channel_id=2").content.decode()
     # both versions are active; only the 1900 one is in force today
     assert listing.count('alt="True"') == 3 and listing.count('alt="False"') == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_makes_existing_mappings_version_one_from_1900():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = ("accounting", "0015_may_exist_label")  # the migration before channel mapping versions
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    try:
+        old = executor.loader.project_state([before]).apps
+        tenant = old.get_model("connector", "Tenant").objects.create(slug="old", name="Old Ltd")
+        old.get_model("accounting", "ChannelMapping").objects.create(
+            tenant=tenant,
+            channel_id=1,
+            receivable_account="411000",
+            revenue_account="707000",
+            shipping_account="708500",
+            tax_account="445710",
+        )
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    mapping = ChannelMapping.objects.get(tenant__slug="old", channel_id=1)
+    assert mapping.effective_from == BEGINNING and mapping.dimensions == {}
+    assert (mapping.company, mapping.entry_type, mapping.journal, mapping.created_by) == ("", "", "", None)
+    assert mapping_for(mapping.tenant, 1, date(2026, 3, 5)) == mapping
