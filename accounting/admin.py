@@ -3,15 +3,18 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, Count, OuterRef, Q, Subquery, Sum, When
+from django.db.models import Case, Count, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from import_export import fields, resources
 from import_export.admin import ImportExportModelAdmin
 from import_export.widgets import ForeignKeyWidget
@@ -27,6 +30,7 @@ from . import explain
 from .chart_admin import ChartNamesMappingMixin, LineNamesMixin
 from .journal import quantize
 from .models import (
+    VERSIONED_FIELDS,
     AuditChainHead,
     AuditCheck,
     ChannelMapping,
@@ -89,7 +93,10 @@ def money_totals(rows, currency_key: str, keys: tuple[str, ...]) -> list[dict]:
 
 
 class ChannelMappingResource(resources.ModelResource):
-    """CSV/XLSX import and export of channel mappings; the tenant is named by its slug."""
+    """CSV/XLSX import and export of channel mapping versions; the tenant is named by its slug.
+
+    A row is one version: (tenant, channel_id, effective_from). A row with a new effective_from adds a version; a
+    row for an existing version may change it only while no entry used it (ChannelMapping.clean says so)."""
 
     tenant = fields.Field(attribute="tenant", column_name="tenant", widget=TenantWidget(Tenant, field="slug"))
 
@@ -97,22 +104,58 @@ class ChannelMappingResource(resources.ModelResource):
         super().__init__(**kwargs)
         if user is not None:
             self.fields["tenant"].widget.allowed = tenants_for(user)
+        self.user = user
+
+    def before_save_instance(self, instance, row, **kwargs):
+        if self.user is not None and getattr(self.user, "pk", None):
+            instance.created_by = self.user
 
     class Meta:
         model = ChannelMapping
-        import_id_fields = ("tenant", "channel_id")
-        exclude = ("id", "created_at", "updated_at")
+        import_id_fields = ("tenant", "channel_id", "effective_from")
+        exclude = ("id", "created_at", "updated_at", "created_by")
         skip_unchanged = True
         report_skipped = True
-        clean_model_instances = True  # ChannelMapping.clean checks the accounts against the X3 chart
+        # ChannelMapping.clean checks dimensions, accounts and required dimensions against the X3 chart
+        clean_model_instances = True
+
+
+class ChannelMappingForm(forms.ModelForm):
+    """Changing a version's effective date saves a NEW version; the version edited stays as it was."""
+
+    class Meta:
+        model = ChannelMapping
+        fields = (
+            "tenant",
+            "channel_id",
+            "effective_from",
+            "name",
+            "is_active",
+            *(f for f in VERSIONED_FIELDS if f.endswith("_account")),
+            "company",
+            "site",
+            "entry_type",
+            "journal",
+            "dimensions",
+        )
+
+    def _post_clean(self) -> None:
+        stored = self.instance.pk and ChannelMapping.objects.filter(pk=self.instance.pk).first()
+        if stored and "effective_from" in self.changed_data:
+            self.instance.pk = None
+            self.instance._state.adding = True
+        super()._post_clean()  # type: ignore[misc]
 
 
 @admin.register(ChannelMapping)
 class ChannelMappingAdmin(ChartNamesMappingMixin, TenantScopedAdmin, ImportExportModelAdmin):
     resource_classes = [ChannelMappingResource]
+    form = ChannelMappingForm
     list_display = (
         "tenant",
         "channel_id",
+        "effective_from",
+        "in_force",
         "name",
         "is_active",
         "receivable_account",
@@ -124,14 +167,131 @@ class ChannelMappingAdmin(ChartNamesMappingMixin, TenantScopedAdmin, ImportExpor
     list_filter = (("tenant", admin.RelatedOnlyFieldListFilter), "is_active")
     search_fields = ("name", "=channel_id")
     list_select_related = ("tenant",)
+    readonly_fields = ("created_by", "version_history")
+    fieldsets = (
+        (None, {"fields": ("tenant", "channel_id", "effective_from", "name", "is_active")}),
+        (
+            "GL accounts",
+            {
+                "fields": (
+                    "receivable_account",
+                    "revenue_account",
+                    "shipping_account",
+                    "handling_account",
+                    "wrapping_account",
+                    "fee_account",
+                    "tax_account",
+                    "discount_account",
+                    "cogs_account",
+                    "inventory_account",
+                    "chart_accounts",
+                )
+            },
+        ),
+        (
+            "Sage X3 organisation and dimensions",
+            {
+                "description": "Blank: the tenant's X3 connection's entry type, journal and site; no company "
+                "(X3 derives it from the site).",
+                "fields": ("company", "site", "entry_type", "journal", "dimensions"),
+            },
+        ),
+        (
+            "History",
+            {
+                "description": "To change accounts, organisation or dimensions, give a new 'effective from' date "
+                "and save: a new version is added, entries dated before it keep this one.",
+                "fields": ("created_by", "version_history"),
+            },
+        ),
+    )
 
     def get_import_resource_kwargs(self, request, **kwargs):
         return {**super().get_import_resource_kwargs(request, **kwargs), "user": request.user}
 
+    def save_model(self, request, obj, form, change):
+        obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def get_queryset(self, request):
+        in_force = (
+            ChannelMapping.objects.filter(
+                tenant=OuterRef("tenant"),
+                channel_id=OuterRef("channel_id"),
+                effective_from__lte=timezone.localdate(),
+            )
+            .order_by("-effective_from")
+            .values("pk")[:1]
+        )
+        return super().get_queryset(request).annotate(in_force_pk=Subquery(in_force))
+
+    @admin.display(description="In force today", boolean=True)
+    def in_force(self, obj: ChannelMapping) -> bool:
+        return getattr(obj, "in_force_pk", None) == obj.pk
+
+    @admin.display(description="Versions of this channel")
+    def version_history(self, obj: ChannelMapping) -> str:
+        if obj is None or obj.pk is None:
+            return "Save first."
+        rows = mapping_history(obj.tenant_id, obj.channel_id)
+        current = version_in_force(obj.tenant_id, obj.channel_id)
+        return format_html_join(
+            mark_safe("<br>"),
+            '{} <a href="{}">from {}</a>{} — added by {} on {}: {}',
+            (
+                (
+                    "▶" if row["version"].pk == obj.pk else "·",
+                    reverse("admin:accounting_channelmapping_change", args=[row["version"].pk]),
+                    row["version"].effective_from.isoformat(),
+                    " (in force today)" if row["version"].pk == current else "",
+                    row["version"].created_by or "—",
+                    f"{timezone.localtime(row['version'].created_at):%Y-%m-%d %H:%M}",
+                    row["changes"],
+                )
+                for row in rows
+            ),
+        )
+
+
+def version_in_force(tenant_id: int, channel_id: int) -> int | None:
+    """The pk of the channel's version in force today."""
+    return (
+        ChannelMapping.objects.filter(
+            tenant_id=tenant_id, channel_id=channel_id, effective_from__lte=timezone.localdate()
+        )
+        .order_by("-effective_from")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def mapping_history(tenant_id: int, channel_id: int) -> list[dict]:
+    """The channel's versions, newest first, each with what it changed from the one before it."""
+    versions = list(
+        ChannelMapping.objects.filter(tenant_id=tenant_id, channel_id=channel_id)
+        .select_related("created_by")
+        .order_by("effective_from")
+    )
+    rows, previous = [], None
+    for version in versions:
+        if previous is None:
+            changes = "first version"
+        else:
+            changed = [
+                f"{f.replace('_', ' ')} {getattr(previous, f) or '—'} → {getattr(version, f) or '—'}"
+                for f in VERSIONED_FIELDS
+                if f not in ("effective_from", "channel_id", "tenant_id")
+                and getattr(previous, f) != getattr(version, f)
+            ]
+            changes = "; ".join(changed) or "no change"
+        rows.append({"version": version, "changes": changes})
+        previous = version
+    return rows[::-1]
+
 
 class PostingLineInline(LineNamesMixin, admin.TabularInline):
     model = PostingLine
-    fields = ("line_no", "role", "account", "debit_amount", "credit_amount", "description")
+    fields = ("line_no", "role", "account", "debit_amount", "credit_amount", "description", "dimensions")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -245,7 +405,19 @@ class PostingAdmin(ReadOnlyAdmin):
                 )
             },
         ),
-        ("Sage X3", {"fields": ("reference", "x3_document_number", "x3_uuid", "posted_at", "x3_preview")}),
+        (
+            "Sage X3",
+            {
+                "fields": (
+                    "reference",
+                    "x3_document_number",
+                    "x3_uuid",
+                    "posted_at",
+                    ("mapping_version", "company", "site", "entry_type", "journal"),
+                    "x3_preview",
+                )
+            },
+        ),
         (
             "Processing",
             {
@@ -326,7 +498,12 @@ class PostingAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         """The channel mapping of each unmapped row, read with the list (no query per row)."""
-        mapping = ChannelMapping.objects.filter(tenant=OuterRef("tenant"), channel_id=OuterRef("channel_id"))
+        # The version in force on the entry's GL date (today when it has none yet), as it is now.
+        mapping = ChannelMapping.objects.filter(
+            tenant=OuterRef("tenant"),
+            channel_id=OuterRef("channel_id"),
+            effective_from__lte=Coalesce(OuterRef("gl_date"), Value(timezone.localdate())),
+        ).order_by("-effective_from")
         unmapped = Q(status=Posting.Status.NEEDS_MAPPING)
         fields = ("pk", "is_active", *ChannelMapping.REQUIRED_ACCOUNTS)
         return (
@@ -556,7 +733,16 @@ class PostingLineAdmin(ReadOnlyAdmin):
     """The lines behind a trial-balance figure (drill-down from the workspace), with totals of the filtered rows."""
 
     tenant_path = "posting__tenant"
-    list_display = ("posting_link", "gl_date", "channel", "role", "account", "debit_amount", "credit_amount")
+    list_display = (
+        "posting_link",
+        "gl_date",
+        "channel",
+        "role",
+        "account",
+        "debit_amount",
+        "credit_amount",
+        "dimensions",
+    )
     list_filter = ("role", ("posting__tenant", admin.RelatedOnlyFieldListFilter), "posting__status")
     search_fields = ("=account", "=posting__order_id", "description")
     list_select_related = ("posting",)

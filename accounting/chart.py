@@ -6,6 +6,7 @@ keeps the result and answers questions about it, so accounting never calls up in
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterable
 from datetime import datetime
@@ -15,6 +16,8 @@ from django.utils import timezone
 
 from integrations.sagex3.accounts import Account
 
+from .dimensions import blank_roles, with_fallbacks
+from .journal import Accounts
 from .models import ChannelMapping, GlAccount, GlChart
 
 MAPPING_ACCOUNT_FIELDS: tuple[str, ...] = tuple(
@@ -140,3 +143,32 @@ def mapping_account_warnings(mapping: ChannelMapping) -> list[str]:
             f"{mapping.channel_id} were not checked. Use 'Refresh chart of accounts' on the tenant."
         ]
     return []
+
+
+def mapping_dimension_problems(mapping: ChannelMapping) -> dict[str, str]:
+    """The dimension types the chart says an account requires, missing from the mapping's dimensions for the role
+    that posts to that account: {"dimensions": "..."}; {} when none is missing or no chart is loaded."""
+    accounts = dataclasses.asdict(Accounts.from_mapping(mapping))
+    by_role = {role: code for role, code in accounts.items() if code}
+    if not by_role:
+        return {}
+    required = {
+        code: list(dims or [])
+        for code, dims in GlAccount.objects.filter(
+            tenant_id=mapping.tenant_id, code__in=set(by_role.values())
+        ).values_list("code", "dimensions")
+    }
+    given = with_fallbacks(
+        mapping.dimensions if isinstance(mapping.dimensions, dict) else {}, blank_roles(mapping)
+    )
+    missing = []
+    for role, code in by_role.items():
+        lacking = [d for d in required.get(code, []) if d not in (given.get(role) or {})]
+        if lacking:
+            missing.append(
+                f"account {code} ({role}) requires dimension type{'s' if len(lacking) > 1 else ''} "
+                f'{", ".join(lacking)}: add {", ".join(lacking)} under "{role}"'
+            )
+    if not missing:
+        return {}
+    return {"dimensions": "Sage X3 would refuse these lines: " + "; ".join(missing) + "."}

@@ -25,7 +25,7 @@ class Explanation:
 
 def mapping_state(posting: Posting) -> MappingProblem | None:
     """What is wrong with the channel's mapping now (it may have been fixed since the entry was planned)."""
-    return mapping_problem(posting.tenant_id, posting.channel_id)
+    return mapping_problem(posting.tenant_id, posting.channel_id, posting.gl_date)
 
 
 def _mapping_words(posting: Posting, problem: MappingProblem | None) -> str:

@@ -73,6 +73,8 @@ class Line:
     debit: Decimal
     credit: Decimal
     description: str
+    # Analytical dimensions (type, value) sent with the line; filled after the math by accounting.dimensions.
+    dimensions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -12,14 +13,52 @@ from django.utils import timezone
 
 from connector.models import Tenant, WebhookEvent
 
+from .dimensions import dimension_problems
+
 MONEY: dict[str, Any] = {"max_digits": 18, "decimal_places": 4}
 
 
+# A mapping version effective from this date applies to every order: the data migration gives existing mappings
+# this date, and it is the default of a channel's first mapping.
+BEGINNING = date(1900, 1, 1)
+# Fields of a version that decide what an entry posts. Changing one on a version entries already used is refused: add
+# a new version with a later "effective from" date instead (docs/decisions/0022-mapping-versions-and-dimensions.md).
+VERSIONED_FIELDS: tuple[str, ...] = (
+    "receivable_account",
+    "revenue_account",
+    "shipping_account",
+    "handling_account",
+    "wrapping_account",
+    "fee_account",
+    "tax_account",
+    "discount_account",
+    "cogs_account",
+    "inventory_account",
+    "company",
+    "site",
+    "entry_type",
+    "journal",
+    "dimensions",
+    "effective_from",
+    "channel_id",
+    "tenant_id",
+)
+
+
 class ChannelMapping(models.Model):
-    """The GL accounts one BigCommerce sales channel posts to. An order whose channel has none is parked."""
+    """One version of the GL accounts, X3 organisation and dimensions a BigCommerce sales channel posts to.
+
+    A channel has one or more versions; the one in force on an entry's GL date is the latest whose
+    ``effective_from`` is on or before it. An order whose channel has none in force is parked (needs mapping).
+    """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="channel_mappings")
     channel_id = models.PositiveIntegerField(help_text="BigCommerce channel_id (1 = the default storefront)")
+    effective_from = models.DateField(
+        default=BEGINNING,
+        help_text="GL date from which this version applies. To change a channel's accounts, organisation or "
+        "dimensions, add a version with a new date: entries dated before it keep the earlier version.",
+    )
     name = models.CharField(max_length=100, blank=True)
     is_active = models.BooleanField(default=True)
     receivable_account = models.CharField(max_length=40, help_text="Debit: receivable / payment clearing")
@@ -38,18 +77,48 @@ class ChannelMapping(models.Model):
         max_length=40, blank=True, help_text="Debit: cost of goods. Blank: no COGS"
     )
     inventory_account = models.CharField(max_length=40, blank=True, help_text="Credit: inventory (with COGS)")
+    company = models.CharField(
+        max_length=10, blank=True, help_text="X3 company (CPY); blank: not sent, X3 derives it from the site"
+    )
     site = models.CharField(
         max_length=10, blank=True, help_text="X3 site for this channel; blank: the tenant's"
+    )
+    entry_type = models.CharField(
+        max_length=10, blank=True, help_text="X3 entry type (TYP); blank: the tenant's X3 connection's"
+    )
+    journal = models.CharField(
+        max_length=10, blank=True, help_text="X3 journal (JOU); blank: the tenant's X3 connection's"
+    )
+    dimensions = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Analytical dimensions per line role: {"revenue": {"CCT": "WEB", "BRA": "{channel_id}"}}. '
+        "Roles: receivable, revenue, shipping, handling, wrapping, fee, tax, discount, cogs, inventory, refund, "
+        "rounding. {channel_id} is replaced by the order's channel.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who added or last changed this version",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["tenant", "channel_id"]
-        constraints = [models.UniqueConstraint(fields=["tenant", "channel_id"], name="uniq_channel_mapping")]
+        ordering = ["tenant", "channel_id", "-effective_from"]
+        verbose_name = "channel mapping version"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "channel_id", "effective_from"], name="uniq_channel_mapping_version"
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.tenant} · channel {self.channel_id}" + (f" ({self.name})" if self.name else "")
+        since = "" if self.effective_from == BEGINNING else f" from {self.effective_from:%Y-%m-%d}"
+        return f"{self.tenant} · channel {self.channel_id}{since}" + (f" ({self.name})" if self.name else "")
 
     # Accounts every entry needs: the others fall back to these or are optional (see Accounts.from_mapping).
     REQUIRED_ACCOUNTS = ("receivable_account", "revenue_account", "shipping_account", "tax_account")
@@ -63,13 +132,37 @@ class ChannelMapping(models.Model):
         ]
 
     def clean(self) -> None:
-        """Accounts are checked against the tenant's X3 chart when one is loaded (accounting/chart.py)."""
+        """Dimensions are well formed; accounts are checked against the tenant's X3 chart when one is loaded
+        (accounting/chart.py), with the dimension types its accounts require; a version entries used is frozen."""
         super().clean()
+        problems: dict[str, Any] = {}
+        dimension_errors = dimension_problems(self.dimensions)
+        if dimension_errors:
+            problems["dimensions"] = dimension_errors
+        if self.pk is not None:
+            used = self.postings.exclude(status__in=("waiting", "needs_mapping", "skipped")).count()
+            stored = type(self).objects.filter(pk=self.pk).values(*VERSIONED_FIELDS).first()
+            changed = [f for f in VERSIONED_FIELDS if stored is not None and stored[f] != getattr(self, f)]
+            if used and changed:
+                problems.setdefault("effective_from", []).append(
+                    f"This version was used by {used} entr{'y' if used == 1 else 'ies'}, which keep it: "
+                    f"add a new version with a later 'effective from' date instead of changing "
+                    f"{', '.join(c.removesuffix('_id').replace('_', ' ') for c in changed)}."
+                )
         if self.tenant_id is None:
+            if problems:
+                raise ValidationError(problems)
             return
-        from .chart import mapping_account_problems  # chart.py imports these models: a real cycle
+        from .chart import (  # chart.py imports these models
+            mapping_account_problems,
+            mapping_dimension_problems,
+        )
 
-        problems = mapping_account_problems(self)
+        for field, message in mapping_account_problems(self).items():
+            problems.setdefault(field, []).append(message)
+        if not dimension_errors:
+            for field, message in mapping_dimension_problems(self).items():
+                problems.setdefault(field, []).append(message)
         if problems:
             raise ValidationError(problems)
 
@@ -141,8 +234,23 @@ class Posting(models.Model):
         default=dict, blank=True, help_text="The order amounts this entry was built from"
     )
     accounts = models.JSONField(
-        default=dict, blank=True, help_text="The GL accounts by role this entry used (refunds reuse them)"
+        default=dict,
+        blank=True,
+        help_text="The GL accounts by role, organisation and dimensions this entry used (later entries of the "
+        "order reuse them)",
     )
+    mapping_version = models.ForeignKey(
+        ChannelMapping,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="postings",
+        help_text="The channel mapping version this entry used (the one in force on the order's GL date)",
+    )
+    company = models.CharField(max_length=10, blank=True, help_text="X3 company (CPY) sent; blank: none sent")
+    site = models.CharField(max_length=10, blank=True, help_text="X3 site (FCY) used")
+    entry_type = models.CharField(max_length=10, blank=True, help_text="X3 entry type (TYP) used")
+    journal = models.CharField(max_length=10, blank=True, help_text="X3 journal (JOU) used")
     attempts = models.PositiveIntegerField(default=0)
     held_period = models.CharField(
         max_length=7,
@@ -221,6 +329,9 @@ class PostingLine(models.Model):
     debit = models.DecimalField(**MONEY, default=Decimal(0))
     credit = models.DecimalField(**MONEY, default=Decimal(0))
     description = models.CharField(max_length=200, blank=True)
+    dimensions = models.JSONField(
+        default=dict, blank=True, help_text="Analytical dimensions sent with the line: type -> value"
+    )
 
     class Meta:
         ordering = ["posting", "line_no"]

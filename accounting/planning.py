@@ -26,6 +26,8 @@ from django.utils import timezone
 from connector.models import Tenant, WebhookEvent
 from integrations.bigcommerce.types import Order, Refund
 
+from .dimensions import blank_roles, with_dimensions, with_fallbacks
+from .dimensions import resolve as resolve_dimensions
 from .history import log_transition
 from .journal import (
     Accounts,
@@ -103,8 +105,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def mapping_for(tenant: Tenant, channel_id: int) -> ChannelMapping | None:
-    return ChannelMapping.objects.filter(tenant=tenant, channel_id=channel_id, is_active=True).first()
+def version_in_force(tenant_id: int, channel_id: int, on: date) -> ChannelMapping | None:
+    """The channel's mapping version in force on GL date ``on``: the latest effective on or before it, active or not."""
+    return (
+        ChannelMapping.objects.filter(tenant_id=tenant_id, channel_id=channel_id, effective_from__lte=on)
+        .order_by("-effective_from")
+        .first()
+    )
+
+
+def mapping_for(tenant: Tenant, channel_id: int, on: date) -> ChannelMapping | None:
+    """The version in force on ``on`` when it is switched on (None when there is none, or it is switched off)."""
+    version = version_in_force(tenant.pk, channel_id, on)
+    return version if version is not None and version.is_active else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,12 +146,12 @@ class MappingProblem:
         }[self.cause] + ", then select the entry in the postings list and use “Retry now”."
 
 
-def mapping_problem(tenant_id: int, channel_id: int | None) -> MappingProblem | None:
-    """What is wrong with the channel's mapping (the current one, not the one at planning time), or None."""
+def mapping_problem(tenant_id: int, channel_id: int | None, on: date | None = None) -> MappingProblem | None:
+    """What is wrong with the channel's mapping version in force on ``on`` (default today) as it is now — it may have
+    been fixed since the entry was planned — or None."""
     if channel_id is None:
         return None
-    mapping = ChannelMapping.objects.filter(tenant_id=tenant_id, channel_id=channel_id).first()
-    return mapping_problem_of(channel_id, mapping)
+    return mapping_problem_of(channel_id, version_in_force(tenant_id, channel_id, on or timezone.localdate()))
 
 
 def mapping_problem_of(channel_id: int, mapping: ChannelMapping | None) -> MappingProblem | None:
@@ -153,11 +166,23 @@ def mapping_problem_of(channel_id: int, mapping: ChannelMapping | None) -> Mappi
     return None
 
 
-def accounts_json(accounts: Accounts, site: str) -> dict[str, str]:
-    return {**dataclasses.asdict(accounts), "site": site}
+ORGANISATION = ("company", "site", "entry_type", "journal")
 
 
-def accounts_from_json(data: dict[str, str]) -> Accounts:
+def accounts_json(accounts: Accounts, mapping: ChannelMapping, channel_id: int) -> dict[str, Any]:
+    """What an entry records of its mapping version, and what the order's later entries reuse: the accounts by
+    role, the X3 organisation (blank: the connection's), the dimensions resolved for the order, the version."""
+    return {
+        **dataclasses.asdict(accounts),
+        **{key: getattr(mapping, key) for key in ORGANISATION},
+        "dimensions": resolve_dimensions(
+            with_fallbacks(mapping.dimensions, blank_roles(mapping)), channel_id=channel_id
+        ),
+        "version": mapping.pk,
+    }
+
+
+def accounts_from_json(data: dict[str, Any]) -> Accounts:
     return Accounts(**{f.name: data.get(f.name, "") for f in dataclasses.fields(Accounts)})
 
 
@@ -179,15 +204,18 @@ class Target:
     state: str  # "post", "void", "wait" (not confirmed yet: only before the first posting), "unmapped"
     lines: tuple[Line, ...] = ()
     journal: Any = None
-    accounts: dict[str, str] = dataclasses.field(default_factory=dict)
+    accounts: dict[str, Any] = dataclasses.field(default_factory=dict)
     message: str = ""
 
 
-def target_for(tenant: Tenant, order: Order, *, posted_accounts: dict[str, str] | None = None) -> Target:
-    """What the order part should hold. ``posted_accounts`` is given once the order has been posted: from then on
-    only a void status (or archiving) takes it back to nothing — any other status follows the order's amounts —
-    and while the order stays on its channel its accounts are kept, so editing a channel mapping later never
-    rewrites the books of orders already posted."""
+def target_for(
+    tenant: Tenant, order: Order, *, on: date, posted_accounts: dict[str, Any] | None = None
+) -> Target:
+    """What the order part should hold, on the channel's mapping version in force on GL date ``on``.
+    ``posted_accounts`` is given once the order has been posted: from then on only a void status (or archiving)
+    takes it back to nothing — any other status follows the order's amounts — and while the order stays on its
+    channel its accounts (organisation, dimensions, version) are kept, so a new mapping version never rewrites
+    the books of orders already posted."""
     if order.is_deleted or order.status_id in VOID_STATUS_IDS:
         why = "archived" if order.is_deleted else f"{order.status} ({order.status_id})"
         return Target("void", message=f"Order {why}: nothing should remain posted")
@@ -196,14 +224,15 @@ def target_for(tenant: Tenant, order: Order, *, posted_accounts: dict[str, str] 
     if not (posted or confirmed):
         return Target("wait", message=f"Order status {order.status_id} ({order.status}) is not confirmed yet")
     if posted_accounts:  # {} means posted, but on another channel: take that channel's mapping
-        accounts, site = accounts_from_json(posted_accounts), posted_accounts.get("site", "")
+        accounts, recorded = accounts_from_json(posted_accounts), posted_accounts
     else:
-        problem = mapping_problem(tenant.pk, order.channel_id)
-        mapping = mapping_for(tenant, order.channel_id)
+        mapping = version_in_force(tenant.pk, order.channel_id, on)
+        problem = mapping_problem_of(order.channel_id, mapping)
         if problem is not None or mapping is None:
             problem = problem or MappingProblem("missing", order.channel_id)
             return Target("unmapped", message=f"{problem.happened} {problem.to_do}")
-        accounts, site = Accounts.from_mapping(mapping), mapping.site
+        accounts = Accounts.from_mapping(mapping)
+        recorded = accounts_json(accounts, mapping, order.channel_id)
     journal = build_order_journal(
         order,
         accounts,
@@ -215,7 +244,7 @@ def target_for(tenant: Tenant, order: Order, *, posted_accounts: dict[str, str] 
         "post",
         lines=journal.lines,
         journal=journal,
-        accounts=accounts_json(accounts, site),
+        accounts=recorded,
         message="; ".join(journal.warnings),
     )
 
@@ -234,13 +263,15 @@ def plan_order(
     with transaction.atomic():
         base, created = _lock_base(tenant, order, trigger, event)
         if created or base.status in PLACEHOLDER or _rebuildable_failure(base):
+            on = _gl_date(tenant, order, base, created)
             outcome = _plan_base(
-                tenant, base, order, target_for(tenant, order), trigger, event, user, created
+                tenant, base, order, target_for(tenant, order, on=on), trigger, event, user, created, on
             )
         else:
             current = _current_order_part(tenant, order.id)
             same = current.accounts if current is not None and current.channel_id == order.channel_id else {}
-            target = target_for(tenant, order, posted_accounts=same)
+            on = timezone.localdate(order.date_modified)  # the adjustment's own GL date
+            target = target_for(tenant, order, on=on, posted_accounts=same)
             outcome = _plan_difference(tenant, base, order, target, trigger, event, user)
         _plan_refunds(tenant, base, order, refunds, trigger, event, user)
         now = timezone.now()
@@ -308,7 +339,7 @@ def _gl_date(tenant: Tenant, order: Order, base: Posting, created: bool) -> date
     return timezone.localdate(order.date_created)
 
 
-def _plan_base(tenant, base, order, target: Target, trigger, event, user, created) -> str:
+def _plan_base(tenant, base, order, target: Target, trigger, event, user, created, gl_date: date) -> str:
     previous = base.status
     status: str = {"post": S.PENDING, "void": S.SKIPPED, "wait": S.WAITING, "unmapped": S.NEEDS_MAPPING}[
         target.state
@@ -318,7 +349,6 @@ def _plan_base(tenant, base, order, target: Target, trigger, event, user, create
             S.SKIPPED,
             dataclasses.replace(target, message="Nothing to post: every amount is zero"),
         )
-    gl_date = _gl_date(tenant, order, base, created)
     journal = target.journal
     status = _fill(
         base,
@@ -385,12 +415,23 @@ def _fill(
     posting.description = description
     posting.snapshot = snapshot_of(order)
     posting.accounts = accounts
+    _record_organisation(posting, accounts)
     posting.last_error = message if status in (S.NEEDS_MAPPING, S.NEEDS_ATTENTION) else ""
     posting.next_attempt_at = None
     posting.trigger = trigger
     posting.source_event = event
     posting.status = _review_gate(posting.tenant, status, posting.flagged)
     return posting.status
+
+
+def _record_organisation(posting: Posting, accounts: dict[str, Any]) -> None:
+    """The mapping version and the X3 company, site, entry type and journal the entry is sent with (blanks in the
+    version: the tenant's X3 connection; the company is then left to X3, which derives it from the site)."""
+    posting.mapping_version_id = accounts.get("version") or None  # PROTECT keeps a recorded version in place
+    x3 = getattr(posting.tenant, "x3", None)
+    posting.company = accounts.get("company") or ""
+    for key in ("site", "entry_type", "journal"):
+        setattr(posting, key, accounts.get(key) or (getattr(x3, key, "") if accounts else ""))
 
 
 def _review_gate(tenant: Tenant, status: str, flagged: bool) -> str:
@@ -420,6 +461,8 @@ def _store(tenant: Tenant, posting: Posting, lines: Iterable[Line]) -> None:
 
 
 def _write_lines(posting: Posting, lines: Iterable[Line]) -> None:
+    """The lines, each with the dimensions the entry's mapping version gives its role (a pure post-step)."""
+    lines = with_dimensions(lines, (posting.accounts or {}).get("dimensions"))
     PostingLine.objects.bulk_create(
         PostingLine(
             posting=posting,
@@ -429,6 +472,7 @@ def _write_lines(posting: Posting, lines: Iterable[Line]) -> None:
             debit=line.debit,
             credit=line.credit,
             description=line.description[:200],
+            dimensions=dict(line.dimensions),
         )
         for i, line in enumerate(lines, start=1)
     )

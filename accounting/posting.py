@@ -52,12 +52,18 @@ def entry_for(posting: Posting) -> Entry:
         accounting_date=posting.gl_date or timezone.localdate(),
         currency=posting.currency,
         description=posting.description,
-        entry_type=x3.entry_type,
-        journal=x3.journal,
-        site=posting.accounts.get("site") or x3.site,
+        # Recorded by planning from the mapping version (entries planned before it: the connection's).
+        entry_type=posting.entry_type or x3.entry_type,
+        journal=posting.journal or x3.journal,
+        site=posting.site or posting.accounts.get("site") or x3.site,
+        company=posting.company,
         lines=tuple(
             EntryLine(
-                account=line.account, debit=line.debit, credit=line.credit, description=line.description
+                account=line.account,
+                debit=line.debit,
+                credit=line.credit,
+                description=line.description,
+                dimensions=tuple(sorted((line.dimensions or {}).items())),  # jsonb keeps no key order
             )
             for line in posting.lines.all()
         ),

@@ -223,8 +223,10 @@ class X3ConnectionInline(admin.StackedInline):
 class ChannelMappingInline(admin.TabularInline):
     model = ChannelMapping
     extra = 0
+    ordering = ("channel_id", "-effective_from")  # each channel's versions, the latest first
     fields = (
         "channel_id",
+        "effective_from",
         "name",
         "is_active",
         "receivable_account",

@@ -82,7 +82,9 @@ def channel_names(tenant_id: int) -> dict[int, str]:
     """Channel number → name: BigCommerce's (cached), else the channel mapping's name."""
     names = {
         m["channel_id"]: m["name"]
-        for m in ChannelMapping.objects.filter(tenant_id=tenant_id).values("channel_id", "name")
+        for m in ChannelMapping.objects.filter(tenant_id=tenant_id)
+        .order_by("effective_from")
+        .values("channel_id", "name")
         if m["name"]
     }
     names.update(

@@ -34,7 +34,13 @@ X3_RUNTIME_FIELDS = {
 }
 X3_FIELDS = {f.name for f in X3Connection._meta.fields} - {"id", "tenant"} - X3_RUNTIME_FIELDS
 ALERT_FIELDS = {"enabled", "email_recipients", "webhook_url", "webhook_silence_hours"}
-MAPPING_FIELDS = {f.name for f in ChannelMapping._meta.fields} - {"id", "tenant", "created_at", "updated_at"}
+MAPPING_FIELDS = {f.name for f in ChannelMapping._meta.fields} - {
+    "id",
+    "tenant",
+    "created_at",
+    "updated_at",
+    "created_by",
+}
 
 
 class ConfigurationError(Exception):

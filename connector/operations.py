@@ -203,7 +203,8 @@ def _shape(posting: Posting) -> _Shape:
 def _source(posting: Posting) -> str:
     if posting.kind != Posting.Kind.ORDER:
         return "the accounts of the order's posted entry"
-    mapping = mapping_for(posting.tenant, posting.channel_id) if posting.channel_id is not None else None
+    on = posting.gl_date or timezone.localdate()
+    mapping = mapping_for(posting.tenant, posting.channel_id, on) if posting.channel_id is not None else None
     if mapping is None:
         return "the current order"
     return f"mapping “{mapping.name or f'channel {mapping.channel_id}'}” (channel {mapping.channel_id})"
@@ -347,7 +348,7 @@ def _report_after_rebuild(posting: Posting, same: bool, report: Report) -> None:
     elif status == S.NEEDS_ATTENTION:
         report.add("failed", "refused again", f"{name}: {again}{posting.last_error or 'no message'}")
     elif status == S.NEEDS_MAPPING:
-        problem = mapping_problem(posting.tenant_id, posting.channel_id)
+        problem = mapping_problem(posting.tenant_id, posting.channel_id, posting.gl_date)
         report.add(
             "failed",
             "the GL mapping is still not usable",

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from accounting import planning
 from accounting.chart import suggestions
+from accounting.dimensions import with_dimensions
 from accounting.journal import Accounts, Journal, Policy, build_order_journal, quantize
 from accounting.models import ChannelMapping, GlAccount, Posting
 from integrations.bigcommerce.types import Order
@@ -167,14 +168,18 @@ def bigcommerce_problem(exc: IntegrationError) -> str:
 class _Context:
     """What every order of one run needs from the database, read once."""
 
-    mappings: dict[int, ChannelMapping] = field(default_factory=dict)
+    mappings: list[ChannelMapping] = field(default_factory=list)  # every version, latest effective date first
     chart: dict[str, tuple[str, bool]] = field(default_factory=dict)  # code -> (name, postable)
     posted: dict[int, str] = field(default_factory=dict)  # order id -> status of its existing order posting
+
+    def version(self, channel_id: int, on: date) -> ChannelMapping | None:
+        """The channel's mapping version in force on ``on`` (active or not), as planning.version_in_force."""
+        return next((m for m in self.mappings if m.channel_id == channel_id and m.effective_from <= on), None)
 
     @classmethod
     def load(cls, tenant: Tenant) -> _Context:
         return cls(
-            mappings={m.channel_id: m for m in ChannelMapping.objects.filter(tenant=tenant)},
+            mappings=list(ChannelMapping.objects.filter(tenant=tenant).order_by("-effective_from")),
             chart={
                 code: (name, postable)
                 for code, name, postable in GlAccount.objects.filter(tenant=tenant).values_list(
@@ -188,10 +193,12 @@ def preview_order(tenant: Tenant, order: Order, context: _Context | None = None)
     """One order as the X3 entry it would become now, with everything that would stop or change it."""
     context = context or _Context.load(tenant)
     x3: X3Connection = tenant.x3
-    mapping = context.mappings.get(order.channel_id)
+    # A first posting's GL date, and the channel's mapping version in force on it (what planning would use).
+    accounting_date = planning._gl_date(tenant, order, Posting(tenant=tenant), True)
+    mapping = context.version(order.channel_id, accounting_date)
     gaps: list[Gap] = []
     notes: list[str] = []
-    target = planning.target_for(tenant, order)
+    target = planning.target_for(tenant, order, on=accounting_date)
     state = target.state
     if mapping is None:
         gaps.append(
@@ -237,7 +244,6 @@ def preview_order(tenant: Tenant, order: Order, context: _Context | None = None)
     lines: tuple[PreviewLine, ...] = ()
     body = ""
     reference = ""
-    accounting_date = None
     if journal is not None and not journal.is_empty and mapping is not None:
         lines = tuple(
             PreviewLine(
@@ -255,20 +261,28 @@ def preview_order(tenant: Tenant, order: Order, context: _Context | None = None)
         reference = planning.x3_reference(
             tenant, Posting(tenant=tenant, kind=Posting.Kind.ORDER, order_id=order.id)
         )
-        accounting_date = planning._gl_date(
-            tenant, order, Posting(tenant=tenant), True
-        )  # a first posting: the order's date
+        # The organisation (company, site, entry type, journal) and dimensions the version gives the entry.
+        organisation = Posting(tenant=tenant)
+        planning._record_organisation(organisation, target.accounts)
+        dimensions = (target.accounts or {}).get("dimensions")
         entry = Entry(
             reference=reference,
             accounting_date=accounting_date,
             currency=currency,
             description=f"BigCommerce order {order.id}",
-            entry_type=x3.entry_type,
-            journal=x3.journal,
-            site=mapping.site or x3.site,
+            entry_type=organisation.entry_type or x3.entry_type,
+            journal=organisation.journal or x3.journal,
+            site=organisation.site or mapping.site or x3.site,
+            company=organisation.company,
             lines=tuple(
-                EntryLine(account=ln.account, debit=ln.debit, credit=ln.credit, description=ln.description)
-                for ln in journal.lines
+                EntryLine(
+                    account=ln.account,
+                    debit=ln.debit,
+                    credit=ln.credit,
+                    description=ln.description,
+                    dimensions=ln.dimensions,
+                )
+                for ln in with_dimensions(journal.lines, dimensions)
             ),
             source_document=str(order.id),
         )

@@ -150,6 +150,7 @@ DEFAULT_FIELDS: dict[str, Any] = {
         "description": "DESVCR",
         "reference": "REFINT",
         "source_document": "BPRVCR",
+        "company": "CPY",
     },
     "lines_key": "GACCENTRYD",
     "line": {
@@ -160,6 +161,9 @@ DEFAULT_FIELDS: dict[str, Any] = {
         "credit": "CDT",
         "sign": "SNS",
         "amount": "AMTCUR",
+        # Analytical dimensions: parallel lists of dimension types and values on a line.
+        "dimension_type": "DIE",
+        "dimension_value": "CCE",
     },
     "document_number": "NUM",
 }
@@ -707,6 +711,9 @@ class SageX3Sim(SimApp):
             errors.append(f"Journal {jou} does not exist")
         if fcy and cfg["sites"] is not None and fcy not in cfg["sites"]:
             errors.append(f"Site {fcy} does not exist or is not a financial site")
+        cpy = field_value("company") if "company" in h else ""
+        if cpy and fcy and isinstance(cfg["sites"], dict) and cfg["sites"].get(fcy) not in (None, cpy):
+            errors.append(f"Site {fcy} does not belong to company {cpy}")
         if cur and (
             not re.fullmatch(r"[A-Z]{3}", cur)
             or (cfg["currencies"] is not None and cur not in cfg["currencies"])
@@ -770,6 +777,7 @@ class SageX3Sim(SimApp):
                     "debit": debit,
                     "credit": credit,
                     "description": str(line.get(lf["description"]) or ""),
+                    "dimensions": self._line_dimensions(line, lf),
                 }
             )
         if amounts_ok and total_debit != total_credit:
@@ -777,6 +785,14 @@ class SageX3Sim(SimApp):
                 f"Entry is not balanced: total debit {total_debit} is not equal to total credit {total_credit}"
             )
         return errors, normalized
+
+    @staticmethod
+    def _line_dimensions(line: dict[str, Any], lf: dict[str, str]) -> dict[str, str]:
+        """A line's analytical dimensions (type -> value) from its parallel DIE/CCE lists; {} when none."""
+        types, values = line.get(lf.get("dimension_type") or ""), line.get(lf.get("dimension_value") or "")
+        if not isinstance(types, list) or not isinstance(values, list):
+            return {}
+        return {str(t): str(v) for t, v in zip(types, values, strict=False)}
 
     @staticmethod
     def _parse_date(value: str) -> date | None:

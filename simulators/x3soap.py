@@ -232,6 +232,12 @@ def save(
                     problems.append(f"Field {name} does not exist in table {tab.get('ID')}")
                     continue
                 row[name] = fld.text or ""
+            for lst in lin.iter("LST"):  # a dimensioned field: <LST NAME="CCE"><ITM>WEB</ITM>…</LST>
+                name = lst.get("NAME") or ""
+                if name not in line_fields:
+                    problems.append(f"Field {name} does not exist in table {tab.get('ID')}")
+                    continue
+                row[name] = [itm.text or "" for itm in lst.iter("ITM")]
             lines.append(row)
     body[lines_key] = lines
     with sim.lock:
@@ -331,7 +337,8 @@ def _grouped(sim: SageX3Sim, entry: dict[str, Any], pub: dict[str, Any]) -> dict
         group = header_groups.get(name, pub["header_group"])
         out.setdefault(group, {})[name] = _plain(value)
     out[pub["lines_group"]] = [
-        {k: _plain(v) for k, v in line.items() if not k.startswith("$")} for line in entry.get(lines_key, [])
+        {k: (v if isinstance(v, list) else _plain(v)) for k, v in line.items() if not k.startswith("$")}
+        for line in entry.get(lines_key, [])
     ]
     return out
 

@@ -299,6 +299,12 @@ type JournalEntryLine {
   transactionAmount: Decimal
   debit: Decimal
   credit: Decimal
+  dimensions: [JournalEntryLineDimension!]
+}
+
+type JournalEntryLineDimension {
+  dimensionType: String!
+  dimension: String!
 }
 
 input JournalEntry_Input {
@@ -310,7 +316,13 @@ input JournalEntry_Input {
   description: String
   internalReference: String
   sourceDocument: String
+  company: String
   journalEntryLines: [JournalEntryLine_Input!]!
+}
+
+input JournalEntryLineDimension_Input {
+  dimensionType: String!
+  dimension: String!
 }
 
 input JournalEntryLine_Input {
@@ -321,6 +333,7 @@ input JournalEntryLine_Input {
   transactionAmount: Decimal
   debit: Decimal
   credit: Decimal
+  dimensions: [JournalEntryLineDimension_Input!]
 }
 """
 
@@ -396,10 +409,9 @@ HEADER_PROPERTIES = {
     "description": "description",
     "internalReference": "reference",
     "sourceDocument": "source_document",
+    "company": "company",
 }
-NODE_PROPERTIES = frozenset(
-    {*HEADER_PROPERTIES, "_id", "journalEntryNumber", "company", "journalEntryStatus"}
-)
+NODE_PROPERTIES = frozenset({*HEADER_PROPERTIES, "_id", "journalEntryNumber", "journalEntryStatus"})
 LINE_PROPERTIES = {
     "lineNumber": "line_number",
     "account": "account",
@@ -705,6 +717,9 @@ def entry_node(entry: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str,
                 "transactionAmount": debit if debit or not credit else credit,
                 "debit": debit,
                 "credit": credit,
+                "dimensions": [
+                    {"dimensionType": t, "dimension": v} for t, v in (line.get("dimensions") or {}).items()
+                ],
             }
         )
     node["journalEntryLines"] = {
@@ -739,13 +754,27 @@ def input_to_body(data: Mapping[str, Any], config: Mapping[str, Any]) -> dict[st
     }
     body[fields["lines_key"]] = [
         {
-            line_fields[ours]: plain(line[prop])
-            for prop, ours in LINE_PROPERTIES.items()
-            if line.get(prop) is not None and ours in line_fields
+            **{
+                line_fields[ours]: plain(line[prop])
+                for prop, ours in LINE_PROPERTIES.items()
+                if line.get(prop) is not None and ours in line_fields
+            },
+            **_dimension_fields(line.get("dimensions"), line_fields),
         }
         for line in data.get("journalEntryLines") or []
     ]
     return body
+
+
+def _dimension_fields(dimensions: Any, line_fields: Mapping[str, str]) -> dict[str, list[str]]:
+    """``[{dimensionType, dimension}]`` as the api1 line's parallel lists (DIE, CCE)."""
+    type_field, value_field = line_fields.get("dimension_type"), line_fields.get("dimension_value")
+    if not dimensions or not type_field or not value_field:
+        return {}
+    return {
+        type_field: [d["dimensionType"] for d in dimensions],
+        value_field: [d["dimension"] for d in dimensions],
+    }
 
 
 def _create(info: Any, data: Mapping[str, Any]) -> dict[str, Any]:

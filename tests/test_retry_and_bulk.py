@@ -184,7 +184,7 @@ def test_target_for_says_which_account_is_blank(tenant):
     ChannelMapping.objects.filter(tenant=tenant, channel_id=2).update(receivable_account=" ", tax_account="")
     from integrations.bigcommerce.parsing import parse_order
 
-    target = target_for(tenant, parse_order(order_json(250)))
+    target = target_for(tenant, parse_order(order_json(250)), on=date(2026, 3, 5))
     assert target.state == "unmapped"
     assert "has no receivable account, tax account." in target.message
 

@@ -187,6 +187,7 @@ def test_default_mapping_is_valid_and_renders_one_row_per_non_zero_side(http):
     data = sent["variables"]["data"]
     assert {k: v for k, v in data.items() if k != "journalEntryLines"} == {
         "journalEntryType": "ODG",
+        "company": None,  # no company on the channel: X3 derives it from the site
         "site": "FR011",
         "journal": "VEN",
         "accountingDate": "2026-03-05",

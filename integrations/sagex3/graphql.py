@@ -256,8 +256,14 @@ class SageX3GraphQLClient(RecordsCalls):
             "description": entry.description,
             "reference": entry.reference,
             "source_document": entry.source_document,
+            "company": entry.company or None,  # null: X3 derives the company from the site
         }
-        rows = line_rows(entry.lines, lines_style(self.mapping["variables"]), entry.currency)
+        rows = line_rows(
+            entry.lines,
+            lines_style(self.mapping["variables"]),
+            entry.currency,
+            self.mapping["dimension_keys"],
+        )
         if not rows:
             raise PermanentError(f"entry {entry.reference} has no non-zero lines to post")
         return render_template(self.mapping["variables"], values, lines=rows)

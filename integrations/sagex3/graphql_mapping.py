@@ -46,12 +46,23 @@ HEADER_PLACEHOLDERS = (
     "description",
     "reference",
     "source_document",
+    "company",
 )
-LINE_PLACEHOLDERS = ("line_number", "account", "line_description", "debit", "credit", "sign", "amount")
+LINE_PLACEHOLDERS = (
+    "line_number",
+    "account",
+    "line_description",
+    "debit",
+    "credit",
+    "sign",
+    "amount",
+    "dimensions",
+)
 _STYLE_ONLY = {"debit_credit": {"debit", "credit"}, "sign_amount": {"sign", "amount"}}
 LOOKUP_PLACEHOLDERS = ("reference",)
 CONVERSIONS = ("text",)
 _PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z]+))?\}")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 # The default mapping. Every name in it is NOT CONFIRMED: X3 has no standard create mutation, so the operation, its
@@ -73,6 +84,7 @@ mutation CreateJournalEntry($data: JournalEntry_Input!) {
 DEFAULT_VARIABLES: dict[str, Any] = {
     "data": {
         "journalEntryType": "${entry_type}",
+        "company": "${company}",
         "site": "${site}",
         "journal": "${journal}",
         "accountingDate": "${accounting_date}",
@@ -85,6 +97,7 @@ DEFAULT_VARIABLES: dict[str, Any] = {
                 "lineNumber": "${line_number}",
                 "account": "${account}",
                 "lineDescription": "${line_description}",
+                "dimensions": "${dimensions}",
                 "sign": "${sign}",
                 "transactionAmount": "${amount}",
             },
@@ -123,6 +136,9 @@ DEFAULT_GRAPHQL_MAPPING: dict[str, Any] = {
     # The node property holding our reference, to prove the filter was applied. Blank: not checked.
     "lookup_reference_field": "internalReference",
     "date_format": "%Y-%m-%d",
+    # The keys of one ${dimensions} item: [{"dimensionType": "CCT", "dimension": "WEB"}, …]. NOT CONFIRMED names
+    # (after the read-only journalEntryAnalyticalLineDimensions node): adapt them to the customer's schema.
+    "dimension_keys": {"type": "dimensionType", "value": "dimension"},
 }
 
 
@@ -215,6 +231,16 @@ def graphql_mapping_problems(mapping: Mapping[str, Any]) -> dict[str, list[str]]
     date_format = mapping.get("date_format")
     if not isinstance(date_format, str) or not date_format_works(date_format):
         add("date_format", f"{date_format!r} must be a strftime format that includes the date, e.g. %Y-%m-%d")
+    keys = mapping.get("dimension_keys")
+    if (
+        not isinstance(keys, Mapping)
+        or set(keys) != {"type", "value"}
+        or not all(isinstance(v, str) and _NAME_RE.match(v) for v in keys.values())
+        or keys["type"] == keys["value"]
+    ):
+        add(
+            "dimension_keys", f'must be {{"type": <field name>, "value": <another field name>}}, got {keys!r}'
+        )
     return problems
 
 
@@ -420,12 +446,23 @@ def _as_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def line_rows(lines: Iterable[EntryLine], style: str, currency: str) -> list[dict[str, Any]]:
+def line_rows(
+    lines: Iterable[EntryLine],
+    style: str,
+    currency: str,
+    dimension_keys: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
     """Line values per row, numbered in order. ``sign_amount``: a row per non-zero side, the amount exactly as given
-    (a storno amount stays negative on its own side, never flipped to the other sign)."""
+    (a storno amount stays negative on its own side, never flipped to the other sign). ``dimensions`` is a list of
+    ``{type key: dimension type, value key: dimension}`` objects (empty when the line has none)."""
+    keys = dimension_keys or DEFAULT_GRAPHQL_MAPPING["dimension_keys"]
     rows: list[dict[str, Any]] = []
     for line in lines:
-        base = {"account": line.account, "line_description": line.description}
+        base = {
+            "account": line.account,
+            "line_description": line.description,
+            "dimensions": [{keys["type"]: t, keys["value"]: v} for t, v in line.dimensions],
+        }
         if style == "debit_credit":
             rows.append(
                 {

@@ -56,7 +56,19 @@ AMOUNT_STYLES = ("debit_credit", "sign_amount")
 
 # Logical fields an entry header can be mapped from: the scalar fields of ``Entry``.
 HEADER_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Entry) if f.name != "lines")
-LINE_FIELDS: tuple[str, ...] = ("line_number", "account", "description", "debit", "credit", "sign", "amount")
+LINE_FIELDS: tuple[str, ...] = (
+    "line_number",
+    "account",
+    "description",
+    "debit",
+    "credit",
+    "sign",
+    "amount",
+    "dimension_type",
+    "dimension_value",
+)
+# Header fields left out of the body when the entry has no value for them (X3 derives the company from the site).
+OPTIONAL_HEADER_FIELDS = frozenset({"company"})
 _REQUIRED_LINE_FIELDS = {
     "debit_credit": ("account", "debit", "credit"),
     "sign_amount": ("account", "sign", "amount"),
@@ -129,6 +141,24 @@ def merge_mapping(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | No
     return merged
 
 
+def optional_names(mapping: Mapping[str, Any]) -> set[str]:
+    """X3 names of optional header fields: a static value may fill them when the entry has none (e.g. a tenant-wide
+    CPY in ``header_static``, used unless the channel mapping names a company)."""
+    header = mapping.get("header")
+    if not isinstance(header, Mapping):
+        return set()
+    return {str(header[f]) for f in OPTIONAL_HEADER_FIELDS if header.get(f)}
+
+
+def dimension_fields(line: EntryLine, names: Mapping[str, Any]) -> dict[str, list[str]]:
+    """A line's dimensions as two parallel lists (types, values), under the mapped field names; {} when the line
+    has none or the mapping leaves them out. Both fields must be mapped for dimensions to be sent."""
+    type_field, value_field = names.get("dimension_type"), names.get("dimension_value")
+    if not (line.dimensions and type_field and value_field):
+        return {}
+    return {type_field: [t for t, _ in line.dimensions], value_field: [v for _, v in line.dimensions]}
+
+
 def validate_mapping(mapping: Mapping[str, Any]) -> list[str]:
     """Human-readable problems with a (full, effective) mapping; an empty list means it is usable.
 
@@ -163,7 +193,9 @@ def validate_mapping(mapping: Mapping[str, Any]) -> list[str]:
     header_names = check_field_map(mapping.get("header"), "header", HEADER_FIELDS, ("reference",), problems)
     required_line = _REQUIRED_LINE_FIELDS.get(style, ("account",)) if style in AMOUNT_STYLES else ("account",)
     line_names = check_field_map(mapping.get("line"), "line", LINE_FIELDS, required_line, problems)
-    check_static(mapping.get("header_static"), "header_static", header_names, problems)
+    check_static(
+        mapping.get("header_static"), "header_static", header_names - optional_names(mapping), problems
+    )
     check_static(mapping.get("line_static"), "line_static", line_names, problems)
     lines_key = mapping.get("lines_key")
     if isinstance(lines_key, str) and lines_key in header_names:
@@ -373,9 +405,12 @@ class SageX3RestClient(RecordsCalls):
             "description": entry.description,
             "reference": entry.reference,
             "source_document": entry.source_document,
+            "company": entry.company,
         }
         payload: dict[str, Any] = {
-            x3_name: header_values[logical] for logical, x3_name in m["header"].items() if x3_name
+            x3_name: header_values[logical]
+            for logical, x3_name in m["header"].items()
+            if x3_name and (header_values[logical] or logical not in OPTIONAL_HEADER_FIELDS)
         }
         # Static fields fill what the entry does not (validate_mapping rejects a static field that collides).
         for x3_name, constant in m["header_static"].items():
@@ -493,6 +528,7 @@ class SageX3RestClient(RecordsCalls):
         base: dict[str, Any] = {names["account"]: line.account}
         if names.get("description"):
             base[names["description"]] = line.description
+        base.update(dimension_fields(line, names))
         if m["amount_style"] == "debit_credit":
             return [
                 {

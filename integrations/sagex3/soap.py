@@ -53,11 +53,14 @@ from .rest import (
     AMOUNT_STYLES,
     HEADER_FIELDS,
     LINE_FIELDS,
+    OPTIONAL_HEADER_FIELDS,
     check_base_url,
     check_field_map,
     check_static,
     date_format_works,
+    dimension_fields,
     merge_mapping,
+    optional_names,
 )
 from .types import Entry, EntryLine, PostedEntry
 
@@ -95,6 +98,7 @@ DEFAULT_SOAP_MAPPING: dict[str, Any] = {
         "description": "DESVCR",
         "reference": "REFINT",
         "source_document": "BPRVCR",
+        "company": "CPY",  # sent only when the channel mapping names a company
     },
     "header_static": {},
     "lines_group": "GAS1_1",  # the TAB holding the lines
@@ -106,6 +110,10 @@ DEFAULT_SOAP_MAPPING: dict[str, Any] = {
         "credit": "CDT",
         "sign": "SNS",
         "amount": "AMTCUR",
+        # Analytical dimensions, each an X3 list (<LST NAME="DIE"><ITM>CCT</ITM>…</LST>) in the line: NOT CONFIRMED
+        # names (GACCENTRYA's DIE/CCE); check them against getDescription. null leaves dimensions out.
+        "dimension_type": "DIE",
+        "dimension_value": "CCE",
     },
     "line_static": {},
     "amount_style": "debit_credit",
@@ -162,7 +170,9 @@ def validate_soap_mapping(mapping: Mapping[str, Any]) -> list[str]:
     line_names = check_field_map(
         mapping.get("line"), "line", LINE_FIELDS, required_line.get(str(style), ("account",)), problems
     )
-    check_static(mapping.get("header_static"), "header_static", header_names, problems)
+    check_static(
+        mapping.get("header_static"), "header_static", header_names - optional_names(mapping), problems
+    )
     check_static(mapping.get("line_static"), "line_static", line_names, problems)
     groups = mapping.get("field_groups")
     if not isinstance(groups, Mapping):
@@ -520,6 +530,7 @@ class SageX3SoapClient(RecordsCalls):
             "description": (entry.description, "Char"),
             "reference": (entry.reference, "Char"),
             "source_document": (entry.source_document, "Char"),
+            "company": (entry.company, "Char"),
         }
         param = ET.Element("PARAM")
         groups: dict[str, ET.Element] = {}
@@ -530,11 +541,15 @@ class SageX3SoapClient(RecordsCalls):
             return groups[group_id]
 
         group(m["header_group"])
+        written = set()
         for logical, x3_name in m["header"].items():
-            if x3_name:
+            if x3_name and (header_values[logical][0] or logical not in OPTIONAL_HEADER_FIELDS):
                 value, kind = header_values[logical]
                 _fld(group(m["field_groups"].get(x3_name, m["header_group"])), x3_name, value, kind)
+                written.add(x3_name)
         for x3_name, constant in m["header_static"].items():
+            if x3_name in written:  # an optional field the entry filled (a channel's company)
+                continue
             _fld(group(m["field_groups"].get(x3_name, m["header_group"])), x3_name, *_typed(constant))
 
         rows = [row for line in entry.lines for row in self._line_rows(line, entry.currency)]
@@ -547,7 +562,10 @@ class SageX3SoapClient(RecordsCalls):
             if number_field:
                 _fld(lin, number_field, str(number), "Integer")
             for name, value, kind in row:
-                _fld(lin, name, value, kind)
+                if kind == LIST:
+                    _lst(lin, name, value)
+                else:
+                    _fld(lin, name, value, kind)
             for name, constant in m["line_static"].items():
                 _fld(lin, name, *_typed(constant))
         return ET.tostring(param, encoding="unicode")
@@ -762,11 +780,12 @@ class SageX3SoapClient(RecordsCalls):
 
     # -- internals --
 
-    def _line_rows(self, line: EntryLine, currency: str) -> list[list[tuple[str, str, str]]]:
+    def _line_rows(self, line: EntryLine, currency: str) -> list[list[tuple[str, Any, str]]]:
         names = self.mapping["line"]
-        base: list[tuple[str, str, str]] = [(names["account"], line.account, "Char")]
+        base: list[tuple[str, Any, str]] = [(names["account"], line.account, "Char")]
         if names.get("description"):
             base.append((names["description"], line.description, "Char"))
+        base.extend((name, values, LIST) for name, values in dimension_fields(line, names).items())
         if self.mapping["amount_style"] == "debit_credit":
             return [
                 [
@@ -986,6 +1005,15 @@ class SageX3SoapClient(RecordsCalls):
             )
         accounts = accounts_from_records(rows, chart)
         return accounts[:limit] if limit else accounts
+
+
+LIST = "List"  # a row item written as an X3 list (<LST>) instead of a field
+
+
+def _lst(parent: ET.Element, name: str, values: list[str]) -> None:
+    element = ET.SubElement(parent, "LST", NAME=name, SIZE=str(len(values)), TYPE="Char")
+    for value in values:
+        ET.SubElement(element, "ITM").text = value
 
 
 def _fld(parent: ET.Element, name: str, value: str, kind: str) -> None:

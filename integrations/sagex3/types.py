@@ -19,6 +19,7 @@ class EntryLine:
     debit: Decimal  # may be negative on a storno entry (refund, reversal): same side, negative amount
     credit: Decimal
     description: str = ""
+    dimensions: tuple[tuple[str, str], ...] = ()  # analytical (dimension type, dimension) pairs, in order
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Entry:
     site: str
     lines: tuple[EntryLine, ...]
     source_document: str = ""  # e.g. the BigCommerce order number, for X3's "source document" field
+    company: str = ""  # X3 company (CPY); blank: not sent (X3 derives it from the site)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ DEFAULT_REST_MAPPING: dict[str, Any] = {
         "description": "DESVCR",
         "reference": "REFINT",
         "source_document": "BPRVCR",
+        "company": "CPY",
     },
     "header_static": {},
     "lines_key": "GACCENTRYD",
@@ -96,6 +99,10 @@ DEFAULT_REST_MAPPING: dict[str, Any] = {
         "credit": "CDT",
         "sign": "SNS",
         "amount": "AMTCUR",
+        # Analytical dimensions: the line's dimension types and values as two parallel lists (NOT CONFIRMED field
+        # names: GACCENTRYA's DIE/CCE; null leaves dimensions out).
+        "dimension_type": "DIE",
+        "dimension_value": "CCE",
     },
     "line_static": {},
     "amount_style": "debit_credit",

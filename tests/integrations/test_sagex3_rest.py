@@ -818,7 +818,7 @@ def test_validate_mapping_catches_a_bad_amount_style() -> None:
     ("overrides", "expected"),
     [
         ({"header": {"reference": None}}, "'header.reference' is required"),
-        ({"header": {"company": "CPY"}}, "unknown field 'company'"),
+        ({"header": {"ledger": "LED"}}, "unknown field 'ledger'"),
         ({"line": {"debit": ""}}, "'line.debit' is required"),
         ({"amount_style": "sign_amount", "line": {"sign": None}}, "'line.sign' is required"),
         ({"date_format": "2025"}, "'date_format'"),
