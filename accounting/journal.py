@@ -202,10 +202,10 @@ def _receivable_parts(
     rest = total - covered
     if rest > 0:
         sum_, labels = merged.get(default, (ZERO, []))
-        merged[default] = (sum_ + rest, [*labels, "unpaid/other"] if labels else [])
+        merged[default] = (sum_ + rest, labels)
     parts = []
     for account, (amount, labels) in merged.items():
-        suffix = f" ({', '.join(labels)})" if labels else ""
+        suffix = f" ({', '.join(labels)})" if labels and account != default else ""
         parts.append((account, amount, f"{ref} receivable{suffix}"))
     return parts, (-rest if rest < 0 else ZERO)
 

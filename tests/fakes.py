@@ -76,7 +76,13 @@ class FakeBigCommerce:
         return parse_order(raw, consignment_products(raw))
 
     def add_transaction(
-        self, order_id: int, *, gateway: str, amount: str, method: str = "credit_card", event: str = "purchase"
+        self,
+        order_id: int,
+        *,
+        gateway: str,
+        amount: str,
+        method: str = "credit_card",
+        event: str = "purchase",
     ) -> None:
         rows = self.transactions.setdefault(order_id, [])
         rows.append(
