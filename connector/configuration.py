@@ -14,7 +14,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounting.models import ChannelMapping
+from accounting.models import ChannelMapping, TenderMapping
 from integrations.sagex3.rest import effective_mapping, validate_mapping
 
 from .models import AlertSettings, BigCommerceStore, Tenant, X3Connection
@@ -35,6 +35,7 @@ X3_RUNTIME_FIELDS = {
 X3_FIELDS = {f.name for f in X3Connection._meta.fields} - {"id", "tenant"} - X3_RUNTIME_FIELDS
 ALERT_FIELDS = {"enabled", "email_recipients", "webhook_url", "webhook_silence_hours"}
 MAPPING_FIELDS = {f.name for f in ChannelMapping._meta.fields} - {"id", "tenant", "created_at", "updated_at"}
+TENDER_FIELDS = {"gateway", "method", "account", "name"}
 
 
 class ConfigurationError(Exception):
@@ -103,6 +104,14 @@ def apply_document(doc: dict[str, Any]) -> tuple[Tenant, bool]:
             raise ConfigurationError(f"[channels[{i}]] channel_id is required")
         mapping = ChannelMapping.objects.filter(tenant=tenant, channel_id=data["channel_id"]).first()
         _apply(mapping or ChannelMapping(tenant=tenant), data, f"channels[{i}]")
+    for i, data in enumerate(doc.get("tenders") or []):
+        data = dict(data)
+        _check_keys(f"tenders[{i}]", data, TENDER_FIELDS)
+        if not data.get("gateway"):
+            raise ConfigurationError(f"[tenders[{i}]] gateway is required")
+        gateway, method = str(data["gateway"]).strip().lower(), str(data.get("method", "")).strip().lower()
+        tender = TenderMapping.objects.filter(tenant=tenant, gateway=gateway, method=method).first()
+        _apply(tender or TenderMapping(tenant=tenant), data, f"tenders[{i}]")
     if "alerts" in doc:
         data = dict(doc["alerts"])
         _check_keys("alerts", data, ALERT_FIELDS)

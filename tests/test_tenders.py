@@ -542,3 +542,59 @@ def test_parse_transaction_spec_example():
         True,
     )
     assert t.payment_method_id == "braintree.card"
+
+
+# --- Tender mappings: admin, import, validation against the chart -------------------------------------------------
+
+
+@pytest.fixture
+def chart(tenant):
+    from accounting.chart import store_chart
+    from integrations.sagex3.accounts import Account
+
+    store_chart(tenant.pk, [Account("512100", "Braintree clearing"), Account("411000", "Customers")])
+    return tenant
+
+
+@pytest.mark.django_db
+def test_tender_mapping_account_is_checked_against_the_chart(chart):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(
+        ValidationError, match="512101 is not in the Sage X3 chart of accounts. Did you mean 512100"
+    ):
+        TenderMapping(tenant=chart, gateway="braintree", account="512101").full_clean()
+    TenderMapping(tenant=chart, gateway="braintree", account="512100").full_clean()
+
+
+@pytest.mark.django_db
+def test_tender_mapping_import_and_tenant_file(chart):
+    import tablib
+
+    from accounting.admin import TenderMappingResource
+    from connector.configuration import ConfigurationError, apply_document
+
+    dataset = tablib.Dataset(headers=["tenant", "gateway", "method", "account", "name"])
+    dataset.append(["acme", "braintree", "", "999999", "Cards"])
+    assert TenderMappingResource().import_data(dataset, dry_run=False).has_validation_errors()
+    dataset = tablib.Dataset(headers=["tenant", "gateway", "method", "account", "name"])
+    dataset.append(["acme", "braintree", "", "512100", "Cards"])
+    assert not TenderMappingResource().import_data(dataset, dry_run=False).has_errors()
+    assert TenderMapping.objects.get(tenant=chart).account == "512100"
+
+    with pytest.raises(ConfigurationError, match=r"\[tenders\[0\]\] account"):
+        apply_document({"tenant": {"slug": "acme"}, "tenders": [{"gateway": "stripe", "account": "1"}]})
+    with pytest.raises(ConfigurationError, match="gateway is required"):
+        apply_document({"tenant": {"slug": "acme"}, "tenders": [{"account": "512100"}]})
+
+
+@pytest.mark.django_db
+def test_tender_mapping_admin_lists_with_account_names(admin_client, chart):
+    TenderMapping.objects.create(tenant=chart, gateway="braintree", account="512100", name="Cards")
+
+    page = admin_client.get("/admin/accounting/tendermapping/").content.decode()
+
+    assert "Braintree clearing" in page and "any method" in page
+    assert admin_client.get("/admin/accounting/tendermapping/export/").status_code == 200
+    tenant_page = admin_client.get(f"/admin/connector/tenant/{chart.pk}/change/").content.decode()
+    assert "Payments and currencies" in tenant_page and "store_credit_account" in tenant_page
