@@ -376,7 +376,8 @@ def _fill(
     posting.order_status_id = order.status_id
     posting.currency = order.currency_code
     posting.source_currency = order.source_currency_code  # set when converted to the store's currency
-    posting.exchange_rate = order.store_default_rate if order.source_currency_code else None
+    foreign = order.store_default_currency_code not in ("", order.source_currency_code or order.currency_code)
+    posting.exchange_rate = order.store_default_rate if foreign else None
     posting.order_modified_at = order.date_modified
     posting.gl_date = gl_date
     posting.total = total if total is not None else (journal.total if journal else Decimal(0))

@@ -475,10 +475,10 @@ def test_refund_to_store_credit_through_the_pipeline(tenant, bc, x3, sync):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("policy", "currency", "total", "rate"),
-    [("transactional", "EUR", D("97.20"), None), ("store_default", "USD", D("105.65"), D("0.92"))],
+    ("policy", "currency", "total", "source"),
+    [("transactional", "EUR", D("97.20"), None), ("store_default", "USD", D("105.65"), "EUR")],
 )
-def test_eur_order_on_a_usd_store_posts_per_policy(tenant, bc, x3, sync, policy, currency, total, rate):
+def test_eur_order_on_a_usd_store_posts_per_policy(tenant, bc, x3, sync, policy, currency, total, source):
     tenant.posting_currency_policy = policy
     tenant.save()
     bc.put_order(
@@ -493,10 +493,13 @@ def test_eur_order_on_a_usd_store_posts_per_policy(tenant, bc, x3, sync, policy,
     sync()
 
     posting = Posting.objects.get(idempotency_key="order:250")
-    assert (posting.currency, posting.total, posting.exchange_rate) == (currency, total, rate)
-    assert posting.source_currency == ("EUR" if rate else "")
+    # the rate BigCommerce recorded is carried either way; only a converted entry names its source currency
+    assert (posting.currency, posting.total, posting.exchange_rate) == (currency, total, D("0.92"))
+    assert posting.source_currency == (source or "")
     entry = x3.entries[-1]
     assert entry.currency == currency
+    # X3 gets the rate only for an entry in the order's own (foreign) currency
+    assert entry.exchange_rate == (None if source else D("0.92"))
     assert sum(line.debit for line in entry.lines) == sum(line.credit for line in entry.lines)
 
     # a later policy change does not move the posted order to another currency
@@ -598,3 +601,36 @@ def test_tender_mapping_admin_lists_with_account_names(admin_client, chart):
     assert admin_client.get("/admin/accounting/tendermapping/export/").status_code == 200
     tenant_page = admin_client.get(f"/admin/connector/tenant/{chart.pk}/change/").content.decode()
     assert "Payments and currencies" in tenant_page and "store_credit_account" in tenant_page
+
+
+# --- The rate in the X3 bodies: one optional mapping key per method -------------------------------------------------
+
+
+def test_x3_bodies_send_the_rate_only_when_mapped_and_known():
+    from tests.integrations.test_sagex3_rest import make_client as rest_client
+    from tests.integrations.test_sagex3_rest import make_entry as rest_entry
+    from tests.integrations.test_sagex3_soap import make_client as soap_client
+    from tests.test_x3_graphql import StaticTokens, client_with
+    from tests.test_x3_graphql import make_entry as graphql_entry
+
+    with_rate = replace(rest_entry(), exchange_rate=D("0.92"))
+    from integrations.sagex3.types import DEFAULT_REST_MAPPING
+
+    mapped = rest_client({"header": {**DEFAULT_REST_MAPPING["header"], "exchange_rate": "RATDIV"}})
+    assert mapped.build_payload(with_rate)["RATDIV"] == D("0.92")
+    assert "RATDIV" not in mapped.build_payload(rest_entry())  # no rate: not sent
+    assert "RATDIV" not in rest_client().build_payload(with_rate)  # not mapped (the default): not sent
+
+    from integrations.sagex3.soap import DEFAULT_SOAP_MAPPING
+
+    soap = soap_client(mapping={"header": {**DEFAULT_SOAP_MAPPING["header"], "exchange_rate": "RATDIV"}})
+    assert 'NAME="RATDIV" TYPE="Decimal">0.92<' in soap.build_object_xml(with_rate)
+    assert "RATDIV" not in soap.build_object_xml(rest_entry())
+
+    from integrations.sagex3.graphql_mapping import DEFAULT_VARIABLES
+
+    variables = {"data": {**DEFAULT_VARIABLES["data"], "rate": "${exchange_rate}"}}
+    graphql = client_with(StaticTokens("t"), mapping={"variables": variables})
+    assert graphql.build_variables(replace(graphql_entry(), exchange_rate=D("0.92")))["data"]["rate"] == D(
+        "0.92"
+    )

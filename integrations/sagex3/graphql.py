@@ -256,6 +256,7 @@ class SageX3GraphQLClient(RecordsCalls):
             "description": entry.description,
             "reference": entry.reference,
             "source_document": entry.source_document,
+            "exchange_rate": entry.exchange_rate,
         }
         rows = line_rows(entry.lines, lines_style(self.mapping["variables"]), entry.currency)
         if not rows:

@@ -46,6 +46,7 @@ HEADER_PLACEHOLDERS = (
     "description",
     "reference",
     "source_document",
+    "exchange_rate",  # optional: BigCommerce's rate when the entry is not in the store's currency, else null
 )
 LINE_PLACEHOLDERS = ("line_number", "account", "line_description", "debit", "credit", "sign", "amount")
 _STYLE_ONLY = {"debit_credit": {"debit", "credit"}, "sign_amount": {"sign", "amount"}}

@@ -373,9 +373,12 @@ class SageX3RestClient(RecordsCalls):
             "description": entry.description,
             "reference": entry.reference,
             "source_document": entry.source_document,
+            "exchange_rate": entry.exchange_rate,  # optional key, not in the defaults; None: not sent
         }
         payload: dict[str, Any] = {
-            x3_name: header_values[logical] for logical, x3_name in m["header"].items() if x3_name
+            x3_name: header_values[logical]
+            for logical, x3_name in m["header"].items()
+            if x3_name and header_values[logical] is not None
         }
         # Static fields fill what the entry does not (validate_mapping rejects a static field that collides).
         for x3_name, constant in m["header_static"].items():

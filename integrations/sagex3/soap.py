@@ -520,6 +520,7 @@ class SageX3SoapClient(RecordsCalls):
             "description": (entry.description, "Char"),
             "reference": (entry.reference, "Char"),
             "source_document": (entry.source_document, "Char"),
+            "exchange_rate": (str(entry.exchange_rate or ""), "Decimal"),  # optional key; blank: not sent
         }
         param = ET.Element("PARAM")
         groups: dict[str, ET.Element] = {}
@@ -531,7 +532,7 @@ class SageX3SoapClient(RecordsCalls):
 
         group(m["header_group"])
         for logical, x3_name in m["header"].items():
-            if x3_name:
+            if x3_name and header_values[logical][0]:
                 value, kind = header_values[logical]
                 _fld(group(m["field_groups"].get(x3_name, m["header_group"])), x3_name, value, kind)
         for x3_name, constant in m["header_static"].items():
