@@ -551,10 +551,12 @@ def _plan_refunds(tenant, base, order, refunds: Iterable[Refund], trigger, event
             message=message,
             journal=journal,
         )
-        posting.snapshot = {
-            "order": snapshot_of(order),
-            "refund": _plain(refund.raw or dataclasses.asdict(refund)),
-        }
+        refund_data = refund.raw or dataclasses.asdict(refund)
+        if (
+            order.source_currency_code
+        ):  # converted: the refund's figures in the posting's currency, as its order's
+            refund_data = {**refund_data, "total_amount": refund.total_amount, "total_tax": refund.total_tax}
+        posting.snapshot = {"order": snapshot_of(order), "refund": _plain(refund_data)}
         if status == S.NEEDS_ATTENTION:
             posting.last_error = message
         _store(tenant, posting, lines)

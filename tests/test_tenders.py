@@ -634,3 +634,24 @@ def test_x3_bodies_send_the_rate_only_when_mapped_and_known():
     assert graphql.build_variables(replace(graphql_entry(), exchange_rate=D("0.92")))["data"]["rate"] == D(
         "0.92"
     )
+
+
+@pytest.mark.django_db
+def test_refund_of_a_converted_order_posts_in_the_store_currency(tenant, bc, x3, sync):
+    tenant.posting_currency_policy = "store_default"
+    tenant.save()
+    eur = {"currency": "EUR", "store_default_currency_code": "USD"}
+    rate = {"store_default_to_transactional_exchange_rate": "0.9200000000"}
+    bc.put_order(order_json(250, **eur, **rate))
+    sync()
+    bc.add_refund(
+        250, 901, total="9.20", items=[{"item_type": "ORDER", "item_id": 250, "requested_amount": "9.20"}]
+    )
+    bc.put_order(order_json(250, status_id=14, **eur, **rate))
+
+    sync()
+
+    refund = Posting.objects.get(idempotency_key="refund:250:901")
+    assert (refund.status, refund.currency, refund.total) == (S.POSTED, "USD", D("-10.00"))
+    assert D(refund.snapshot["refund"]["total_amount"]) == D("10")  # reconciliation reads it in USD too
+    assert refund.source_currency == "EUR" and x3.entries[-1].currency == "USD"
