@@ -213,6 +213,8 @@ class PostingAdmin(ReadOnlyAdmin):
                     "order_status_id",
                     "gl_date",
                     "currency",
+                    "source_currency",
+                    "exchange_rate",
                     "entry_total",
                     "balance",
                     "rounding",
