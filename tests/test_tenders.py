@@ -655,3 +655,25 @@ def test_refund_of_a_converted_order_posts_in_the_store_currency(tenant, bc, x3,
     assert (refund.status, refund.currency, refund.total) == (S.POSTED, "USD", D("-10.00"))
     assert D(refund.snapshot["refund"]["total_amount"]) == D("10")  # reconciliation reads it in USD too
     assert refund.source_currency == "EUR" and x3.entries[-1].currency == "USD"
+
+
+def test_parse_order_reads_gift_certificate_lines_and_the_store_currency():
+    from integrations.bigcommerce.parsing import consignment_products, parse_order
+
+    raw = order_json(
+        250,
+        currency="EUR",
+        store_default_currency_code="USD",
+        store_default_to_transactional_exchange_rate="0.92",
+    )
+    raw["consignments"]["shipping"][0]["line_items"][1]["type"] = "giftcertificate"
+    order = parse_order(raw, consignment_products(raw))
+    assert [p.is_gift_certificate for p in order.products] == [False, True]
+    assert (order.currency_code, order.store_default_currency_code, order.store_default_rate) == (
+        "EUR",
+        "USD",
+        D("0.92"),
+    )
+    for odd in ("", None, "abc", "0", "-1"):
+        raw["store_default_to_transactional_exchange_rate"] = odd
+        assert parse_order(raw, consignment_products(raw)).store_default_rate == 1

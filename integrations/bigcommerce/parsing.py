@@ -171,9 +171,10 @@ def parse_order_product(raw: Mapping[str, Any]) -> OrderProduct:
 
 def _rate(value: Any) -> Decimal:
     """An exchange rate: absent, blank or not positive means 1 (a single-currency store)."""
-    if value in (None, ""):
+    try:
+        rate = Decimal(str(value)) if value not in (None, "") else Decimal(1)
+    except InvalidOperation:  # an odd rate must not make the whole order unreadable
         return Decimal(1)
-    rate = Decimal(str(value))
     if not rate.is_finite() or rate <= 0:
         return Decimal(1)
     return rate
