@@ -88,10 +88,10 @@ class TenderPolicy:
     """The tenant's tender accounts. Empty (the default) keeps one receivable line per order."""
 
     rules: tuple[TenderRule, ...] = ()
-    gift_certificate_account: str = ""  # liability: GCs sold are credited here, GCs redeemed debited
-    store_credit_account: str = (
-        ""  # liability: store credit used is debited here, refunds to store credit credited
-    )
+    # Liabilities. Gift certificates: those sold are credited, those redeemed debited. Store credit: what is used
+    # as payment is debited, refunds paid back as store credit credited. Blank: the channel's receivable.
+    gift_certificate_account: str = ""
+    store_credit_account: str = ""
 
     def account_for(self, gateway: str, method: str = "") -> str:
         """The clearing account of a tender, or "" when unmapped. An exact (gateway, method) rule wins over the
@@ -106,11 +106,6 @@ class TenderPolicy:
         if not method:
             return next((r.account for r in self.rules if r.gateway.lower() == gateway), "")
         return ""
-
-    @property
-    def wants_transactions(self) -> bool:
-        """Whether splitting gateway payments needs the order's transactions (only with tender mappings)."""
-        return bool(self.rules)
 
 
 @dataclass(frozen=True)
@@ -342,9 +337,8 @@ def build_order_journal(
     # (role, account, natural side, amount): natural side "C" for income and liabilities, "D" for the rest.
     parts: list[tuple[str, str, str, Decimal, str]] = []
     revenue = q(_net(order.subtotal_ex_tax, order.subtotal_inc_tax, order.subtotal_tax, inc))
-    if (
-        tp.gift_certificate_account
-    ):  # a gift certificate sold is a liability until it is redeemed, not revenue
+    # A gift certificate sold is a liability until it is redeemed, not revenue.
+    if tp.gift_certificate_account:
         sold = q(
             sum(
                 (
@@ -381,9 +375,8 @@ def build_order_journal(
 
     total = q(order.total_inc_tax)
     debits, excess = _receivable_parts(total, tenders, tp, accounts.receivable, cur, ref)
-    receivable = (
-        total + excess
-    )  # tenders above the order total: the excess is a difference, shown, never absorbed
+    # Tenders above the order total: the excess is a difference, shown on the rounding line, never absorbed.
+    receivable = total + excess
     credits = sum((amt if side == "C" else -amt for _, _, side, amt, _ in parts), ZERO)
     difference = receivable - credits
     for i, (account, amount, description) in enumerate(debits):
