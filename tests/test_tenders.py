@@ -677,3 +677,44 @@ def test_parse_order_reads_gift_certificate_lines_and_the_store_currency():
     for odd in ("", None, "abc", "0", "-1"):
         raw["store_default_to_transactional_exchange_rate"] = odd
         assert parse_order(raw, consignment_products(raw)).store_default_rate == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    card=st.decimals(min_value=0, max_value=200, places=2),
+    credit=st.decimals(min_value=0, max_value=50, places=2),
+)
+def test_property_a_refund_paid_back_to_each_tender_mirrors_the_order_on_its_accounts(card, credit):
+    order = make_order(
+        subtotal_ex_tax=card + credit,
+        subtotal_inc_tax=card + credit,
+        subtotal_tax=D(0),
+        shipping_cost_ex_tax=D(0),
+        shipping_cost_inc_tax=D(0),
+        shipping_cost_tax=D(0),
+        total_ex_tax=card + credit,
+        total_inc_tax=card + credit,
+        total_tax=D(0),
+        store_credit_amount=credit,
+        products=(),
+    )
+    entry = build_order_journal(
+        order,
+        ACCOUNTS,
+        POLICY,
+        tenders=order_tenders(order, [txn("braintree", str(card))]),
+        tender_policy=TENDERS,
+    )
+    back = negate(
+        build_refund_journal(
+            refund(str(card + credit), ("braintree", str(card)), ("storecredit", str(credit))),
+            order,
+            ACCOUNTS,
+            RefundPolicy(rounding_account="658"),
+            tender_policy=TENDERS,
+        )
+    )
+
+    assert entry.is_balanced and back.is_balanced
+    both = by_account(entry, back)
+    assert both.get(CARD, D(0)) == 0 and both.get(SC, D(0)) == 0 and both.get("411", D(0)) == 0
