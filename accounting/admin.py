@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Count, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
@@ -27,6 +27,7 @@ from connector.models import BulkOperation, Tenant
 from integrations.errors import IntegrationError
 
 from . import explain
+from .chart import account_names, chart_loaded
 from .chart_admin import ChartNamesMappingMixin, LineNamesMixin
 from .journal import quantize
 from .models import (
@@ -40,6 +41,7 @@ from .models import (
     PostingAttempt,
     PostingLine,
     PostingLog,
+    TenderMapping,
     X3Circuit,
 )
 from .planning import mapping_problem_of
@@ -396,6 +398,8 @@ class PostingAdmin(ReadOnlyAdmin):
                     "order_status_id",
                     "gl_date",
                     "currency",
+                    "source_currency",
+                    "exchange_rate",
                     "entry_total",
                     "balance",
                     "rounding",
@@ -818,3 +822,54 @@ class GlChartAdmin(ReadOnlyAdmin):
     def outcome(self, obj: GlChart) -> str:
         level = "ok" if obj.ok else "error"
         return format_html('<span class="connector-note-{}">{}</span>', level, obj.message or "—")
+
+
+# --- tenders: payment-clearing accounts per gateway (docs/payments-and-currencies.md) ---
+
+
+class TenderMappingResource(resources.ModelResource):
+    """CSV/XLSX import and export of tender mappings; the tenant is named by its slug."""
+
+    tenant = fields.Field(attribute="tenant", column_name="tenant", widget=TenantWidget(Tenant, field="slug"))
+
+    def __init__(self, user=None, **kwargs):
+        super().__init__(**kwargs)
+        if user is not None:
+            self.fields["tenant"].widget.allowed = tenants_for(user)
+
+    class Meta:
+        model = TenderMapping
+        import_id_fields = ("tenant", "gateway", "method")
+        exclude = ("id", "created_at", "updated_at")
+        skip_unchanged = True
+        report_skipped = True
+        clean_model_instances = True  # TenderMapping.clean checks the account against the X3 chart
+
+
+@admin.register(TenderMapping)
+class TenderMappingAdmin(TenantScopedAdmin, ImportExportModelAdmin):
+    resource_classes = [TenderMappingResource]
+    list_display = ("tenant", "gateway", "method_or_any", "name", "account", "account_name")
+    list_filter = (("tenant", admin.RelatedOnlyFieldListFilter), "gateway")
+    search_fields = ("gateway", "method", "name", "account")
+    list_select_related = ("tenant",)
+
+    @admin.display(description="Method", ordering="method")
+    def method_or_any(self, obj: TenderMapping) -> str:
+        return obj.method or "any method"
+
+    @admin.display(description="Account name")
+    def account_name(self, obj: TenderMapping) -> str:
+        return account_names(obj.tenant_id).get(obj.account, "") or "—"
+
+    def save_model(self, request, obj: TenderMapping, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not chart_loaded(obj.tenant_id):
+            messages.warning(
+                request,
+                f"No Sage X3 chart of accounts is loaded for {obj.tenant}: account {obj.account} was not checked. "
+                "Use 'Refresh chart of accounts' on the tenant.",
+            )
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        return {**super().get_import_resource_kwargs(request, **kwargs), "user": request.user}

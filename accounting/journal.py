@@ -11,15 +11,22 @@ Rules (docs/accounting.md explains them for accountants):
   cost of goods and credit inventory from the products' cost prices.
 * A component that comes out negative is moved to the other side, so a normal entry never shows negative amounts.
   A storno entry (refund, reversal) is the same computation multiplied by -1 on the same sides.
+* Tenders (docs/payments-and-currencies.md): the receivable is split into one debit per tender — gift certificates
+  and store credit on their liability accounts, gateway payments on the clearing account of their tender mapping —
+  and what no tender covers stays on the channel's receivable. The tenders come in as data (:class:`Tender`); the
+  builder never fetches anything. Gift certificates sold credit the gift-certificate liability, not revenue.
+* Currencies: :func:`in_store_currency` converts an order (and its refunds and tenders) to the store's default
+  currency at the rate BigCommerce recorded on the order; the builder then rounds per component as always.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from integrations.bigcommerce.types import Order
+from integrations.bigcommerce.types import Order, Refund, Transaction
 from integrations.currency import minor_unit
 
 ZERO = Decimal(0)
@@ -67,6 +74,206 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class TenderRule:
+    """One tender mapping: payments at ``gateway`` (with ``method``, blank = any) go to a clearing ``account``."""
+
+    gateway: str
+    method: str
+    account: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class TenderPolicy:
+    """The tenant's tender accounts. Empty (the default) keeps one receivable line per order."""
+
+    rules: tuple[TenderRule, ...] = ()
+    # Liabilities. Gift certificates: those sold are credited, those redeemed debited. Store credit: what is used
+    # as payment is debited, refunds paid back as store credit credited. Blank: the channel's receivable.
+    gift_certificate_account: str = ""
+    store_credit_account: str = ""
+
+    def account_for(self, gateway: str, method: str = "") -> str:
+        """The clearing account of a tender, or "" when unmapped. An exact (gateway, method) rule wins over the
+        gateway's any-method rule; a refund payment (method unknown) takes the gateway's first rule."""
+        gateway, method = gateway.lower(), method.lower()
+        for rule in self.rules:
+            if rule.gateway.lower() == gateway and method and rule.method.lower() == method:
+                return rule.account
+        for rule in self.rules:
+            if rule.gateway.lower() == gateway and not rule.method:
+                return rule.account
+        if not method:
+            return next((r.account for r in self.rules if r.gateway.lower() == gateway), "")
+        return ""
+
+
+@dataclass(frozen=True)
+class Tender:
+    """One way the order was paid, as data: ``kind`` gift_certificate, store_credit or gateway."""
+
+    kind: str
+    amount: Decimal
+    gateway: str = ""
+    method: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.kind == "gateway":
+            return " ".join(x for x in (self.gateway, self.method.replace("_", " ")) if x) or "payment"
+        return self.kind.replace("_", " ")
+
+
+# Gateways / methods BigCommerce has used for gift certificates and store credit in transactions. Their amounts are
+# taken from the order's own gift_certificate_amount / store_credit_amount, so these rows are skipped (no double count).
+_NON_GATEWAY = frozenset({"giftcertificate", "gift_certificate", "storecredit", "store_credit"})
+
+
+def order_tenders(order: Order, transactions: Sequence[Transaction] | None = None) -> tuple[Tender, ...]:
+    """The order's tenders: gift certificates and store credit from the order's own amounts, then one tender per
+    (gateway, method) from the v3 transactions (none when ``transactions`` is None: not fetched).
+
+    Per (gateway, method) the money collected counts (successful purchase/capture events); a tender with no
+    collection yet counts what was authorised (successful authorisations not voided), so an order paid by an
+    authorised card books on that card's clearing account already. Test transactions count like real ones (a test
+    store's books follow its test orders). Pending, refund, void and settled events add nothing.
+    """
+    tenders: list[Tender] = []
+    if order.gift_certificate_amount:
+        tenders.append(Tender("gift_certificate", order.gift_certificate_amount))
+    if order.store_credit_amount:
+        tenders.append(Tender("store_credit", order.store_credit_amount))
+    collected: dict[tuple[str, str], Decimal] = {}
+    authorised: dict[tuple[str, str], Decimal] = {}
+    voided: set[tuple[str, str]] = set()
+    for t in transactions or ():
+        if t.gateway.lower() in _NON_GATEWAY or t.method.lower() in _NON_GATEWAY or t.status != "ok":
+            continue
+        key = (t.gateway, t.method)
+        if t.collects_money:
+            collected[key] = collected.get(key, ZERO) + t.amount
+        elif t.event == "authorization":
+            authorised[key] = authorised.get(key, ZERO) + t.amount
+        elif t.event == "void":
+            voided.add(key)
+    for key in list(collected) + [k for k in authorised if k not in collected and k not in voided]:
+        amount = collected.get(key, authorised.get(key, ZERO))
+        if amount:
+            tenders.append(Tender("gateway", amount, gateway=key[0], method=key[1]))
+    return tuple(tenders)
+
+
+def _tender_account(tender: Tender, tenders: TenderPolicy, default: str) -> str:
+    if tender.kind == "gift_certificate":
+        return tenders.gift_certificate_account or default
+    if tender.kind == "store_credit":
+        return tenders.store_credit_account or default
+    return tenders.account_for(tender.gateway, tender.method) or default
+
+
+def _receivable_parts(
+    total: Decimal,
+    tenders: Sequence[Tender],
+    policy: TenderPolicy,
+    default: str,
+    currency: str,
+    ref: str,
+) -> tuple[list[tuple[str, Decimal, str]], Decimal]:
+    """(account, amount, description) debits for the receivable, merged per account, and the amount by which
+    the tenders exceed ``total`` (0 when they do not; that excess is the caller's to put on the rounding line).
+
+    What no tender covers stays on the channel's receivable ``default`` (e.g. an unpaid or offline order).
+    """
+    merged: dict[str, tuple[Decimal, list[str]]] = {}
+    covered = ZERO
+    for tender in tenders:
+        amount = quantize(tender.amount, currency)
+        if not amount:
+            continue
+        covered += amount
+        account = _tender_account(tender, policy, default)
+        sum_, labels = merged.get(account, (ZERO, []))
+        merged[account] = (sum_ + amount, [*labels, tender.label])
+    rest = total - covered
+    if rest > 0:
+        sum_, labels = merged.get(default, (ZERO, []))
+        merged[default] = (sum_ + rest, labels)
+    parts = []
+    for account, (amount, labels) in merged.items():
+        suffix = f" ({', '.join(labels)})" if labels and account != default else ""
+        parts.append((account, amount, f"{ref} receivable{suffix}"))
+    return parts, (-rest if rest < 0 else ZERO)
+
+
+# --- Currencies ---------------------------------------------------------------------------------------------------
+
+_ORDER_MONEY = tuple(
+    f.name for f in dataclasses.fields(Order) if f.type == "Decimal" and f.name != "store_default_rate"
+)
+
+
+def store_currency_rate(order: Order) -> tuple[str, Decimal] | None:
+    """(store default currency, rate) when the order was paid in another currency than the store's default,
+    else None. The rate is BigCommerce's ``store_default_to_transactional_exchange_rate`` recorded on the order:
+    transactional amount = store-default amount x rate."""
+    store = order.store_default_currency_code.upper()
+    if not store or store == order.currency_code.upper() or order.store_default_rate <= 0:
+        return None
+    return store, order.store_default_rate
+
+
+def in_store_currency(order: Order) -> Order:
+    """The order with every amount converted to the store's default currency (amount / rate, unrounded: the
+    builder rounds each component to the new currency and puts any difference on the rounding line). The same
+    order when it is already in the store's currency."""
+    found = store_currency_rate(order)
+    if found is None:
+        return order
+    store, rate = found
+
+    def conv(obj, names):
+        return dataclasses.replace(obj, **{n: getattr(obj, n) / rate for n in names})
+
+    product_money = [f.name for f in dataclasses.fields(order.products[0])] if order.products else []
+    product_money = [n for n in product_money if isinstance(getattr(order.products[0], n), Decimal)]
+    fee_money = ("cost_ex_tax", "cost_inc_tax", "cost_tax")
+    return dataclasses.replace(
+        conv(order, _ORDER_MONEY),
+        currency_code=store,
+        source_currency_code=order.currency_code,
+        products=tuple(conv(p, product_money) for p in order.products),
+        fees=tuple(conv(f, fee_money) for f in order.fees),
+    )
+
+
+def refund_in_store_currency(refund: Refund, order: Order) -> Refund:
+    """A refund of ``order`` converted like the order (same rate: BigCommerce records one rate per order)."""
+    found = store_currency_rate(order)
+    if found is None:
+        return refund
+    _, rate = found
+    return dataclasses.replace(
+        refund,
+        total_amount=refund.total_amount / rate,
+        total_tax=refund.total_tax / rate,
+        items=tuple(
+            dataclasses.replace(
+                i, requested_amount=None if i.requested_amount is None else i.requested_amount / rate
+            )
+            for i in refund.items
+        ),
+        payments=tuple(dataclasses.replace(p, amount=p.amount / rate) for p in refund.payments),
+    )
+
+
+def tenders_in_store_currency(tenders: Sequence[Tender], order: Order) -> tuple[Tender, ...]:
+    found = store_currency_rate(order)
+    if found is None:
+        return tuple(tenders)
+    return tuple(dataclasses.replace(t, amount=t.amount / found[1]) for t in tenders)
+
+
+@dataclass(frozen=True)
 class Line:
     role: str
     account: str
@@ -110,8 +317,20 @@ def _net(ex_tax: Decimal, inc_tax: Decimal, tax: Decimal, inclusive: bool) -> De
     return inc_tax - tax if inclusive else ex_tax
 
 
-def build_order_journal(order: Order, accounts: Accounts, policy: Policy) -> Journal:
-    """The full journal of an order as BigCommerce shows it now. Raises nothing for odd data: it flags it."""
+def build_order_journal(
+    order: Order,
+    accounts: Accounts,
+    policy: Policy,
+    *,
+    tenders: Sequence[Tender] = (),
+    tender_policy: TenderPolicy | None = None,
+) -> Journal:
+    """The full journal of an order as BigCommerce shows it now. Raises nothing for odd data: it flags it.
+
+    ``tenders`` (see :func:`order_tenders`) split the receivable per tender on ``tender_policy``'s accounts; with
+    none, or no policy, the receivable is one line on the channel's receivable account.
+    """
+    tp = tender_policy or TenderPolicy()
     cur = order.currency_code
     q = lambda amount: quantize(amount, cur)  # noqa: E731
     inc = order.is_tax_inclusive_pricing
@@ -120,6 +339,23 @@ def build_order_journal(order: Order, accounts: Accounts, policy: Policy) -> Jou
     # (role, account, natural side, amount): natural side "C" for income and liabilities, "D" for the rest.
     parts: list[tuple[str, str, str, Decimal, str]] = []
     revenue = q(_net(order.subtotal_ex_tax, order.subtotal_inc_tax, order.subtotal_tax, inc))
+    # A gift certificate sold is a liability until it is redeemed, not revenue.
+    if tp.gift_certificate_account:
+        sold = q(
+            sum(
+                (
+                    _net(p.total_ex_tax, p.total_inc_tax, p.total_tax, inc)
+                    for p in order.products
+                    if p.is_gift_certificate
+                ),
+                ZERO,
+            )
+        )
+        if sold:
+            revenue -= sold
+            parts.append(
+                ("gift_certificate", tp.gift_certificate_account, "C", sold, f"{ref} gift certificates sold")
+            )
     discount = q(order.discount_amount)
     if accounts.discount:
         parts.append(("revenue", accounts.revenue, "C", revenue, f"{ref} product revenue"))
@@ -139,10 +375,14 @@ def build_order_journal(order: Order, accounts: Accounts, policy: Policy) -> Jou
         parts.append(("fee", accounts.fee, "C", q(amount), f"{ref} fee {fee.name or fee.type}".strip()))
     parts.append(("tax", accounts.tax, "C", q(order.total_tax), f"{ref} sales tax"))
 
-    receivable = q(order.total_inc_tax)
+    total = q(order.total_inc_tax)
+    debits, excess = _receivable_parts(total, tenders, tp, accounts.receivable, cur, ref)
+    # Tenders above the order total: the excess is a difference, shown on the rounding line, never absorbed.
+    receivable = total + excess
     credits = sum((amt if side == "C" else -amt for _, _, side, amt, _ in parts), ZERO)
     difference = receivable - credits
-    parts.insert(0, ("receivable", accounts.receivable, "D", receivable, f"{ref} receivable"))
+    for i, (account, amount, description) in enumerate(debits):
+        parts.insert(i, ("receivable", account, "D", amount, description))
     if difference:
         parts.append(("rounding", policy.rounding_account, "C", difference, f"{ref} rounding/difference"))
 
@@ -218,6 +458,7 @@ NATURAL_SIDE = {
     "fee": "C",
     "tax": "C",
     "inventory": "C",
+    "gift_certificate": "C",
     "refund": "C",
     "rounding": "C",
 }
@@ -288,7 +529,14 @@ def _allocate(total: Decimal, weights: list[Decimal], currency: str) -> list[Dec
     return rounded
 
 
-def build_refund_journal(refund, order: Order, accounts: Accounts, policy: RefundPolicy) -> Journal:
+def build_refund_journal(
+    refund,
+    order: Order,
+    accounts: Accounts,
+    policy: RefundPolicy,
+    *,
+    tender_policy: TenderPolicy | None = None,
+) -> Journal:
     """The positive journal of what one BigCommerce refund gives back; post it with :func:`negate`.
 
     Amounts come from the refund: ``total_amount`` goes to the receivable, ``total_tax`` to tax, and the rest is
@@ -296,7 +544,12 @@ def build_refund_journal(refund, order: Order, accounts: Accounts, policy: Refun
     to what each item was worth on the order (or its ``requested_amount``). ORDER-level ("custom amount") refunds
     carry no tax in BigCommerce: by policy they go to the refunds account, or are spread over the order's revenue,
     shipping and tax lines in proportion to the order's own entry.
+
+    With a ``tender_policy`` the receivable side follows the refund's payments (``provider_id``): paid back as store
+    credit → the store-credit liability; to a gateway with a tender mapping → its clearing account; else the
+    channel's receivable. A refunded gift certificate product goes back to the gift-certificate liability.
     """
+    tp = tender_policy or TenderPolicy()
     cur = order.currency_code
     q = lambda amount: quantize(amount, cur)  # noqa: E731
     ref = f"Refund {refund.id} of order {order.id}"
@@ -321,7 +574,10 @@ def build_refund_journal(refund, order: Order, accounts: Accounts, policy: Refun
                 weight = ZERO
             if product is not None:
                 restock += product.cost_price_ex_tax * qty
-            weighted.append(("revenue", accounts.revenue, weight))
+            if product is not None and product.is_gift_certificate and tp.gift_certificate_account:
+                weighted.append(("gift_certificate", tp.gift_certificate_account, weight))
+            else:
+                weighted.append(("revenue", accounts.revenue, weight))
         elif kind == "SHIPPING":
             weighted.append(("shipping", accounts.shipping, _weight(item, order.shipping_cost_inc_tax)))
         elif kind == "HANDLING":
@@ -342,8 +598,16 @@ def build_refund_journal(refund, order: Order, accounts: Accounts, policy: Refun
     itemised_net = total - tax - order_level
     if not weighted and itemised_net:
         weighted.append(("revenue", accounts.revenue, Decimal(1)))  # e.g. a tax-only adjustment with no items
+    paid_back = [
+        Tender(_payment_kind(p.provider_id), p.amount, gateway=p.provider_id)
+        for p in refund.payments
+        if not p.is_declined
+    ]
+    debits, excess = _receivable_parts(
+        total, paid_back if tp != TenderPolicy() else (), tp, accounts.receivable, cur, ref
+    )
     parts: list[tuple[str, str, Decimal, str]] = [
-        ("receivable", accounts.receivable, total, f"{ref} receivable")
+        ("receivable", account, amount, description) for account, amount, description in debits
     ]
     for (role, account, _), amount in zip(
         weighted, _allocate(itemised_net, [w for *_, w in weighted], cur), strict=True
@@ -354,7 +618,9 @@ def build_refund_journal(refund, order: Order, accounts: Accounts, policy: Refun
         if policy.order_level == "proportional":
             basis = [
                 (line.role, line.account, natural_amount(line))
-                for line in build_order_journal(order, accounts, Policy(policy.rounding_account)).lines
+                for line in build_order_journal(
+                    order, accounts, Policy(policy.rounding_account), tender_policy=tp
+                ).lines
                 if NATURAL_SIDE.get(line.role) == "C" and line.role not in ("inventory", "rounding")
             ]
             if not basis:
@@ -373,6 +639,7 @@ def build_refund_journal(refund, order: Order, accounts: Accounts, policy: Refun
             )
 
     credits = sum((amount for role, _, amount, _ in parts if role != "receivable"), ZERO)
+    total += excess  # payments above the refund total: shown on the rounding line, never absorbed
     diff = total - credits
     if diff:
         parts.append(("rounding", policy.rounding_account, diff, f"{ref} rounding/difference"))
@@ -389,6 +656,15 @@ def build_refund_journal(refund, order: Order, accounts: Accounts, policy: Refun
     return Journal(
         currency=cur, lines=lines, total=total, difference=diff, flagged=flagged, flag_reason=reason
     )
+
+
+def _payment_kind(provider_id: str) -> str:
+    provider = provider_id.lower()
+    if provider in ("storecredit", "store_credit"):
+        return "store_credit"
+    if provider in ("giftcertificate", "gift_certificate"):
+        return "gift_certificate"
+    return "gateway"
 
 
 def _weight(item, default: Decimal) -> Decimal:

@@ -216,6 +216,18 @@ class Posting(models.Model):
     channel_id = models.PositiveIntegerField(null=True, blank=True)
     order_status_id = models.PositiveIntegerField(null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
+    source_currency = models.CharField(
+        max_length=3,
+        blank=True,
+        help_text="The order's own currency when the entry was converted; else blank",
+    )
+    exchange_rate = models.DecimalField(
+        max_digits=24,
+        decimal_places=10,
+        null=True,
+        blank=True,
+        help_text="BigCommerce's store-default-to-order-currency rate used to convert the entry (blank: none)",
+    )
     gl_date = models.DateField(null=True, blank=True)
     total = models.DecimalField(**MONEY, default=Decimal(0), help_text="Receivable amount of the entry")
     difference = models.DecimalField(**MONEY, default=Decimal(0), help_text="Amount on the rounding line")
@@ -524,3 +536,49 @@ class GlAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}".strip()
+
+
+class TenderMapping(models.Model):
+    """Where one way of paying books: payments at ``gateway`` (and ``method``, blank = any) are debited to
+    ``account`` (a payment-clearing account) instead of the channel's receivable. docs/payments-and-currencies.md."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tender_mappings")
+    gateway = models.CharField(
+        max_length=40,
+        help_text="BigCommerce transaction gateway, e.g. braintree, stripe, paypalexpress, bankdeposit, cod",
+    )
+    method = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="Transaction method, e.g. credit_card, electronic_wallet, offline. Blank: any method",
+    )
+    account = models.CharField(max_length=40, help_text="Debit: the payment-clearing account for this tender")
+    name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant", "gateway", "method"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "gateway", "method"], name="uniq_tender_mapping")
+        ]
+
+    def __str__(self) -> str:
+        what = f"{self.gateway} / {self.method or 'any method'}"
+        return f"{self.tenant} · {what}" + (f" ({self.name})" if self.name else "")
+
+    def save(self, *args, **kwargs) -> None:
+        self.gateway, self.method = self.gateway.strip().lower(), self.method.strip().lower()
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        """The account is checked against the tenant's X3 chart when one is loaded, like a channel mapping's."""
+        super().clean()
+        self.gateway, self.method = self.gateway.strip().lower(), self.method.strip().lower()
+        if self.tenant_id is None:
+            return
+        from .chart import account_problems  # chart.py imports these models: a real cycle
+
+        problems = account_problems(self.tenant_id, {"account": self.account})
+        if problems:
+            raise ValidationError(problems)

@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connector.models import Tenant, WebhookEvent
-from integrations.bigcommerce.types import Order, Refund
+from integrations.bigcommerce.types import Order, Refund, Transaction
 
 from .dimensions import blank_roles, with_dimensions, with_fallbacks
 from .dimensions import resolve as resolve_dimensions
@@ -34,13 +34,20 @@ from .journal import (
     Line,
     Policy,
     RefundPolicy,
+    Tender,
+    TenderPolicy,
+    TenderRule,
     build_order_journal,
     build_refund_journal,
     difference,
+    in_store_currency,
     natural_amount,
     negate,
+    order_tenders,
+    refund_in_store_currency,
+    tenders_in_store_currency,
 )
-from .models import ChannelMapping, Posting, PostingLine
+from .models import ChannelMapping, Posting, PostingLine, TenderMapping
 
 logger = logging.getLogger(__name__)
 S = Posting.Status
@@ -118,6 +125,30 @@ def mapping_for(tenant: Tenant, channel_id: int, on: date) -> ChannelMapping | N
     """The version in force on ``on`` when it is switched on (None when there is none, or it is switched off)."""
     version = version_in_force(tenant.pk, channel_id, on)
     return version if version is not None and version.is_active else None
+
+
+def tender_policy_for(tenant: Tenant) -> TenderPolicy:
+    """The tenant's tender mappings and gift-certificate / store-credit accounts (docs/payments-and-currencies.md)."""
+    rules = tuple(
+        TenderRule(m.gateway, m.method, m.account, m.name)
+        for m in TenderMapping.objects.filter(tenant=tenant).order_by("gateway", "-method", "id")
+    )
+    return TenderPolicy(rules, tenant.gift_certificate_account, tenant.store_credit_account)
+
+
+def _in_posting_currency(tenant, base, created, order, refunds, transactions):
+    """(order, refunds, tenders) in the currency the order posts in. Before its first entry is committed that is
+    the tenant's policy; afterwards the currency of that entry, so a policy change never mixes currencies in one
+    order's books."""
+    tenders = order_tenders(order, transactions)
+    if created or base.status in PLACEHOLDER or _rebuildable_failure(base) or not base.currency:
+        convert = tenant.posting_currency_policy == Tenant.PostingCurrencyPolicy.STORE_DEFAULT
+    else:
+        convert = base.currency != order.currency_code
+    if not convert:
+        return order, list(refunds), tenders
+    converted = [refund_in_store_currency(r, order) for r in refunds]
+    return in_store_currency(order), converted, tenders_in_store_currency(tenders, order)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,13 +240,18 @@ class Target:
 
 
 def target_for(
-    tenant: Tenant, order: Order, *, on: date, posted_accounts: dict[str, Any] | None = None
+    tenant: Tenant,
+    order: Order,
+    *,
+    on: date,
+    posted_accounts: dict[str, Any] | None = None,
+    tenders: tuple[Tender, ...] = (),
 ) -> Target:
     """What the order part should hold, on the channel's mapping version in force on GL date ``on``.
     ``posted_accounts`` is given once the order has been posted: from then on only a void status (or archiving)
     takes it back to nothing — any other status follows the order's amounts — and while the order stays on its
     channel its accounts (organisation, dimensions, version) are kept, so a new mapping version never rewrites
-    the books of orders already posted."""
+    the books of orders already posted. ``tenders`` split the receivable per way of payment."""
     if order.is_deleted or order.status_id in VOID_STATUS_IDS:
         why = "archived" if order.is_deleted else f"{order.status} ({order.status_id})"
         return Target("void", message=f"Order {why}: nothing should remain posted")
@@ -237,6 +273,8 @@ def target_for(
         order,
         accounts,
         Policy(rounding_account=tenant.rounding_account, rounding_threshold=tenant.rounding_threshold),
+        tenders=tenders,
+        tender_policy=tender_policy_for(tenant),
     )
     if not journal.is_balanced:  # impossible by construction; never send an unbalanced entry if it happens
         return Target("unmapped", message="Internal error: the built entry does not balance")
@@ -257,21 +295,35 @@ def plan_order(
     trigger: str,
     event: WebhookEvent | None = None,
     user=None,
+    transactions: Iterable[Transaction] | None = None,
 ) -> PlanResult:
     """Record every posting the order still needs, and say which of the order's postings are due now (new ones
-    and retries whose time has come, oldest first). Idempotent: the same order twice plans nothing new."""
+    and retries whose time has come, oldest first). Idempotent: the same order twice plans nothing new.
+
+    ``transactions`` (the order's v3 transactions, when the caller fetched them) split the receivable per tender."""
     with transaction.atomic():
         base, created = _lock_base(tenant, order, trigger, event)
+        order, refunds, tenders = _in_posting_currency(
+            tenant, base, created, order, refunds, None if transactions is None else list(transactions)
+        )
         if created or base.status in PLACEHOLDER or _rebuildable_failure(base):
             on = _gl_date(tenant, order, base, created)
             outcome = _plan_base(
-                tenant, base, order, target_for(tenant, order, on=on), trigger, event, user, created, on
+                tenant,
+                base,
+                order,
+                target_for(tenant, order, on=on, tenders=tenders),
+                trigger,
+                event,
+                user,
+                created,
+                on,
             )
         else:
             current = _current_order_part(tenant, order.id)
             same = current.accounts if current is not None and current.channel_id == order.channel_id else {}
             on = timezone.localdate(order.date_modified)  # the adjustment's own GL date
-            target = target_for(tenant, order, on=on, posted_accounts=same)
+            target = target_for(tenant, order, on=on, posted_accounts=same, tenders=tenders)
             outcome = _plan_difference(tenant, base, order, target, trigger, event, user)
         _plan_refunds(tenant, base, order, refunds, trigger, event, user)
         now = timezone.now()
@@ -406,6 +458,9 @@ def _fill(
     posting.channel_id = order.channel_id
     posting.order_status_id = order.status_id
     posting.currency = order.currency_code
+    posting.source_currency = order.source_currency_code  # set when converted to the store's currency
+    foreign = order.store_default_currency_code not in ("", order.source_currency_code or order.currency_code)
+    posting.exchange_rate = order.store_default_rate if foreign else None
     posting.order_modified_at = order.date_modified
     posting.gl_date = gl_date
     posting.total = total if total is not None else (journal.total if journal else Decimal(0))
@@ -593,10 +648,12 @@ def _plan_refunds(tenant, base, order, refunds: Iterable[Refund], trigger, event
             message=message,
             journal=journal,
         )
-        posting.snapshot = {
-            "order": snapshot_of(order),
-            "refund": _plain(refund.raw or dataclasses.asdict(refund)),
-        }
+        refund_data = refund.raw or dataclasses.asdict(refund)
+        if (
+            order.source_currency_code
+        ):  # converted: the refund's figures in the posting's currency, as its order's
+            refund_data = {**refund_data, "total_amount": refund.total_amount, "total_tax": refund.total_tax}
+        posting.snapshot = {"order": snapshot_of(order), "refund": _plain(refund_data)}
         if status == S.NEEDS_ATTENTION:
             posting.last_error = message
         _store(tenant, posting, lines)
@@ -636,6 +693,7 @@ def _refund_plan(tenant, base, order, refund: Refund):
                 rounding_account=tenant.rounding_account,
                 rounding_threshold=tenant.rounding_threshold,
             ),
+            tender_policy=tender_policy_for(tenant),
         )
     )
     posted_receivable = sum(

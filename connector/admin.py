@@ -294,6 +294,13 @@ class TenantAdmin(TenantScopedAdmin):
             },
         ),
         ("Refunds", {"fields": ("order_refund_policy", "refund_account", "refund_restock_cogs")}),
+        (
+            "Payments and currencies",
+            {
+                "fields": ("gift_certificate_account", "store_credit_account", "posting_currency_policy"),
+                "description": "Gateway payment-clearing accounts are set under Tender mappings.",
+            },
+        ),
         ("Reconciliation", {"fields": ("reconciled_until",)}),
         ("Access", {"fields": ("users",)}),
     )

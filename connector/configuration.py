@@ -14,7 +14,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounting.models import ChannelMapping
+from accounting.models import ChannelMapping, TenderMapping
 from integrations.sagex3.rest import effective_mapping, validate_mapping
 
 from .models import AlertSettings, BigCommerceStore, Tenant, X3Connection
@@ -41,6 +41,7 @@ MAPPING_FIELDS = {f.name for f in ChannelMapping._meta.fields} - {
     "updated_at",
     "created_by",
 }
+TENDER_FIELDS = {"gateway", "method", "account", "name"}
 
 
 class ConfigurationError(Exception):
@@ -109,6 +110,14 @@ def apply_document(doc: dict[str, Any]) -> tuple[Tenant, bool]:
             raise ConfigurationError(f"[channels[{i}]] channel_id is required")
         mapping = ChannelMapping.objects.filter(tenant=tenant, channel_id=data["channel_id"]).first()
         _apply(mapping or ChannelMapping(tenant=tenant), data, f"channels[{i}]")
+    for i, data in enumerate(doc.get("tenders") or []):
+        data = dict(data)
+        _check_keys(f"tenders[{i}]", data, TENDER_FIELDS)
+        if not data.get("gateway"):
+            raise ConfigurationError(f"[tenders[{i}]] gateway is required")
+        gateway, method = str(data["gateway"]).strip().lower(), str(data.get("method", "")).strip().lower()
+        tender = TenderMapping.objects.filter(tenant=tenant, gateway=gateway, method=method).first()
+        _apply(tender or TenderMapping(tenant=tenant), data, f"tenders[{i}]")
     if "alerts" in doc:
         data = dict(doc["alerts"])
         _check_keys("alerts", data, ALERT_FIELDS)

@@ -115,6 +115,35 @@ class Tenant(models.Model):
         default=False,
         help_text="Reverse cost of goods for refunded product quantities (the goods went back to stock).",
     )
+    # Tenders and currencies (docs/payments-and-currencies.md). Gateway clearing accounts are TenderMappings.
+    gift_certificate_account = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="Liability for gift certificates: those sold are credited here instead of revenue, those "
+        "redeemed as payment are debited. Blank: gift certificates sold count as revenue and redeemed ones stay "
+        "on the channel's receivable.",
+    )
+    store_credit_account = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="Liability for store credit: store credit used as payment is debited here, refunds paid back "
+        "as store credit are credited. Blank: both stay on the channel's receivable.",
+    )
+
+    class PostingCurrencyPolicy(models.TextChoices):
+        TRANSACTIONAL = "transactional", "The currency the shopper paid in"
+        STORE_DEFAULT = (
+            "store_default",
+            "The store's default currency, at the exchange rate BigCommerce recorded on the order",
+        )
+
+    posting_currency_policy = models.CharField(
+        max_length=16,
+        choices=PostingCurrencyPolicy.choices,
+        default=PostingCurrencyPolicy.TRANSACTIONAL,
+        help_text="Which currency entries are posted in. An order keeps the currency of its first entry for all "
+        "its later entries.",
+    )
     users = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         blank=True,

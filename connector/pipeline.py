@@ -15,9 +15,10 @@ from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from accounting.history import log_transition
-from accounting.models import Posting, X3Circuit
-from accounting.planning import plan_order
+from accounting.models import Posting, TenderMapping, X3Circuit
+from accounting.planning import VOID_STATUS_IDS, plan_order
 from accounting.posting import Delivery, backoff_seconds, submit_posting
+from integrations.bigcommerce.types import Order
 from integrations.errors import IntegrationError, NotFoundError, RateLimitedError
 from integrations.sagex3.types import X3Client
 
@@ -64,7 +65,16 @@ def sync_order(
         refunds = bc_client.get_order_refunds(order_id)
         if refund_id is not None and all(r.id != refund_id for r in refunds):
             refunds.append(bc_client.get_refund(refund_id))  # the list may lag behind the webhook
-    plan = plan_order(tenant=tenant, order=order, refunds=refunds, trigger=trigger, event=event, user=user)
+    transactions = bc_client.get_order_transactions(order_id) if wants_transactions(tenant, order) else None
+    plan = plan_order(
+        tenant=tenant,
+        order=order,
+        refunds=refunds,
+        trigger=trigger,
+        event=event,
+        user=user,
+        transactions=transactions,
+    )
     if on_planned is not None:
         on_planned()
     client_for = _x3_client_for(x3_client)
@@ -82,13 +92,30 @@ def sync_order(
     if refunds and order_entry_posted and _refunds_wait(tenant.pk, order_id):
         # The order's entry was posted in this run: its waiting refunds can be planned right away.
         plan = plan_order(
-            tenant=tenant, order=order, refunds=refunds, trigger=trigger, event=event, user=user
+            tenant=tenant,
+            order=order,
+            refunds=refunds,
+            trigger=trigger,
+            event=event,
+            user=user,
+            transactions=transactions,
         )
         for posting_id in plan.to_submit:
             delivery = submit_posting(posting_id, client_for=client_for)
             _queue_resumed(delivery)
             submitted.append(delivery.result)
     return SyncResult(order.id, plan.outcome, base.pk, base.status, tuple(submitted))
+
+
+def wants_transactions(tenant: Tenant, order: Order) -> bool:
+    """Whether the order's v3 transactions are worth the one extra call: only when the tenant maps tenders to
+    clearing accounts and some of the order was paid at a gateway (gift certificates and store credit are on the
+    order itself). Void and archived orders post nothing, so they need none either."""
+    if order.is_deleted or order.status_id in VOID_STATUS_IDS:
+        return False
+    if order.total_inc_tax - order.gift_certificate_amount - order.store_credit_amount <= 0:
+        return False
+    return TenderMapping.objects.filter(tenant=tenant).exists()
 
 
 def deliver_posting(posting_id: int, *, client: X3Client | None = None) -> str:

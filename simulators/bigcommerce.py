@@ -28,6 +28,7 @@ import threading
 import time
 from collections import deque
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from . import bc_data
@@ -445,6 +446,12 @@ class BigCommerceSim(SimApp, HookSource):
             self.v3_refund,
             "GET /v3/orders/payment_actions/refunds/{id}",
         )
+        r.add(
+            "GET",
+            "/v3/orders/{id:int}/transactions",
+            self.v3_order_transactions,
+            "GET /v3/orders/{id}/transactions",
+        )
         r.add("GET", "/v3/channels", self.v3_channels, "GET /v3/channels")
         r.add("GET", "/v3/channels/{id:int}", self.v3_channel, "GET /v3/channels/{id}")
         r.add("GET", "/v3/hooks", self.v3_hooks, "GET /v3/hooks")
@@ -616,6 +623,21 @@ class BigCommerceSim(SimApp, HookSource):
             if status["id"] == int(req.params["id"]):
                 return json_response(200, status)
         return v2_error(404, "The requested resource was not found.")
+
+    # ---- v3 transactions
+    def v3_order_transactions(self, req: Request, store: Store) -> Response:
+        """The order's payment events, derived from the order: gift certificates and store credit from their
+        amounts, the rest as one event at the order's payment provider (authorisation while the payment status
+        is "authorized", pending while "pending", else a purchase), and one refund event per v3 refund payment.
+        204 when the order has none (nothing paid)."""
+        order_id = int(req.params["id"])
+        order = store.data.orders.get(order_id)
+        if order is None:
+            return v3_error(404, f"Order {order_id} not found")
+        rows = transactions_of(order, [r for r in store.data.refunds.values() if r.order_id == order_id])
+        if not rows:
+            return empty_response(204)
+        return json_response(200, {"data": rows, "meta": {}})
 
     # ---- v3 refunds
     def v3_order_refunds(self, req: Request, store: Store) -> Response:
@@ -1126,6 +1148,61 @@ class BigCommerceSim(SimApp, HookSource):
 
 
 # -------------------------------------------------------------------------------------------------------- entry points
+
+
+# Gateways whose payments are card payments; others (bank deposit, cash, custom) are offline methods.
+_CARD_GATEWAYS = frozenset(
+    {"braintree", "stripe", "stripev3", "squarev2", "authorizenet", "adyen", "checkoutcom"}
+)
+
+
+def transactions_of(order: bc_data.Order, refunds: list[bc_data.Refund]) -> list[dict[str, Any]]:
+    """``GET /v3/orders/{id}/transactions`` rows for a simulated order (see ``v3_order_transactions``)."""
+    rows: list[dict[str, Any]] = []
+    created = bc_data.iso8601(order.date_created)
+
+    def add(event: str, method: str, gateway: str, amount: Decimal) -> None:
+        rows.append(
+            {
+                "id": order.id * 100 + len(rows) + 1,
+                "order_id": str(order.id),
+                "event": event,
+                "method": method,
+                "amount": bc_data.number(amount),
+                "currency": order.currency,
+                "gateway": gateway,
+                "gateway_transaction_id": f"sim-{order.id}-{len(rows) + 1}",
+                "date_created": created,
+                "test": False,
+                "status": "ok",
+                "fraud_review": False,
+                "payment_method_id": f"{gateway}.{method}" if gateway else "",
+            }
+        )
+
+    if order.gift_certificate_amount:
+        add("purchase", "gift_certificate", "giftcertificate", order.gift_certificate_amount)
+    if order.store_credit_amount:
+        add("purchase", "store_credit", "storecredit", order.store_credit_amount)
+    rest = order.totals()["total_inc_tax"] - order.gift_certificate_amount - order.store_credit_amount
+    provider = order.payment_provider_id
+    if rest > 0 and provider not in ("storecredit", "giftcertificate"):
+        gateway = provider or "custom"
+        method = "credit_card" if gateway in _CARD_GATEWAYS else "offline" if provider else "custom"
+        status = order.payment_status.lower()
+        event = {"authorized": "authorization", "pending": "pending", "": "pending"}.get(status, "purchase")
+        add(event, method, gateway, rest)
+    for refund in refunds:
+        for payment in refund.payments:
+            if not payment.get("is_declined"):
+                gateway = str(payment.get("provider_id") or "custom")
+                add(
+                    "refund",
+                    "store_credit" if gateway == "storecredit" else "credit_card",
+                    gateway,
+                    Decimal(str(payment.get("amount", 0))),
+                )
+    return rows
 
 
 def start_in_thread(*, host: str = "127.0.0.1", port: int = 0, **options: Any) -> tuple[SimServer, str]:

@@ -11,7 +11,12 @@ import json
 from decimal import Decimal
 
 from integrations.bigcommerce.client import iter_orders_modified
-from integrations.bigcommerce.parsing import consignment_products, parse_order, parse_refund
+from integrations.bigcommerce.parsing import (
+    consignment_products,
+    parse_order,
+    parse_refund,
+    parse_transaction,
+)
 from integrations.errors import NotFoundError
 from integrations.sagex3.types import Entry, PostedEntry
 
@@ -21,7 +26,9 @@ class FakeBigCommerce:
         self.orders: dict[int, dict] = {}
         self.refunds: dict[int, list[dict]] = {}
         self.hooks: list = []
+        self.transactions: dict[int, list[dict]] = {}
         self.calls = 0
+        self.transaction_calls = 0
 
     def put_order(self, data: dict) -> None:
         self.orders[data["id"]] = copy.deepcopy(data)
@@ -67,6 +74,35 @@ class FakeBigCommerce:
             raise NotFoundError(f"order {order_id} not found", status_code=404)
         raw = json.loads(json.dumps(self.orders[order_id]), parse_float=Decimal)
         return parse_order(raw, consignment_products(raw))
+
+    def add_transaction(
+        self,
+        order_id: int,
+        *,
+        gateway: str,
+        amount: str,
+        method: str = "credit_card",
+        event: str = "purchase",
+    ) -> None:
+        rows = self.transactions.setdefault(order_id, [])
+        rows.append(
+            {
+                "id": len(rows) + 1,
+                "order_id": str(order_id),
+                "event": event,
+                "method": method,
+                "gateway": gateway,
+                "amount": Decimal(amount),
+                "currency": "USD",
+                "status": "ok",
+                "test": False,
+            }
+        )
+
+    def get_order_transactions(self, order_id: int):
+        self.calls += 1
+        self.transaction_calls += 1
+        return [parse_transaction(t) for t in self.transactions.get(order_id, [])]
 
     def get_order_refunds(self, order_id: int):
         self.calls += 1

@@ -30,6 +30,9 @@ def test_configure_tenant_from_the_example_toml_and_again_idempotently():
     assert tenant.x3.folder == "SEED" and tenant.x3.password == "replace-with-password"
     assert sorted(tenant.channel_mappings.values_list("channel_id", flat=True)) == [1, 2]
     assert ChannelMapping.objects.count() == 2
+    assert list(tenant.tender_mappings.values_list("gateway", "method", "account")) == [
+        ("braintree", "credit_card", "512100")
+    ]
 
 
 @pytest.mark.django_db

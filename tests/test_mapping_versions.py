@@ -427,11 +427,13 @@ def test_the_migration_makes_existing_mappings_version_one_from_1900():
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
-    before = ("accounting", "0015_may_exist_label")  # the migration before channel mapping versions
+    # The state before channel mapping versions, for both apps: later connector migrations add Tenant columns the
+    # old models would not fill.
+    before = [("accounting", "0015_may_exist_label"), ("connector", "0010_x3_chart_query")]
     executor = MigrationExecutor(connection)
-    executor.migrate([before])
+    executor.migrate(before)
     try:
-        old = executor.loader.project_state([before]).apps
+        old = executor.loader.project_state(before).apps
         tenant = old.get_model("connector", "Tenant").objects.create(slug="old", name="Old Ltd")
         old.get_model("accounting", "ChannelMapping").objects.create(
             tenant=tenant,

@@ -57,10 +57,11 @@ from .parsing import (
     parse_order_status,
     parse_order_summary,
     parse_refund,
+    parse_transaction,
     reading,
     utc,
 )
-from .types import Channel, Hook, Order, OrderStatus, OrderSummary, Refund
+from .types import Channel, Hook, Order, OrderStatus, OrderSummary, Refund, Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +230,18 @@ class BigCommerceClient:
         rows = self._get_v2_list("v2/order_statuses")
         with reading("GET /v2/order_statuses"):
             return [parse_order_status(row) for row in rows]
+
+    def get_order_transactions(self, order_id: int) -> list[Transaction]:
+        """``GET /v3/orders/{id}/transactions``: the order's payment events (gateway, method, amount), in ONE call.
+
+        Not paged: BigCommerce cannot page an order's transactions (an order with more than 250 is out of reach
+        anyway), and the pipeline allows itself one extra call per order for the tender split. 204 → ``[]``; 404
+        (unknown order) and 503 (payments backend down) raise like every other call.
+        """
+        path = f"v3/orders/{int(order_id)}/transactions"
+        rows, _ = self._get_v3_page(path, {})
+        with reading(f"GET /{path}"):
+            return [parse_transaction(row) for row in rows]
 
     # --------------------------------------------------------------------------------------------------- refunds
 

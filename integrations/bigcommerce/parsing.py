@@ -27,6 +27,7 @@ from .types import (
     Refund,
     RefundItem,
     RefundPayment,
+    Transaction,
 )
 
 
@@ -130,6 +131,8 @@ def parse_order(raw: Mapping[str, Any], products: list[dict[str, Any]] | None = 
             store_credit_amount=_money(raw.get("store_credit_amount")),
             gift_certificate_amount=_money(raw.get("gift_certificate_amount")),
             is_deleted=bool(raw.get("is_deleted")),
+            store_default_currency_code=_str(raw.get("store_default_currency_code")),
+            store_default_rate=_rate(raw.get("store_default_to_transactional_exchange_rate")),
             products=tuple(parse_order_product(row) for row in products),
             fees=tuple(parse_fee(row) for row in _fee_rows(raw.get("fees"))),
             raw=dict(raw),
@@ -162,6 +165,33 @@ def parse_order_product(raw: Mapping[str, Any]) -> OrderProduct:
         quantity_refunded=_int(raw.get("quantity_refunded"), 0),
         wrapping_cost_ex_tax=_money(raw.get("wrapping_cost_ex_tax")),
         wrapping_cost_tax=_money(raw.get("wrapping_cost_tax")),
+        is_gift_certificate=raw.get("type") == "giftcertificate" or bool(raw.get("gift_certificate_id")),
+    )
+
+
+def _rate(value: Any) -> Decimal:
+    """An exchange rate: absent, blank or not positive means 1 (a single-currency store)."""
+    try:
+        rate = Decimal(str(value)) if value not in (None, "") else Decimal(1)
+    except InvalidOperation:  # an odd rate must not make the whole order unreadable
+        return Decimal(1)
+    if not rate.is_finite() or rate <= 0:
+        return Decimal(1)
+    return rate
+
+
+def parse_transaction(raw: Mapping[str, Any]) -> Transaction:
+    """One ``GET /v3/orders/{id}/transactions`` row."""
+    return Transaction(
+        id=_int(raw.get("id"), 0),
+        event=_str(raw.get("event")),
+        method=_str(raw.get("method")),
+        gateway=_str(raw.get("gateway")),
+        amount=_money(raw.get("amount")),
+        currency=_str(raw.get("currency")),
+        status=_str(raw.get("status")),
+        test=bool(raw.get("test")),
+        payment_method_id=_str(raw.get("payment_method_id")),
     )
 
 

@@ -24,6 +24,9 @@ class OrderProduct:
     quantity_refunded: int = 0
     wrapping_cost_ex_tax: Decimal = ZERO
     wrapping_cost_tax: Decimal = ZERO
+    # A gift certificate sold in the order: line ``type`` "giftcertificate" (or a ``gift_certificate_id``). The
+    # money is a liability until the certificate is redeemed, not revenue.
+    is_gift_certificate: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,16 @@ class Order:
     total_ex_tax: Decimal
     total_inc_tax: Decimal
     total_tax: Decimal
-    store_credit_amount: Decimal = ZERO
-    gift_certificate_amount: Decimal = ZERO
+    store_credit_amount: Decimal = ZERO  # paid with store credit (a tender)
+    gift_certificate_amount: Decimal = ZERO  # paid with gift certificates (a tender)
     is_deleted: bool = False
+    # Multi-currency stores: the store's default currency and ``store_default_to_transactional_exchange_rate``
+    # (transactional amount = store-default amount x rate). Blank / 1 on single-currency stores.
+    store_default_currency_code: str = ""
+    store_default_rate: Decimal = Decimal(1)
+    # Set only on a copy converted to the store's default currency (accounting.journal.in_store_currency): the
+    # currency BigCommerce's amounts were in. Blank on an order as BigCommerce sent it.
+    source_currency_code: str = ""
     products: tuple[OrderProduct, ...] = ()
     fees: tuple[OrderFee, ...] = ()
     raw: dict = field(default_factory=dict, compare=False, repr=False)
@@ -117,6 +127,27 @@ class Refund:
     items: tuple[RefundItem, ...] = ()
     payments: tuple[RefundPayment, ...] = ()
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One row of ``GET /v3/orders/{id}/transactions``: a payment event at a gateway."""
+
+    id: int
+    event: str  # purchase, authorization, capture, refund, void, pending, settled
+    method: str  # credit_card, electronic_wallet, gift_certificate, store_credit, offline, custom, ...
+    gateway: str  # braintree, stripe, paypalexpress, bankdeposit, cod, custom, ... ("" when BigCommerce sends none)
+    amount: Decimal
+    currency: str
+    status: str  # ok, error
+    test: bool = False
+    payment_method_id: str = ""
+
+    @property
+    def collects_money(self) -> bool:
+        """A successful purchase or capture: money the gateway took for the order (authorizations and
+        pending/void/refund/settled events are not counted, so an authorise-then-capture is counted once)."""
+        return self.status == "ok" and self.event in ("purchase", "capture")
 
 
 @dataclass(frozen=True)

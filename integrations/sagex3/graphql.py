@@ -257,6 +257,7 @@ class SageX3GraphQLClient(RecordsCalls):
             "reference": entry.reference,
             "source_document": entry.source_document,
             "company": entry.company or None,  # null: X3 derives the company from the site
+            "exchange_rate": entry.exchange_rate,
         }
         rows = line_rows(
             entry.lines,

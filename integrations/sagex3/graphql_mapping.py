@@ -47,6 +47,7 @@ HEADER_PLACEHOLDERS = (
     "reference",
     "source_document",
     "company",
+    "exchange_rate",  # optional: BigCommerce's rate when the entry is not in the store's currency, else null
 )
 LINE_PLACEHOLDERS = (
     "line_number",

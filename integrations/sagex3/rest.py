@@ -68,7 +68,9 @@ LINE_FIELDS: tuple[str, ...] = (
     "dimension_value",
 )
 # Header fields left out of the body when the entry has no value for them (X3 derives the company from the site).
-OPTIONAL_HEADER_FIELDS = frozenset({"company"})
+# Header keys sent only when the entry has a value (a channel's company; the rate of an entry in another currency
+# than the store's). A blank company is left to X3, which derives it from the site.
+OPTIONAL_HEADER_FIELDS = frozenset({"company", "exchange_rate"})
 _REQUIRED_LINE_FIELDS = {
     "debit_credit": ("account", "debit", "credit"),
     "sign_amount": ("account", "sign", "amount"),
@@ -406,6 +408,7 @@ class SageX3RestClient(RecordsCalls):
             "reference": entry.reference,
             "source_document": entry.source_document,
             "company": entry.company,
+            "exchange_rate": entry.exchange_rate,  # optional key, not in the defaults; None: not sent
         }
         payload: dict[str, Any] = {
             x3_name: header_values[logical]

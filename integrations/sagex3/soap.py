@@ -531,6 +531,7 @@ class SageX3SoapClient(RecordsCalls):
             "reference": (entry.reference, "Char"),
             "source_document": (entry.source_document, "Char"),
             "company": (entry.company, "Char"),
+            "exchange_rate": (str(entry.exchange_rate or ""), "Decimal"),  # optional key; blank: not sent
         }
         param = ET.Element("PARAM")
         groups: dict[str, ET.Element] = {}

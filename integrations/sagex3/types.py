@@ -36,6 +36,10 @@ class Entry:
     lines: tuple[EntryLine, ...]
     source_document: str = ""  # e.g. the BigCommerce order number, for X3's "source document" field
     company: str = ""  # X3 company (CPY); blank: not sent (X3 derives it from the site)
+    # BigCommerce's rate from the store's default currency to ``currency`` (units of ``currency`` per 1 unit of the
+    # store currency), when the entry is in another currency than the store's; else None. Sent only when a field
+    # mapping maps the optional header key "exchange_rate" (docs/payments-and-currencies.md).
+    exchange_rate: Decimal | None = None
 
 
 @dataclass(frozen=True)

@@ -1042,3 +1042,69 @@ def test_every_error_is_an_integration_error(client, mocked):
 
     with pytest.raises(IntegrationError):
         client.get_order(218)
+
+
+# -------------------------------------------------------------------------------------------------- transactions
+
+
+def test_get_order_transactions_one_call_exact_amounts(client, mocked):
+    body = {
+        "data": [
+            {
+                "id": 1,
+                "order_id": "250",
+                "event": "purchase",
+                "method": "gift_certificate",
+                "gateway": "giftcertificate",
+                "amount": 20.1,
+                "currency": "USD",
+                "status": "ok",
+                "test": False,
+            },
+            {
+                "id": 2,
+                "order_id": "250",
+                "event": "capture",
+                "method": "credit_card",
+                "gateway": "braintree",
+                "amount": 77.1,
+                "currency": "USD",
+                "status": "ok",
+                "test": False,
+                "payment_method_id": "braintree.card",
+            },
+        ],
+        "meta": {"pagination": {"total": 2, "count": 2, "per_page": 50, "current_page": 1, "total_pages": 1}},
+    }
+    mocked.get(f"{BASE}/v3/orders/250/transactions", json=body)
+
+    first, second = client.get_order_transactions(250)
+
+    assert client.calls == 1  # never paged: one extra call per order at most
+    assert (first.method, first.gateway, first.amount) == (
+        "gift_certificate",
+        "giftcertificate",
+        Decimal("20.1"),
+    )
+    assert str(second.amount) == "77.1" and second.collects_money
+    assert second.payment_method_id == "braintree.card"
+
+
+def test_get_order_transactions_204_is_empty(client, mocked):
+    mocked.get(f"{BASE}/v3/orders/250/transactions", status=204, body="")
+    assert client.get_order_transactions(250) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(503, RetryableError), (404, NotFoundError), (403, AuthenticationError)]
+)
+def test_get_order_transactions_errors_map_onto_the_hierarchy(client, mocked, status, error):
+    mocked.get(f"{BASE}/v3/orders/250/transactions", status=status, json={"status": status, "title": "x"})
+    with pytest.raises(error):
+        client.get_order_transactions(250)
+
+
+def test_get_order_transactions_bad_shape(client, mocked):
+    mocked.get(f"{BASE}/v3/orders/250/transactions", json={"data": {"id": 1}})
+    with pytest.raises(BadResponseError):
+        client.get_order_transactions(250)

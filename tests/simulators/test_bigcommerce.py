@@ -490,3 +490,29 @@ def test_hooks_crud(bc: BC) -> None:
     deleted = bc.http.delete(hook_url, headers=headers, timeout=5)
     assert deleted.status_code == 200 and deleted.json()["data"]["id"] == created["id"]
     assert bc.http.get(hook_url, headers=headers, timeout=5).status_code == 404
+
+
+def test_order_transactions_split_tender_and_refund_payments(bc: BC) -> None:
+    created = bc.ctl.create_order(
+        "usstore01",
+        status_id=11,
+        lines=[{"name": "Lamp", "price": "50.00", "quantity": 2, "cost_price": "20"}],
+        shipping_cost="10.00",
+        payment_provider_id="braintree",
+        payment_status="captured",
+        gift_certificate_amount="25.00",
+    )
+    order = created["order"]
+    rows = bc.get("usstore01", f"/v3/orders/{order['id']}/transactions").json()["data"]
+    tenders = [(r["event"], r["method"], r["gateway"], r["amount"]) for r in rows]
+    total = float(order["total_inc_tax"])
+    assert tenders == [
+        ("purchase", "gift_certificate", "giftcertificate", 25),
+        ("purchase", "credit_card", "braintree", round(total - 25, 2)),
+    ]
+    assert {"id", "order_id", "currency", "status", "payment_method_id"} <= set(rows[0])
+
+    refund = bc.ctl.refund("usstore01", order["id"], full=True)["refund"]
+    rows = bc.get("usstore01", f"/v3/orders/{order['id']}/transactions").json()["data"]
+    assert rows[-1]["event"] == "refund" and rows[-1]["gateway"] == refund["payments"][0]["provider_id"]
+    assert bc.get("usstore01", "/v3/orders/999999/transactions").status_code == 404
