@@ -39,6 +39,7 @@ from .journal import (
     negate,
 )
 from .models import ChannelMapping, Posting, PostingLine
+from .summary import SummaryPolicy, goes_into_summary
 
 logger = logging.getLogger(__name__)
 S = Posting.Status
@@ -52,7 +53,8 @@ REFUNDED_STATUS_IDS = frozenset({4, 14})
 # Rows that hold nothing sent to X3: rebuilt from the current order on every sync. An entry awaiting approval is
 # rebuilt too — a changed order is shown (and approved) as it is now.
 PLACEHOLDER = (S.WAITING, S.NEEDS_MAPPING, S.SKIPPED, S.AWAITING_APPROVAL)
-TO_POST = (S.PENDING, S.AWAITING_APPROVAL)  # planned with lines: due now, or once approved
+# Planned with lines: due now, once approved, or with the day's summary (daily summary mode).
+TO_POST = (S.PENDING, S.AWAITING_APPROVAL, S.IN_SUMMARY)
 ORDER_PART = (K.ORDER, K.ADJUSTMENT, K.REVERSAL)
 
 
@@ -70,6 +72,10 @@ REFERENCE_MAX_LENGTH = 25
 def x3_reference(tenant: Tenant, posting: Posting) -> str:
     """Deterministic reference written into the X3 entry, e.g. ``BC-abc123-250`` or ``BC-abc123-250-R3``."""
     prefix = tenant.x3.reference_prefix or f"BC-{tenant.bigcommerce.store_hash}"
+    if (
+        posting.kind == Posting.Kind.SUMMARY
+    ):  # by row ID: channel, currency, day and part would not fit in A25
+        return f"{prefix}-S{posting.pk}"
     suffix = {
         Posting.Kind.ORDER: "",
         Posting.Kind.REFUND: f"-R{posting.refund_id}",
@@ -344,6 +350,12 @@ def _fill(
     posting.trigger = trigger
     posting.source_event = event
     posting.status = _review_gate(posting.tenant, status, posting.flagged)
+    if posting.status in (S.PENDING, S.AWAITING_APPROVAL) and goes_into_summary(
+        SummaryPolicy.of(posting.tenant), gl_date, order.channel_id
+    ):
+        posting.status = (
+            S.IN_SUMMARY
+        )  # sent with the day's summary, which is reviewed instead (accounting/summary.py)
     return posting.status
 
 
@@ -360,6 +372,8 @@ def _review_gate(tenant: Tenant, status: str, flagged: bool) -> str:
 def _planned(status: str, message: str) -> str:
     if status == S.AWAITING_APPROVAL:
         return f"{message}; awaiting an accountant's approval before it is sent to X3"
+    if status == S.IN_SUMMARY:
+        return f"{message}; goes to X3 in the daily summary of its channel, currency and day"
     return message
 
 
@@ -525,7 +539,7 @@ def _refund_plan(tenant, base, order, refund: Refund):
     """(status, lines, journal, message, accounts) for one refund."""
     if refund.payments and all(p.is_declined for p in refund.payments):
         return S.SKIPPED, (), None, "Every payment of this refund was declined: nothing was refunded", {}
-    if base.status != S.POSTED:
+    if base.status not in (S.POSTED, S.IN_SUMMARY):  # in a daily summary: committed, as good as posted here
         return S.WAITING, (), None, "Waiting for the order's own entry to be posted first", {}
     order_part = list(
         Posting.objects.filter(tenant=base.tenant, order_id=order.id, kind__in=ORDER_PART)

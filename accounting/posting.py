@@ -61,7 +61,7 @@ def entry_for(posting: Posting) -> Entry:
             )
             for line in posting.lines.all()
         ),
-        source_document=str(posting.order_id),
+        source_document=posting.reference if posting.kind == Posting.Kind.SUMMARY else str(posting.order_id),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from decimal import Decimal
 
@@ -123,6 +124,52 @@ class Tenant(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # --- Daily summary posting mode (docs/decisions/0018-daily-summary-posting.md) ---
+    class PostingMode(models.TextChoices):
+        PER_ORDER = "per_order", "One X3 entry per order, refund and adjustment"
+        DAILY_SUMMARY = "daily_summary", "One X3 entry per channel, currency and day"
+
+    posting_mode = models.CharField(
+        max_length=20,
+        choices=PostingMode.choices,
+        default=PostingMode.PER_ORDER,
+        help_text="Per order (default) or a daily summary per channel, currency and day.",
+    )
+    posting_mode_from = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Entries dated on or after this day use the posting mode; earlier ones the other mode. Blank: "
+        "every entry planned from now on.",
+    )
+    summary_channels = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Daily summary mode for these BigCommerce channel IDs only; empty: every channel.",
+    )
+    summary_time_zone = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="Time zone of the business day (e.g. Europe/Paris); blank: the server's",
+    )
+    summary_cutoff = models.TimeField(
+        default=datetime.time(0, 0),
+        help_text="A day closes at this time on the next day (00:00: at midnight), in the time zone above.",
+    )
+    summary_grace_minutes = models.PositiveIntegerField(
+        default=60, help_text="Late webhooks: a day's summary is built this many minutes after the cut-off."
+    )
+    summary_max_lines = models.PositiveIntegerField(
+        default=9999,
+        validators=[MinValueValidator(3)],
+        help_text="Most lines X3 accepts in one entry: a larger summary is split into balanced numbered parts.",
+    )
+    summary_clearing_account = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="Balances each part of a split summary (the parts' lines on it add up to zero). Blank: the "
+        "rounding account.",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -93,3 +93,9 @@ def refresh_charts() -> str:
     from .chart import refresh_all
 
     return "; ".join(str(result) for result in refresh_all()) or "no tenants"
+
+
+def close_daily_summaries() -> str:
+    from .summaries import close_due_days
+
+    return close_due_days()
