@@ -106,11 +106,7 @@ def close_day(
 
 
 def _close_day(tenant: Tenant, channel_id: int, currency: str, day: date, trigger: str) -> list[int]:
-    prefix = f"summary:{channel_id}:{currency}:{day:%Y-%m-%d}:"
-    heads = Posting.objects.filter(
-        tenant=tenant, kind=K.SUMMARY, idempotency_key__startswith=prefix, parent__isnull=True
-    )
-    seq = heads.count() + 1
+    seq = _next_seq(tenant, channel_id, currency, day)
     head = _summary_posting(tenant, channel_id, currency, day, summary_key(channel_id, currency, day, seq, 1))
     head.trigger = trigger
     head.save(
@@ -180,6 +176,15 @@ def _close_day(tenant: Tenant, channel_id: int, currency: str, day: date, trigge
         if posting.status == S.PENDING:
             due.append(posting.pk)
     return due
+
+
+def _next_seq(tenant: Tenant, channel_id: int, currency: str, day: date) -> int:
+    """The day's next summary: 1, then 2, 3, … for entries that came after a summary was built."""
+    prefix = f"summary:{channel_id}:{currency}:{day:%Y-%m-%d}:"
+    heads = Posting.objects.filter(
+        tenant=tenant, kind=K.SUMMARY, idempotency_key__startswith=prefix, parent__isnull=True
+    )
+    return heads.count() + 1
 
 
 def _summary_posting(tenant: Tenant, channel_id: int, currency: str, day: date, key: str) -> Posting:
