@@ -19,6 +19,7 @@ from integrations.errors import IntegrationError
 from . import tasks
 from .models import Tenant
 from .pipeline import sync_order
+from .summaries import reject_with_summary
 
 logger = logging.getLogger(__name__)
 S = Posting.Status
@@ -33,6 +34,11 @@ def repost_orders(
     for posting in queryset.select_related("tenant__bigcommerce", "tenant__x3").order_by(
         "tenant_id", "order_id"
     ):
+        if posting.kind == Posting.Kind.SUMMARY:  # not an order: its entries are re-posted one by one
+            report.append(
+                (messages.WARNING, f"{posting.entry_label}: a daily summary; re-post its orders instead")
+            )
+            continue
         key = (posting.tenant_id, posting.order_id)
         if key in seen:
             continue
@@ -139,5 +145,7 @@ def reject(queryset: QuerySet[Posting], *, user=None, reason: str = "") -> int:
                 trigger=Posting.Trigger.ADMIN,
                 user=user,
             )
+            if posting.kind == Posting.Kind.SUMMARY:  # its parts and entries go with it
+                reject_with_summary(posting, user=user)
             count += 1
     return count

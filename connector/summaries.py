@@ -18,6 +18,7 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounting.history import log_transition
@@ -257,3 +258,40 @@ def _write_lines(posting: Posting, lines: Iterable[SummaryLine]) -> None:
 def drill_down(summary: Posting) -> list[dict]:
     """Per summary line: the member entries and amounts behind it (from the summary's snapshot)."""
     return list(summary.snapshot.get("lines", []))
+
+
+def reject_with_summary(summary: Posting, *, user=None) -> int:
+    """A summary rejected in review: the day is booked whole or not at all.
+
+    Its other parts still awaiting approval are rejected with it, and — when no part of it was approved — its
+    entries are rejected too, exactly as if each had been rejected by itself: ``skipped`` and out of the summary,
+    so a later change of the order brings it back (into a next summary). Returns how many entries were rejected."""
+    head = summary.parent_id or summary.pk
+    parts = Posting.objects.filter(Q(pk=head) | Q(parent_id=head), kind=K.SUMMARY)
+    who = getattr(user, "get_username", lambda: "")() or "an operator"
+    for part in parts.filter(status=S.AWAITING_APPROVAL):
+        if Posting.objects.filter(pk=part.pk, status=S.AWAITING_APPROVAL).update(status=S.SKIPPED):
+            log_transition(
+                part,
+                S.SKIPPED,
+                f"Rejected by {who} with another part of the same summary. Nothing was sent to X3.",
+                from_status=S.AWAITING_APPROVAL,
+                trigger=Posting.Trigger.ADMIN,
+                user=user,
+            )
+    if parts.exclude(status=S.SKIPPED).exists():
+        return 0  # a part was approved (and may be in X3): its entries stay with it
+    rejected = 0
+    for member in Posting.objects.filter(summary_id=head, status=S.IN_SUMMARY):
+        if Posting.objects.filter(pk=member.pk, status=S.IN_SUMMARY).update(status=S.SKIPPED, summary=None):
+            log_transition(
+                member,
+                S.SKIPPED,
+                f"Its daily summary was rejected by {who}. Nothing was sent to X3; a change of the order brings it "
+                "back.",
+                from_status=S.IN_SUMMARY,
+                trigger=Posting.Trigger.ADMIN,
+                user=user,
+            )
+            rejected += 1
+    return rejected

@@ -345,3 +345,43 @@ def test_reconciliation_counts_a_summarised_order_as_posted_once_its_summary_is(
     deliver_all(queued)
     row = reconcile(tenant, period).rows[0]
     assert row.counts[MATCHED] == 1 and row.gl["sales"] == row.bc["sales"]
+
+
+def test_rejecting_a_summary_rejects_its_entries_and_a_change_brings_them_back(tenant, systems, admin_user):
+    from connector.operations import reject
+
+    bc, x3, queued = systems
+    tenant.review_policy = Tenant.ReviewPolicy.ALL
+    tenant.summary_max_lines = 3
+    tenant.summary_clearing_account = "471000"
+    tenant.save()
+    sync(bc, tenant, 250, date_created=MAR_5, date_modified=MAR_5)
+    close_due_days(now=AFTER_MAR_5)
+    parts = Posting.objects.filter(kind=K.SUMMARY)
+    assert parts.count() > 1
+    assert reject(parts.filter(parent__isnull=True), user=admin_user) == 1
+    assert set(parts.values_list("status", flat=True)) == {S.SKIPPED}  # every part goes with it
+    member = Posting.objects.get(order_id=250)
+    assert member.status == S.SKIPPED and member.summary is None and x3.entries == []
+    sync(bc, tenant, 250, date_created=MAR_5, date_modified=MAR_6, shipping_ex="11.00")  # the order changes
+    member.refresh_from_db()
+    assert member.status == S.IN_SUMMARY and member.summary is None  # back, for the next summary
+
+
+def test_admin_shows_a_summarys_entries_and_links_each_entry_to_its_summary(tenant, systems, admin_client):
+    from django.urls import reverse
+
+    bc, x3, queued = systems
+    sync(bc, tenant, 250, date_created=MAR_5)
+    sync(bc, tenant, 251, date_created=MAR_5)
+    close_due_days(now=AFTER_MAR_5)
+    summary = Posting.objects.get(kind=K.SUMMARY)
+    page = admin_client.get(reverse("admin:accounting_posting_change", args=[summary.pk])).content.decode()
+    assert "Orders behind each line" in page and "order 250:" in page and "order 251:" in page
+    listing = admin_client.get(
+        reverse("admin:accounting_posting_changelist") + f"?summary__id__exact={summary.pk}"
+    )
+    assert listing.status_code == 200
+    text = listing.content.decode()
+    assert "Order 250" in text and "Order 251" in text and "(in summary)" in text
+    assert reverse("admin:accounting_posting_change", args=[summary.pk]) in text  # each entry links to it
