@@ -291,6 +291,21 @@ class TenantAdmin(TenantScopedAdmin):
             },
         ),
         ("Refunds", {"fields": ("order_refund_policy", "refund_account", "refund_restock_cogs")}),
+        (
+            "Posting mode",
+            {
+                "fields": (
+                    "posting_mode",
+                    "posting_mode_from",
+                    "summary_channels",
+                    "summary_time_zone",
+                    "summary_cutoff",
+                    "summary_grace_minutes",
+                    "summary_max_lines",
+                    "summary_clearing_account",
+                )
+            },
+        ),
         ("Reconciliation", {"fields": ("reconciled_until",)}),
         ("Access", {"fields": ("users",)}),
     )

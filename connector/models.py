@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import zoneinfo
 from decimal import Decimal
 
 from django.conf import settings
@@ -28,6 +29,15 @@ def default_confirmed_status_ids() -> list[int]:
 def redact(value: str | None) -> str:
     """What the admin and logs may show of a secret: whether it is set. No characters of it, not even the last few."""
     return "set" if value else "not set"
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"{value!r} is not a time zone: use a name like Europe/Paris or America/New_York"
+        ) from None
 
 
 class Tenant(models.Model):
@@ -150,6 +160,7 @@ class Tenant(models.Model):
     summary_time_zone = models.CharField(
         max_length=50,
         blank=True,
+        validators=[validate_time_zone],
         help_text="Time zone of the business day (e.g. Europe/Paris); blank: the server's",
     )
     summary_cutoff = models.TimeField(

@@ -385,3 +385,16 @@ def test_admin_shows_a_summarys_entries_and_links_each_entry_to_its_summary(tena
     text = listing.content.decode()
     assert "Order 250" in text and "Order 251" in text and "(in summary)" in text
     assert reverse("admin:accounting_posting_change", args=[summary.pk]) in text  # each entry links to it
+
+
+def test_tenant_admin_offers_the_posting_mode_and_refuses_an_unknown_time_zone(tenant, admin_client):
+    from django.urls import reverse
+
+    url = reverse("admin:connector_tenant_change", args=[tenant.pk])
+    page = admin_client.get(url).content.decode()
+    assert "Posting mode" in page and "summary_max_lines" in page
+    from django.core.exceptions import ValidationError
+
+    tenant.summary_time_zone = "Mars/Olympus"
+    with pytest.raises(ValidationError, match="not a time zone"):
+        tenant.full_clean()
