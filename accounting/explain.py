@@ -49,7 +49,9 @@ def reason(posting: Posting, *, mapping_inactive: bool = False) -> str:
         return "The order is not confirmed (paid) in BigCommerce yet."
     if status == S.IN_SUMMARY:
         if posting.summary_id is None:
-            return f"Goes to Sage X3 in the daily summary of {posting.gl_date}, built once that day is closed."
+            return (
+                f"Goes to Sage X3 in the daily summary of {posting.gl_date}, built once that day is closed."
+            )
         return "Carried to Sage X3 by its daily summary (see the summary for its status)."
     return ""
 

@@ -398,3 +398,40 @@ def test_tenant_admin_offers_the_posting_mode_and_refuses_an_unknown_time_zone(t
     tenant.summary_time_zone = "Mars/Olympus"
     with pytest.raises(ValidationError, match="not a time zone"):
         tenant.full_clean()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_closers_racing_for_one_day_build_one_summary(tenant, monkeypatch):
+    """Many closers at once (two schedulers, a lost-and-repeated run): one summary, each entry in it once."""
+    import threading
+
+    from django.db import connection, connections
+
+    from connector import summaries
+
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite serialises writers; this race is checked on PostgreSQL")
+    bc = FakeBigCommerce()
+    monkeypatch.setattr("connector.clients.bigcommerce_client", lambda tenant: bc)
+    tenant.posting_mode = Tenant.PostingMode.DAILY_SUMMARY
+    tenant.save()
+    for order_id in (250, 251, 252):
+        sync(bc, tenant, order_id, date_created=MAR_5)
+    barrier = threading.Barrier(6)
+    results: list[list[int]] = []
+
+    def closer():
+        try:
+            barrier.wait()
+            results.append(summaries.close_day(tenant, 2, "USD", date(2026, 3, 5)))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=closer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(len(r) for r in results) == [0] * 5 + [1]
+    summary = Posting.objects.get(kind=K.SUMMARY)
+    assert sorted(summary.members.values_list("order_id", flat=True)) == [250, 251, 252]
