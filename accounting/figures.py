@@ -44,8 +44,9 @@ POSTED_LINE = Q(posting__status=S.POSTED) | Q(posting__status=S.IN_SUMMARY, post
 
 
 def _as_posted(row: Any) -> dict:
+    """An entry in a summary has its summary's state (not built yet: pending)."""
     if row["status"] == S.IN_SUMMARY:
-        row["status"] = S.POSTED if row.pop("summary__status") == S.POSTED else S.PENDING
+        row["status"] = row.pop("summary__status") or S.PENDING
     return row
 
 

@@ -85,7 +85,18 @@ def close_due_days(*, now: datetime | None = None, enqueue: bool = True) -> str:
         tenant = tenants[tenant_id]
         if day is None or not is_day_closed(SummaryPolicy.of(tenant), day, tenant_zone(tenant), now):
             continue
-        created += close_day(tenant, channel_id, currency, day)
+        try:
+            created += close_day(tenant, channel_id, currency, day)
+        except (
+            Exception
+        ):  # one day that cannot be built must not hold up the others; it is tried again next run
+            logger.exception(
+                "Tenant %s: could not build the summary of %s channel %s %s",
+                tenant.slug,
+                day,
+                channel_id,
+                currency,
+            )
     if enqueue:
         for pk in created:
             tasks.enqueue_posting(pk)

@@ -334,7 +334,7 @@ def test_review_before_post_holds_the_summary_not_its_orders(tenant, systems, ad
 
 
 def test_reconciliation_counts_a_summarised_order_as_posted_once_its_summary_is(tenant, systems):
-    from accounting.figures import MATCHED, NOT_POSTED_YET, Period, reconcile
+    from accounting.figures import FAILED_STATUS, MATCHED, NOT_POSTED_YET, Period, reconcile
 
     bc, x3, queued = systems
     sync(bc, tenant, 250, date_created=MAR_5)
@@ -342,6 +342,10 @@ def test_reconciliation_counts_a_summarised_order_as_posted_once_its_summary_is(
     assert reconcile(tenant, period).rows[0].counts[NOT_POSTED_YET] == 1
     close_due_days(now=AFTER_MAR_5)
     assert reconcile(tenant, period).rows[0].counts[NOT_POSTED_YET] == 1  # built, not sent yet
+    summary = Posting.objects.get(kind=K.SUMMARY)
+    Posting.objects.filter(pk=summary.pk).update(status=S.NEEDS_ATTENTION)  # X3 refused the summary
+    assert reconcile(tenant, period).rows[0].counts[FAILED_STATUS] == 1
+    Posting.objects.filter(pk=summary.pk).update(status=S.PENDING)
     deliver_all(queued)
     row = reconcile(tenant, period).rows[0]
     assert row.counts[MATCHED] == 1 and row.gl["sales"] == row.bc["sales"]
@@ -435,3 +439,24 @@ def test_closers_racing_for_one_day_build_one_summary(tenant, monkeypatch):
     assert sorted(len(r) for r in results) == [0] * 5 + [1]
     summary = Posting.objects.get(kind=K.SUMMARY)
     assert sorted(summary.members.values_list("order_id", flat=True)) == [250, 251, 252]
+
+
+def test_a_day_that_cannot_be_built_does_not_hold_up_the_others(tenant, systems, monkeypatch):
+    from connector import summaries
+
+    bc, x3, queued = systems
+    sync(bc, tenant, 250, date_created=MAR_5)
+    sync(bc, tenant, 251, date_created=MAR_5, channel_id=1)
+    real = summaries._close_day
+
+    def failing(tenant, channel_id, *args):
+        if channel_id == 1:
+            raise RuntimeError("boom")
+        return real(tenant, channel_id, *args)
+
+    monkeypatch.setattr(summaries, "_close_day", failing)
+    assert close_due_days(now=AFTER_MAR_5) == "summaries=1"
+    assert Posting.objects.get(order_id=251).summary is None  # tried again by the next run
+    monkeypatch.undo()
+    assert close_due_days(now=AFTER_MAR_5) == "summaries=1"
+    assert Posting.objects.get(order_id=251).summary is not None
