@@ -460,3 +460,20 @@ def test_a_day_that_cannot_be_built_does_not_hold_up_the_others(tenant, systems,
     monkeypatch.undo()
     assert close_due_days(now=AFTER_MAR_5) == "summaries=1"
     assert Posting.objects.get(order_id=251).summary is not None
+
+
+def test_flagged_review_holds_a_summary_with_a_flagged_entry_and_channels_can_stay_per_order(tenant, systems):
+    bc, x3, queued = systems
+    tenant.review_policy = Tenant.ReviewPolicy.FLAGGED
+    tenant.summary_channels = [2, 3]
+    tenant.save()
+    sync(bc, tenant, 250, date_created=MAR_5)
+    sync(bc, tenant, 251, date_created=MAR_5, total_inc_tax="98.21")  # a cent BigCommerce cannot explain
+    sync(bc, tenant, 252, date_created=MAR_5, channel_id=3)
+    sync(bc, tenant, 253, date_created=MAR_5, channel_id=1)  # channel 1 stays per order
+    statuses = dict(Posting.objects.filter(kind=K.ORDER).values_list("order_id", "status"))
+    assert statuses == {250: S.IN_SUMMARY, 251: S.IN_SUMMARY, 252: S.IN_SUMMARY, 253: S.POSTED}
+    close_due_days(now=AFTER_MAR_5)
+    held = Posting.objects.get(kind=K.SUMMARY, channel_id=2)
+    assert held.status == S.AWAITING_APPROVAL and held.flagged and "Order 251" in held.flag_reason
+    assert Posting.objects.get(kind=K.SUMMARY, channel_id=3).status == S.PENDING
