@@ -39,7 +39,7 @@ from .journal import (
     negate,
 )
 from .models import ChannelMapping, Posting, PostingLine
-from .summary import SummaryPolicy, goes_into_summary
+from .summary import SummaryPolicy, goes_into_summary, zone_of
 
 logger = logging.getLogger(__name__)
 S = Posting.Status
@@ -83,6 +83,11 @@ def x3_reference(tenant: Tenant, posting: Posting) -> str:
         Posting.Kind.REVERSAL: f"-V{posting.idempotency_key.rsplit(':', 1)[-1]}",
     }[Posting.Kind(posting.kind)]
     return f"{prefix}-{posting.order_id}{suffix}"
+
+
+def local_date(tenant: Tenant, moment: datetime) -> date:
+    """The day of ``moment`` in the tenant's business time zone (blank: the server's TIME_ZONE)."""
+    return timezone.localdate(moment, zone_of(tenant.business_time_zone, timezone.get_default_timezone()))
 
 
 def order_key(order_id: int) -> str:
@@ -264,8 +269,8 @@ def _gl_date(tenant: Tenant, order: Order, base: Posting, created: bool) -> date
         and not created
         and base.log.filter(to_status=S.WAITING).exists()
     ):
-        return timezone.localdate(order.date_modified)
-    return timezone.localdate(order.date_created)
+        return local_date(tenant, order.date_modified)
+    return local_date(tenant, order.date_created)
 
 
 def _plan_base(tenant, base, order, target: Target, trigger, event, user, created) -> str:
@@ -449,7 +454,7 @@ def _plan_difference(tenant, base, order, target: Target, trigger, event, user) 
         status=status,
         trigger=trigger,
         event=event,
-        gl_date=timezone.localdate(order.date_modified),
+        gl_date=local_date(tenant, order.date_modified),
         description=f"{label} of BigCommerce order {order.id}",
         accounts=accounts,
         message=target.message,
@@ -511,7 +516,7 @@ def _plan_refunds(tenant, base, order, refunds: Iterable[Refund], trigger, event
             status=status,
             trigger=trigger,
             event=event,
-            gl_date=timezone.localdate(refund.created),
+            gl_date=local_date(tenant, refund.created),
             description=f"Refund {refund.id} of BigCommerce order {order.id}",
             accounts=accounts,
             message=message,

@@ -12,6 +12,7 @@ tenant's clearing account, and those balancing lines add up to zero over the par
 from __future__ import annotations
 
 import json
+import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -183,6 +184,16 @@ class SummaryPolicy:
             cutoff=tenant.summary_cutoff,
             grace=timedelta(minutes=tenant.summary_grace_minutes),
         )
+
+
+def zone_of(name: str, default: tzinfo) -> tzinfo:
+    """A tenant's business time zone by name; ``default`` when blank or unknown (the field validates names)."""
+    if name:
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    return default
 
 
 def goes_into_summary(policy: SummaryPolicy, day: date | None, channel_id: int | None) -> bool:

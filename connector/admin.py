@@ -298,7 +298,7 @@ class TenantAdmin(TenantScopedAdmin):
                     "posting_mode",
                     "posting_mode_from",
                     "summary_channels",
-                    "summary_time_zone",
+                    "business_time_zone",
                     "summary_cutoff",
                     "summary_grace_minutes",
                     "summary_max_lines",

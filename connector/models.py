@@ -157,11 +157,12 @@ class Tenant(models.Model):
         blank=True,
         help_text="Daily summary mode for these BigCommerce channel IDs only; empty: every channel.",
     )
-    summary_time_zone = models.CharField(
+    business_time_zone = models.CharField(
         max_length=50,
         blank=True,
         validators=[validate_time_zone],
-        help_text="Time zone of the business day (e.g. Europe/Paris); blank: the server's",
+        help_text="Time zone of the business day (e.g. Europe/Paris): entries are dated, and daily summaries "
+        "closed, in it. Blank: the server's TIME_ZONE.",
     )
     summary_cutoff = models.TimeField(
         default=datetime.time(0, 0),

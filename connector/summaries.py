@@ -12,7 +12,6 @@ the next run finds what is left, and a second closer either loses the unique key
 from __future__ import annotations
 
 import logging
-import zoneinfo
 from collections.abc import Iterable
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
@@ -34,6 +33,7 @@ from accounting.summary import (
     split_parts,
     summary_key,
     summary_label,
+    zone_of,
 )
 
 from . import tasks
@@ -52,12 +52,7 @@ class _NothingToSummarise(Exception):
 
 
 def tenant_zone(tenant: Tenant) -> tzinfo:
-    if tenant.summary_time_zone:
-        try:
-            return zoneinfo.ZoneInfo(tenant.summary_time_zone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            logger.warning("Tenant %s: unknown time zone %r", tenant.slug, tenant.summary_time_zone)
-    return timezone.get_default_timezone()
+    return zone_of(tenant.business_time_zone, timezone.get_default_timezone())
 
 
 def open_members(tenant_id: int | None = None):

@@ -399,7 +399,7 @@ def test_tenant_admin_offers_the_posting_mode_and_refuses_an_unknown_time_zone(t
     assert "Posting mode" in page and "summary_max_lines" in page
     from django.core.exceptions import ValidationError
 
-    tenant.summary_time_zone = "Mars/Olympus"
+    tenant.business_time_zone = "Mars/Olympus"
     with pytest.raises(ValidationError, match="not a time zone"):
         tenant.full_clean()
 
@@ -477,3 +477,13 @@ def test_flagged_review_holds_a_summary_with_a_flagged_entry_and_channels_can_st
     held = Posting.objects.get(kind=K.SUMMARY, channel_id=2)
     assert held.status == S.AWAITING_APPROVAL and held.flagged and "Order 251" in held.flag_reason
     assert Posting.objects.get(kind=K.SUMMARY, channel_id=3).status == S.PENDING
+
+
+def test_the_day_is_the_tenants_business_day(tenant, systems):
+    bc, x3, queued = systems
+    tenant.business_time_zone = "America/New_York"
+    tenant.save()
+    sync(bc, tenant, 250, date_created="Fri, 06 Mar 2026 02:00:00 +0000")  # 21:00 on the 5th in New York
+    assert Posting.objects.get(order_id=250).gl_date == date(2026, 3, 5)
+    assert close_due_days(now=datetime(2026, 3, 6, 5, 59, tzinfo=UTC)) == "summaries=0"  # 00:59 in New York
+    assert close_due_days(now=datetime(2026, 3, 6, 6, 0, tzinfo=UTC)) == "summaries=1"  # midnight + 1 h grace
