@@ -74,17 +74,16 @@ def close_due_days(*, now: datetime | None = None, enqueue: bool = True) -> str:
     )
     tenants: dict[int, Tenant] = {}
     created: list[int] = []
-    for tenant_id, channel_id, currency, day in list(groups)[:1000]:
+    for tenant_id, channel_id, currency, day in groups[:1000]:
         if tenant_id not in tenants:
             tenants[tenant_id] = Tenant.objects.select_related("x3", "bigcommerce").get(pk=tenant_id)
         tenant = tenants[tenant_id]
         if day is None or not is_day_closed(SummaryPolicy.of(tenant), day, tenant_zone(tenant), now):
             continue
+        # One day that cannot be built must not hold up the others; it is tried again by the next run.
         try:
             created += close_day(tenant, channel_id, currency, day)
-        except (
-            Exception
-        ):  # one day that cannot be built must not hold up the others; it is tried again next run
+        except Exception:
             logger.exception(
                 "Tenant %s: could not build the summary of %s channel %s %s",
                 tenant.slug,
@@ -116,9 +115,7 @@ def _close_day(tenant: Tenant, channel_id: int, currency: str, day: date, trigge
     seq = _next_seq(tenant, channel_id, currency, day)
     head = _summary_posting(tenant, channel_id, currency, day, summary_key(channel_id, currency, day, seq, 1))
     head.trigger = trigger
-    head.save(
-        force_insert=True
-    )  # the unique key: a concurrent closer of the same day and sequence fails here
+    head.save(force_insert=True)  # the unique key: a closer racing for this day and sequence fails here
     claimed = open_members(tenant.pk).filter(channel_id=channel_id, currency=currency, gl_date=day)
     if claimed.update(summary=head) == 0:
         raise _NothingToSummarise
