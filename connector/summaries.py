@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounting.history import log_transition
@@ -29,6 +29,7 @@ from accounting.summary import (
     SummaryLine,
     SummaryPolicy,
     aggregate,
+    day_closes_at,
     is_day_closed,
     split_parts,
     summary_key,
@@ -298,3 +299,13 @@ def reject_with_summary(summary: Posting, *, user=None) -> int:
             )
             rejected += 1
     return rejected
+
+
+def overdue_days(tenant: Tenant, now: datetime, *, slack: timedelta) -> dict[date, int]:
+    """Days whose summary should have been built more than ``slack`` ago but still have entries waiting, with how
+    many: the closing task is not running (an alarm, connector/alerts.py)."""
+    policy, zone = SummaryPolicy.of(tenant), tenant_zone(tenant)
+    waiting = open_members(tenant.pk).values_list("gl_date").annotate(n=Count("id")).order_by("gl_date")
+    return {
+        day: n for day, n in waiting if day is not None and now - day_closes_at(policy, day, zone) > slack
+    }

@@ -487,3 +487,16 @@ def test_the_day_is_the_tenants_business_day(tenant, systems):
     assert Posting.objects.get(order_id=250).gl_date == date(2026, 3, 5)
     assert close_due_days(now=datetime(2026, 3, 6, 5, 59, tzinfo=UTC)) == "summaries=0"  # 00:59 in New York
     assert close_due_days(now=datetime(2026, 3, 6, 6, 0, tzinfo=UTC)) == "summaries=1"  # midnight + 1 h grace
+
+
+def test_an_alarm_says_when_closed_days_wait_for_their_summary(tenant, systems):
+    from connector.alerts import gather_conditions
+
+    bc, x3, queued = systems
+    sync(bc, tenant, 250, date_created=MAR_5)
+    assert not [c for c in gather_conditions(tenant, AFTER_MAR_5) if c.key == "summaries_overdue"]  # on time
+    late = datetime(2026, 3, 6, 4, 0, tzinfo=UTC)  # the day closed at 01:00; the task runs every 15 minutes
+    (alarm,) = [c for c in gather_conditions(tenant, late) if c.key == "summaries_overdue"]
+    assert "2026-03-05 (1)" in alarm.title and "close_summaries" in alarm.advice
+    close_due_days(now=late)
+    assert not [c for c in gather_conditions(tenant, late) if c.key == "summaries_overdue"]
