@@ -39,7 +39,7 @@ NOT_POSTED = (S.AWAITING_APPROVAL, S.PENDING, S.POSTING, S.RETRY, S.UNKNOWN, S.H
 
 # Row statuses, worst first.
 MATCHED, NOT_POSTED_YET, DIFFERS, FAILED_STATUS = "matched", "not posted yet", "differs", "failed"
-# Daily summary mode: an entry in a summary counts as posted once its summary is (docs/decisions/0018).
+# Daily summary mode: an entry in a summary counts as posted once its summary is (docs/decisions/0022).
 POSTED_LINE = Q(posting__status=S.POSTED) | Q(posting__status=S.IN_SUMMARY, posting__summary__status=S.POSTED)
 
 

@@ -164,7 +164,7 @@ class Posting(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="members",
-        help_text="Daily summary mode: the summary entry that carries this entry to X3 (docs/decisions/0018)",
+        help_text="Daily summary mode: the summary entry that carries this entry to X3 (docs/decisions/0022)",
     )
 
     class Meta:

@@ -72,10 +72,8 @@ REFERENCE_MAX_LENGTH = 25
 def x3_reference(tenant: Tenant, posting: Posting) -> str:
     """Deterministic reference written into the X3 entry, e.g. ``BC-abc123-250`` or ``BC-abc123-250-R3``."""
     prefix = tenant.x3.reference_prefix or f"BC-{tenant.bigcommerce.store_hash}"
-    if (
-        posting.kind == Posting.Kind.SUMMARY
-    ):  # by row ID: channel, currency, day and part would not fit in A25
-        return f"{prefix}-S{posting.pk}"
+    if posting.kind == Posting.Kind.SUMMARY:
+        return f"{prefix}-S{posting.pk}"  # by row ID: channel, currency, day and part would not fit in A25
     suffix = {
         Posting.Kind.ORDER: "",
         Posting.Kind.REFUND: f"-R{posting.refund_id}",
@@ -358,9 +356,8 @@ def _fill(
     if posting.status in (S.PENDING, S.AWAITING_APPROVAL) and goes_into_summary(
         SummaryPolicy.of(posting.tenant), gl_date, order.channel_id
     ):
-        posting.status = (
-            S.IN_SUMMARY
-        )  # sent with the day's summary, which is reviewed instead (accounting/summary.py)
+        # Sent with the day's summary, which is reviewed instead (connector/summaries.py).
+        posting.status = S.IN_SUMMARY
     return posting.status
 
 

@@ -1,4 +1,4 @@
-"""Daily summary posting mode: the pure part (no ORM, no I/O). See docs/decisions/0018-daily-summary-posting.md.
+"""Daily summary posting mode: the pure part (no ORM, no I/O). See docs/decisions/0022-daily-summary-posting.md.
 
 A daily summary is one X3 entry per channel, currency and day whose lines add up, per account (and role, and
 dimensions when lines carry them), the lines of the per-order entries it absorbs ("members"). Every summary line

@@ -135,7 +135,7 @@ class Tenant(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # --- Daily summary posting mode (docs/decisions/0018-daily-summary-posting.md) ---
+    # --- Daily summary posting mode (docs/decisions/0022-daily-summary-posting.md) ---
     class PostingMode(models.TextChoices):
         PER_ORDER = "per_order", "One X3 entry per order, refund and adjustment"
         DAILY_SUMMARY = "daily_summary", "One X3 entry per channel, currency and day"

@@ -1,4 +1,4 @@
-"""Daily summary mode: closing a day (docs/decisions/0018-daily-summary-posting.md).
+"""Daily summary mode: closing a day (docs/decisions/0022-daily-summary-posting.md).
 
 Per-order work in summary mode plans its postings as usual, lines and all, but leaves them ``in_summary``: nothing
 is sent for them by themselves. This periodic task finds, in the database, every (tenant, channel, currency, day)

@@ -1,4 +1,4 @@
-"""Daily summary posting mode: one X3 entry per channel, currency and day (docs/decisions/0018)."""
+"""Daily summary posting mode: one X3 entry per channel, currency and day (docs/decisions/0022)."""
 
 from __future__ import annotations
 
