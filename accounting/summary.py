@@ -32,7 +32,7 @@ class MemberLine:
     posting_id: int
     order_id: int
     line: Line
-    dimensions: dict[str, str] | None = None
+    dimensions: Any = None  # as stored on the line (a dict of type → value, or a list): compared as JSON
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class SummaryLine:
     debit: Decimal
     credit: Decimal
     description: str
-    dimensions: dict[str, str] | None = None
+    dimensions: Any = None  # as stored on the line (a dict of type → value, or a list): compared as JSON
     sources: tuple[Source, ...] = field(default=())
 
     @property
@@ -66,7 +66,7 @@ class SummaryLine:
         )
 
 
-def _dimension_key(dimensions: dict[str, str] | None) -> str:
+def _dimension_key(dimensions: Any) -> str:
     return json.dumps(dimensions, sort_keys=True) if dimensions else ""
 
 
