@@ -384,12 +384,26 @@ class PostingAdmin(ReadOnlyAdmin):
         "entry_total",
         "rounding",
         "x3_preview",
+        "summary_members",
+        "summary_drill_down",
     ]
     fieldsets = (
         (
             None,
-            {"fields": ("tenant", "kind", "idempotency_key", "order_id", "refund_id", "parent", "status")},
+            {
+                "fields": (
+                    "tenant",
+                    "kind",
+                    "idempotency_key",
+                    "order_id",
+                    "refund_id",
+                    "parent",
+                    "status",
+                    "summary",
+                )
+            },
         ),
+        ("Daily summary", {"fields": ("summary_members", "summary_drill_down"), "classes": ("collapse",)}),
         (
             "Entry",
             {
@@ -455,6 +469,24 @@ class PostingAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Entry", ordering="order_id")
     def entry(self, obj: Posting) -> str:
+        if obj.kind == Posting.Kind.SUMMARY:  # drill-down: the entries it carries
+            return format_html(
+                '<a href="{}" title="Idempotency key {}">{}</a> <a href="{}" class="ws-all">(its entries)</a>',
+                reverse("admin:accounting_posting_change", args=[obj.pk]),
+                obj.idempotency_key,
+                obj.entry_label,
+                self.members_url(obj),
+            )
+        link = self._entry_link(obj)
+        if obj.summary_id:  # carried to X3 by a daily summary
+            return format_html(
+                '{} <a href="{}" class="ws-all" title="The daily summary that carries this entry">(in summary)</a>',
+                link,
+                reverse("admin:accounting_posting_change", args=[obj.summary_id]),
+            )
+        return link
+
+    def _entry_link(self, obj: Posting) -> str:
         return format_html(
             '<a href="{}" title="Idempotency key {}">{}</a> <a href="{}" class="ws-all" title="All entries of order {}">'
             "(all)</a>",
@@ -478,6 +510,61 @@ class PostingAdmin(ReadOnlyAdmin):
     @admin.display(description="X3 document", ordering="x3_document_number")
     def x3_document(self, obj: Posting) -> str:
         return obj.x3_document_number
+
+    @staticmethod
+    def members_url(obj: Posting) -> str:
+        head = obj.parent_id if obj.kind == Posting.Kind.SUMMARY and obj.parent_id else obj.pk
+        return reverse("admin:accounting_posting_changelist") + f"?summary__id__exact={head}"
+
+    @admin.display(description="Entries in this summary")
+    def summary_members(self, obj: Posting) -> str:
+        if obj.kind != Posting.Kind.SUMMARY:
+            return "—"
+        members = (obj.snapshot or {}).get("members", [])
+        shown = format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:accounting_posting_change", args=[m["posting"]]), f"{m['kind']} {m['order']}")
+                for m in members[:50]
+            ),
+        )
+        return format_html(
+            '{} entries: {}{} <a href="{}">(list them)</a>',
+            len(members),
+            shown,
+            " …" if len(members) > 50 else "",
+            self.members_url(obj),
+        )
+
+    @admin.display(description="Orders behind each line")
+    def summary_drill_down(self, obj: Posting) -> str:
+        if obj.kind != Posting.Kind.SUMMARY:
+            return "—"
+        currency = obj.currency or "USD"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    line["line_no"],
+                    line["account"],
+                    line["role"],
+                    f"{quantize(Decimal(line['amount']), currency):,}",
+                    ", ".join(
+                        f"order {s['order']}: {quantize(Decimal(s['amount']), currency):,}"
+                        for s in line["sources"][:20]
+                    )
+                    + (f" … and {len(line['sources']) - 20} more" if len(line["sources"]) > 20 else ""),
+                )
+                for line in (obj.snapshot or {}).get("lines", [])
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>Line</th><th>Account</th><th>Role</th><th>Debit − credit</th>"
+            "<th>Orders and amounts</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
     @staticmethod
     def order_entries_url(obj: Posting) -> str:

@@ -60,6 +60,12 @@ def reason(posting: Posting, *, problem: MappingProblem | None = _READ) -> str:
         return f"Temporary error, will retry: {posting.last_error}" if posting.last_error else "Will retry"
     if status == S.WAITING:
         return "The order is not confirmed (paid) in BigCommerce yet."
+    if status == S.IN_SUMMARY:
+        if posting.summary_id is None:
+            return (
+                f"Goes to Sage X3 in the daily summary of {posting.gl_date}, built once that day is closed."
+            )
+        return "Carried to Sage X3 by its daily summary (see the summary for its status)."
     return ""
 
 

@@ -19,6 +19,7 @@ import dataclasses
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.fields.json import KT
@@ -38,6 +39,17 @@ NOT_POSTED = (S.AWAITING_APPROVAL, S.PENDING, S.POSTING, S.RETRY, S.UNKNOWN, S.H
 
 # Row statuses, worst first.
 MATCHED, NOT_POSTED_YET, DIFFERS, FAILED_STATUS = "matched", "not posted yet", "differs", "failed"
+# Daily summary mode: an entry in a summary counts as posted once its summary is (docs/decisions/0024-daily-summary-posting.md).
+POSTED_LINE = Q(posting__status=S.POSTED) | Q(posting__status=S.IN_SUMMARY, posting__summary__status=S.POSTED)
+
+
+def _as_posted(row: Any) -> dict:
+    """An entry in a summary has its summary's state (not built yet: pending)."""
+    if row["status"] == S.IN_SUMMARY:
+        row["status"] = row.pop("summary__status") or S.PENDING
+    return row
+
+
 STATUS_RANK = {MATCHED: 0, NOT_POSTED_YET: 1, DIFFERS: 2, FAILED_STATUS: 3}
 
 # Compared measures: BigCommerce figure vs GL figure.
@@ -267,17 +279,27 @@ def reconcile(tenant, period: Period, *, channel_id: int | None = None) -> Recon
     part = (
         Posting.objects.filter(tenant=tenant, kind__in=ORDER_PART, order_id__in=order_ids)
         .annotate(**snapshot)
-        .values("id", "order_id", "kind", "gl_date", "status", "channel_id", "currency", *snapshot)
+        .values(
+            "id",
+            "order_id",
+            "kind",
+            "gl_date",
+            "status",
+            "summary__status",
+            "channel_id",
+            "currency",
+            *snapshot,
+        )
         .order_by("order_id", "id")
     )
     by_order: dict[int, list[dict]] = defaultdict(list)
     for row in part:
-        by_order[row["order_id"]].append(row)
+        by_order[row["order_id"]].append(_as_posted(row))
 
     gl_orders = _gl_columns(
         PostingLine.objects.filter(
+            POSTED_LINE,
             posting__tenant=tenant,
-            posting__status=S.POSTED,
             posting__kind__in=ORDER_PART,
             posting__order_id__in=order_ids,
         ),
@@ -323,11 +345,12 @@ def reconcile(tenant, period: Period, *, channel_id: int | None = None) -> Recon
     ).exclude(status=S.SKIPPED)
     if channel_id is not None:
         refunds = refunds.filter(channel_id=channel_id)
-    gl_refunds = _gl_columns(
-        PostingLine.objects.filter(posting__in=refunds.filter(status=S.POSTED)), "posting_id"
-    )
-    for r in refunds.annotate(r_total=KT("snapshot__refund__total_amount")).values(
-        "id", "order_id", "status", "channel_id", "currency", "gl_date", "r_total"
+    gl_refunds = _gl_columns(PostingLine.objects.filter(POSTED_LINE, posting__in=refunds), "posting_id")
+    for r in map(
+        _as_posted,
+        refunds.annotate(r_total=KT("snapshot__refund__total_amount")).values(
+            "id", "order_id", "status", "summary__status", "channel_id", "currency", "gl_date", "r_total"
+        ),
     ):
         currency = r["currency"] or "USD"
         amount = quantize(_dec(r["r_total"]), currency)

@@ -183,6 +183,7 @@ class Posting(models.Model):
         REFUND = "refund", "Refund"
         ADJUSTMENT = "adjustment", "Adjustment"
         REVERSAL = "reversal", "Reversal"
+        SUMMARY = "summary", "Daily summary"
 
     class Status(models.TextChoices):
         WAITING = "waiting", "Waiting (order not confirmed)"
@@ -197,6 +198,7 @@ class Posting(models.Model):
         NEEDS_REAUTH = "needs_reauth", "Needs re-authorization"
         HELD = "held", "Held: period closed"
         SKIPPED = "skipped", "Skipped"
+        IN_SUMMARY = "in_summary", "In a daily summary (not sent by itself)"
 
     class Trigger(models.TextChoices):
         WEBHOOK = "webhook", "Webhook"
@@ -287,6 +289,14 @@ class Posting(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     posted_at = models.DateTimeField(null=True, blank=True)
+    summary = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="members",
+        help_text="Daily summary mode: the summary entry that carries this entry to X3 (docs/decisions/0024)",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -327,6 +337,8 @@ class Posting(models.Model):
             return f"Order {self.order_id}"
         if self.kind == self.Kind.REFUND:
             return f"Refund {self.refund_id} of order {self.order_id}"
+        if self.kind == self.Kind.SUMMARY:
+            return self.description or f"Daily summary {self.idempotency_key}"
         number = self.idempotency_key.rsplit(":", 1)[-1]
         return f"{self.get_kind_display()} {number} of order {self.order_id}"
 

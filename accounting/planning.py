@@ -48,6 +48,7 @@ from .journal import (
     tenders_in_store_currency,
 )
 from .models import ChannelMapping, Posting, PostingLine, TenderMapping
+from .summary import SummaryPolicy, goes_into_summary, zone_of
 
 logger = logging.getLogger(__name__)
 S = Posting.Status
@@ -61,7 +62,8 @@ REFUNDED_STATUS_IDS = frozenset({4, 14})
 # Rows that hold nothing sent to X3: rebuilt from the current order on every sync. An entry awaiting approval is
 # rebuilt too — a changed order is shown (and approved) as it is now.
 PLACEHOLDER = (S.WAITING, S.NEEDS_MAPPING, S.SKIPPED, S.AWAITING_APPROVAL)
-TO_POST = (S.PENDING, S.AWAITING_APPROVAL)  # planned with lines: due now, or once approved
+# Planned with lines: due now, once approved, or with the day's summary (daily summary mode).
+TO_POST = (S.PENDING, S.AWAITING_APPROVAL, S.IN_SUMMARY)
 ORDER_PART = (K.ORDER, K.ADJUSTMENT, K.REVERSAL)
 
 
@@ -79,6 +81,8 @@ REFERENCE_MAX_LENGTH = 25
 def x3_reference(tenant: Tenant, posting: Posting) -> str:
     """Deterministic reference written into the X3 entry, e.g. ``BC-abc123-250`` or ``BC-abc123-250-R3``."""
     prefix = tenant.x3.reference_prefix or f"BC-{tenant.bigcommerce.store_hash}"
+    if posting.kind == Posting.Kind.SUMMARY:
+        return f"{prefix}-S{posting.pk}"  # by row ID: channel, currency, day and part would not fit in A25
     suffix = {
         Posting.Kind.ORDER: "",
         Posting.Kind.REFUND: f"-R{posting.refund_id}",
@@ -86,6 +90,11 @@ def x3_reference(tenant: Tenant, posting: Posting) -> str:
         Posting.Kind.REVERSAL: f"-V{posting.idempotency_key.rsplit(':', 1)[-1]}",
     }[Posting.Kind(posting.kind)]
     return f"{prefix}-{posting.order_id}{suffix}"
+
+
+def local_date(tenant: Tenant, moment: datetime) -> date:
+    """The day of ``moment`` in the tenant's business time zone (blank: the server's TIME_ZONE)."""
+    return timezone.localdate(moment, zone_of(tenant.business_time_zone, timezone.get_default_timezone()))
 
 
 def order_key(order_id: int) -> str:
@@ -387,8 +396,8 @@ def _gl_date(tenant: Tenant, order: Order, base: Posting, created: bool) -> date
         and not created
         and base.log.filter(to_status=S.WAITING).exists()
     ):
-        return timezone.localdate(order.date_modified)
-    return timezone.localdate(order.date_created)
+        return local_date(tenant, order.date_modified)
+    return local_date(tenant, order.date_created)
 
 
 def _plan_base(tenant, base, order, target: Target, trigger, event, user, created, gl_date: date) -> str:
@@ -476,6 +485,11 @@ def _fill(
     posting.trigger = trigger
     posting.source_event = event
     posting.status = _review_gate(posting.tenant, status, posting.flagged)
+    if posting.status in (S.PENDING, S.AWAITING_APPROVAL) and goes_into_summary(
+        SummaryPolicy.of(posting.tenant), gl_date, order.channel_id
+    ):
+        # Sent with the day's summary, which is reviewed instead (connector/summaries.py).
+        posting.status = S.IN_SUMMARY
     return posting.status
 
 
@@ -502,6 +516,8 @@ def _review_gate(tenant: Tenant, status: str, flagged: bool) -> str:
 def _planned(status: str, message: str) -> str:
     if status == S.AWAITING_APPROVAL:
         return f"{message}; awaiting an accountant's approval before it is sent to X3"
+    if status == S.IN_SUMMARY:
+        return f"{message}; goes to X3 in the daily summary of its channel, currency and day"
     return message
 
 
@@ -580,7 +596,7 @@ def _plan_difference(tenant, base, order, target: Target, trigger, event, user) 
         status=status,
         trigger=trigger,
         event=event,
-        gl_date=timezone.localdate(order.date_modified),
+        gl_date=local_date(tenant, order.date_modified),
         description=f"{label} of BigCommerce order {order.id}",
         accounts=accounts,
         message=target.message,
@@ -642,7 +658,7 @@ def _plan_refunds(tenant, base, order, refunds: Iterable[Refund], trigger, event
             status=status,
             trigger=trigger,
             event=event,
-            gl_date=timezone.localdate(refund.created),
+            gl_date=local_date(tenant, refund.created),
             description=f"Refund {refund.id} of BigCommerce order {order.id}",
             accounts=accounts,
             message=message,
@@ -672,7 +688,7 @@ def _refund_plan(tenant, base, order, refund: Refund):
     """(status, lines, journal, message, accounts) for one refund."""
     if refund.payments and all(p.is_declined for p in refund.payments):
         return S.SKIPPED, (), None, "Every payment of this refund was declined: nothing was refunded", {}
-    if base.status != S.POSTED:
+    if base.status not in (S.POSTED, S.IN_SUMMARY):  # in a daily summary: committed, as good as posted here
         return S.WAITING, (), None, "Waiting for the order's own entry to be posted first", {}
     order_part = list(
         Posting.objects.filter(tenant=base.tenant, order_id=order.id, kind__in=ORDER_PART)

@@ -67,7 +67,7 @@ def entry_for(posting: Posting) -> Entry:
             )
             for line in posting.lines.all()
         ),
-        source_document=str(posting.order_id),
+        source_document=posting.reference if posting.kind == Posting.Kind.SUMMARY else str(posting.order_id),
         # BigCommerce's rate, when the entry is in the order's (foreign) currency; a converted entry is in the
         # store's own currency and carries none.
         exchange_rate=posting.exchange_rate if not posting.source_currency else None,

@@ -301,6 +301,21 @@ class TenantAdmin(TenantScopedAdmin):
                 "description": "Gateway payment-clearing accounts are set under Tender mappings.",
             },
         ),
+        (
+            "Posting mode",
+            {
+                "fields": (
+                    "posting_mode",
+                    "posting_mode_from",
+                    "summary_channels",
+                    "business_time_zone",
+                    "summary_cutoff",
+                    "summary_grace_minutes",
+                    "summary_max_lines",
+                    "summary_clearing_account",
+                )
+            },
+        ),
         ("Reconciliation", {"fields": ("reconciled_until",)}),
         ("Access", {"fields": ("users",)}),
     )

@@ -36,6 +36,7 @@ from .models import (
     WebhookEvent,
     X3Connection,
 )
+from .summaries import overdue_days
 
 logger = logging.getLogger(__name__)
 S = Posting.Status
@@ -277,6 +278,26 @@ def gather_conditions(
         *x3_authorization(tenant, now),
         *reconcile_missed(tenant, now),
         *webhook_silence(tenant, now, alert_settings),
+        *summaries_overdue(tenant, now),
+    ]
+
+
+def summaries_overdue(tenant: Tenant, now: datetime) -> list[Condition]:
+    """Daily summary mode: entries of a closed day still wait for their summary (the closing task is not running)."""
+    days = overdue_days(
+        tenant, now, slack=timedelta(minutes=4 * settings.CONNECTOR["SUMMARY_INTERVAL_MINUTES"])
+    )
+    if not days:
+        return []
+    listed = ", ".join(f"{day:%Y-%m-%d} ({n})" for day, n in sorted(days.items())[:10])
+    return [
+        Condition(
+            key="summaries_overdue",
+            title=f"{sum(days.values())} entries wait for the daily summary of a closed day: {listed}",
+            items=frozenset(f"{day:%Y-%m-%d}" for day in days),
+            advice="The task that builds daily summaries has not run: check that the workers (qcluster) are "
+            "running, or run `manage.py close_summaries`.",
+        )
     ]
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import re
+import zoneinfo
 from decimal import Decimal
 
 from django.conf import settings
@@ -27,6 +29,15 @@ def default_confirmed_status_ids() -> list[int]:
 def redact(value: str | None) -> str:
     """What the admin and logs may show of a secret: whether it is set. No characters of it, not even the last few."""
     return "set" if value else "not set"
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"{value!r} is not a time zone: use a name like Europe/Paris or America/New_York"
+        ) from None
 
 
 class Tenant(models.Model):
@@ -152,6 +163,54 @@ class Tenant(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # --- Daily summary posting mode (docs/decisions/0024-daily-summary-posting.md) ---
+    class PostingMode(models.TextChoices):
+        PER_ORDER = "per_order", "One X3 entry per order, refund and adjustment"
+        DAILY_SUMMARY = "daily_summary", "One X3 entry per channel, currency and day"
+
+    posting_mode = models.CharField(
+        max_length=20,
+        choices=PostingMode.choices,
+        default=PostingMode.PER_ORDER,
+        help_text="Per order (default) or a daily summary per channel, currency and day.",
+    )
+    posting_mode_from = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Entries dated on or after this day use the posting mode; earlier ones the other mode. Blank: "
+        "every entry planned from now on.",
+    )
+    summary_channels = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Daily summary mode for these BigCommerce channel IDs only; empty: every channel.",
+    )
+    business_time_zone = models.CharField(
+        max_length=50,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text="Time zone of the business day (e.g. Europe/Paris): entries are dated, and daily summaries "
+        "closed, in it. Blank: the server's TIME_ZONE.",
+    )
+    summary_cutoff = models.TimeField(
+        default=datetime.time(0, 0),
+        help_text="A day closes at this time on the next day (00:00: at midnight), in the time zone above.",
+    )
+    summary_grace_minutes = models.PositiveIntegerField(
+        default=60, help_text="Late webhooks: a day's summary is built this many minutes after the cut-off."
+    )
+    summary_max_lines = models.PositiveIntegerField(
+        default=9999,
+        validators=[MinValueValidator(3)],
+        help_text="Most lines X3 accepts in one entry: a larger summary is split into balanced numbered parts.",
+    )
+    summary_clearing_account = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="Balances each part of a split summary (the parts' lines on it add up to zero). Blank: the "
+        "rounding account.",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -26,6 +26,7 @@ from integrations.errors import IntegrationError
 from . import tasks
 from .models import Tenant
 from .pipeline import sync_order
+from .summaries import reject_with_summary
 
 logger = logging.getLogger(__name__)
 S = Posting.Status
@@ -381,6 +382,9 @@ def repost_orders(queryset: QuerySet[Posting], *, user=None, trigger: str = ADMI
     for posting in queryset.select_related("tenant__bigcommerce", "tenant__x3").order_by(
         "tenant_id", "order_id"
     ):
+        if posting.kind == Posting.Kind.SUMMARY:  # not an order: its entries are re-posted one by one
+            report.add("skipped", "a daily summary: re-post its orders instead", posting.entry_label)
+            continue
         key = (posting.tenant_id, posting.order_id)
         if key in seen:
             continue
@@ -456,6 +460,8 @@ def reject_selected(queryset: QuerySet[Posting], *, user=None, reason: str = "")
             trigger=ADMIN,
             user=user,
         )
+        if posting.kind == Posting.Kind.SUMMARY:  # its other parts and its entries go with it
+            reject_with_summary(posting, user=user)
         report.add("done", "rejected (nothing sent to Sage X3)")
     return report
 

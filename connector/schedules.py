@@ -12,6 +12,7 @@ SCHEDULES = {
     "connector-alerts": ("connector.tasks.send_alerts", "ALERT_INTERVAL_MINUTES"),
     "connector-verify-audit": ("connector.tasks.verify_audit", "AUDIT_VERIFY_INTERVAL_MINUTES"),
     "connector-refresh-charts": ("connector.tasks.refresh_charts", "CHART_REFRESH_INTERVAL_MINUTES"),
+    "connector-daily-summaries": ("connector.tasks.close_daily_summaries", "SUMMARY_INTERVAL_MINUTES"),
 }
 
 

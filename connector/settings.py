@@ -292,6 +292,8 @@ CONNECTOR = {
     "AUDIT_VERIFY_INTERVAL_MINUTES": env.int("AUDIT_VERIFY_INTERVAL_MINUTES", default=24 * 60),
     # Every tenant's chart of accounts is re-read from Sage X3 this often (docs/chart-of-accounts.md).
     "CHART_REFRESH_INTERVAL_MINUTES": env.int("CHART_REFRESH_INTERVAL_MINUTES", default=24 * 60),
+    # Daily summary mode: how often closed days are looked for and their summaries built (connector/summaries.py).
+    "SUMMARY_INTERVAL_MINUTES": env.int("SUMMARY_INTERVAL_MINUTES", default=15),
     # Sage X3 OAuth2 ("Connect to Sage X3"). The redirect URI must match the one registered in the Sage App Registry
     # exactly; blank: built from the request (https://<host>/x3/oauth/callback/).
     "X3_OAUTH_REDIRECT_URI": env.str("X3_OAUTH_REDIRECT_URI", default=""),

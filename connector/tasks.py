@@ -123,3 +123,9 @@ def tie_out(run_id: int) -> str:
     from .tieout import run_tie_out
 
     return run_tie_out(run_id)
+
+
+def close_daily_summaries() -> str:
+    from .summaries import close_due_days
+
+    return close_due_days()
