@@ -331,7 +331,7 @@ def plan_order(
         else:
             current = _current_order_part(tenant, order.id)
             same = current.accounts if current is not None and current.channel_id == order.channel_id else {}
-            on = timezone.localdate(order.date_modified)  # the adjustment's own GL date
+            on = local_date(tenant, order.date_modified)  # the adjustment's own GL date
             target = target_for(tenant, order, on=on, posted_accounts=same, tenders=tenders)
             outcome = _plan_difference(tenant, base, order, target, trigger, event, user)
         _plan_refunds(tenant, base, order, refunds, trigger, event, user)
