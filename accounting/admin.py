@@ -22,8 +22,9 @@ from import_export.widgets import ForeignKeyWidget
 from connector import bulk, operations
 from connector.access import TenantScopedAdmin, tenants_for
 from connector.admin import ReadOnlyAdmin
+from connector.channels import store_channel_label, store_channels
 from connector.clients import x3_client
-from connector.models import BulkOperation, Tenant
+from connector.models import BulkOperation, StoreChannel, Tenant
 from integrations.errors import IntegrationError
 
 from . import explain
@@ -94,6 +95,23 @@ def money_totals(rows, currency_key: str, keys: tuple[str, ...]) -> list[dict]:
     return sorted(out, key=lambda r: r["currency"])
 
 
+NO_CHANNEL_NAMES_HELP = (
+    "The store's channel names are not loaded yet: type the BigCommerce channel number (1 = the default "
+    'storefront), or load the names first with "Refresh channel names" on the reconciliation page or the '
+    'tenant action "Refresh channel names from BigCommerce", then reopen this page to pick from the list.'
+)
+
+
+def unknown_channel_message(channel_id: object, channels: list[StoreChannel]) -> str:
+    """Plain words for a channel number the store does not have, with the ones it has."""
+    valid = "; ".join(store_channel_label(c) for c in channels)
+    return (
+        f"Channel {channel_id} is not one of this store's channels. The store's channels are: {valid}. "
+        "Pick one of them; if the channel was added in BigCommerce recently, refresh the channel names "
+        "(reconciliation page or the tenant action) and try again."
+    )
+
+
 class ChannelMappingResource(resources.ModelResource):
     """CSV/XLSX import and export of channel mapping versions; the tenant is named by its slug.
 
@@ -111,6 +129,22 @@ class ChannelMappingResource(resources.ModelResource):
     def before_save_instance(self, instance, row, **kwargs):
         if self.user is not None and getattr(self.user, "pk", None):
             instance.created_by = self.user
+
+    def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
+        """A row's channel must be one of the store's channels, when their names have been read."""
+        errors = dict(import_validation_errors or {})
+        if "channel_id" not in errors and instance.tenant_id and instance.channel_id is not None:
+            memo = self.__dict__.setdefault("_channels", {})
+            if instance.tenant_id not in memo:
+                memo[instance.tenant_id] = store_channels(instance.tenant_id)
+            channels = memo[instance.tenant_id]
+            if channels and instance.channel_id not in {c.channel_id for c in channels}:
+                stored = instance.pk and ChannelMapping.objects.filter(pk=instance.pk).first()
+                if not (
+                    stored and stored.channel_id == instance.channel_id
+                ):  # an existing version stays editable
+                    errors["channel_id"] = [unknown_channel_message(instance.channel_id, channels)]
+        super().validate_instance(instance, errors or None, validate_unique)
 
     class Meta:
         model = ChannelMapping
@@ -140,6 +174,66 @@ class ChannelMappingForm(forms.ModelForm):
             "journal",
             "dimensions",
         )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.store_channels: list[StoreChannel] = []
+        if "channel_id" not in self.fields or "tenant" not in self.fields:
+            return
+        tenant_id = self._tenant_id()
+        if tenant_id is not None:
+            self.store_channels = store_channels(tenant_id)
+        field = self.fields["channel_id"]
+        if not self.store_channels:
+            field.help_text = NO_CHANNEL_NAMES_HELP
+            return
+        choices: list[tuple[object, str]] = [
+            (c.channel_id, store_channel_label(c)) for c in self.store_channels
+        ]
+        known = {c.channel_id for c in self.store_channels}
+        mapped = self.instance.channel_id if self.instance.pk else None
+        if mapped is not None and mapped not in known:
+            choices.append((mapped, f"{mapped} · not in the store's channel list any more (mapped earlier)"))
+        wanted = self.initial.get("channel_id")
+        note = ""
+        if not self.instance.pk:
+            choices.insert(0, ("", "— pick the store's channel —"))
+            if wanted not in (None, "") and str(wanted) not in {str(c[0]) for c in choices}:
+                note = (
+                    f" Channel {wanted} (from the link you followed) is not in the list BigCommerce last gave: "
+                    "refresh the channel names if it was added recently."
+                )
+        self.fields["channel_id"] = forms.TypedChoiceField(
+            label=field.label,
+            choices=choices,
+            coerce=int,
+            empty_value=None,
+            required=True,
+            help_text="The store's channels as BigCommerce last listed them." + note,
+            error_messages={
+                "invalid_choice": unknown_channel_message("\0", self.store_channels)
+                .replace("%", "%%")
+                .replace("\0", "%(value)s")
+            },
+        )
+
+    def _tenant_id(self) -> int | None:
+        """The tenant whose channels to list: the one posted, else the mapping's, else ?tenant= — one of the
+        user's tenants only (the tenant field's choices are scoped to them)."""
+        if self.is_bound:
+            raw = self.data.get(self.add_prefix("tenant"))
+        elif self.instance.pk:
+            raw = self.instance.tenant_id
+        else:
+            raw = self.initial.get("tenant")
+        try:
+            tenant_id = int(raw) if raw not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+        queryset = self.fields["tenant"].queryset  # type: ignore[attr-defined]
+        if tenant_id is None or not queryset.filter(pk=tenant_id).exists():
+            return None
+        return tenant_id
 
     def _post_clean(self) -> None:
         stored = self.instance.pk and ChannelMapping.objects.filter(pk=self.instance.pk).first()
