@@ -24,6 +24,7 @@ from connector.access import TenantScopedAdmin, tenants_for
 from connector.admin import ReadOnlyAdmin
 from connector.channels import store_channel_label, store_channels
 from connector.clients import x3_client
+from connector.forms import ORDER_STATUSES
 from connector.models import BulkOperation, StoreChannel, Tenant
 from integrations.errors import IntegrationError
 
@@ -68,6 +69,48 @@ def mapping_url(posting: Posting) -> str:
         reverse("admin:accounting_channelmapping_add")
         + f"?tenant={posting.tenant_id}&channel_id={posting.channel_id or ''}"
     )
+
+
+ORDER_STATUS_NAMES = dict(ORDER_STATUSES)
+
+
+def readable_json(body: str) -> str:
+    """A compact JSON request body laid out one value per line, only whitespace added, so every value (numbers at
+    the currency's precision, strings) is shown exactly as sent. Anything that is not a JSON object or array (SOAP
+    XML) is returned unchanged."""
+    if body.lstrip()[:1] not in ("{", "["):
+        return body
+    out: list[str] = []
+    depth, in_string, escaped = 0, False, False
+    for i, ch in enumerate(body):
+        if in_string:
+            out.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+            out.append(ch)
+        elif ch in "{[":
+            depth += 1
+            closing = body[i + 1 : i + 2] in ("}", "]")
+            out.append(ch if closing else ch + "\n" + "  " * depth)
+        elif ch in "}]":
+            depth -= 1
+            if out and out[-1][-1:] not in ("{", "["):
+                out.append("\n" + "  " * depth)
+            out.append(ch)
+        elif ch == ",":
+            out.append(",\n" + "  " * depth)
+        elif ch == ":":
+            out.append(": ")
+        elif not ch.isspace():
+            out.append(ch)
+    return "".join(out)
 
 
 class TenantWidget(ForeignKeyWidget):
@@ -429,13 +472,39 @@ class PostingAttemptInline(admin.StackedInline):
         return False
 
 
+def status_words(value: str) -> str:
+    """A stored status code in the words the admin shows everywhere else ("awaiting_approval" → "Awaiting
+    approval"); an unknown code is shown as it is."""
+    if not value:
+        return "—"
+    try:
+        return str(Posting.Status(value).label)
+    except ValueError:
+        return value
+
+
 class PostingLogInline(admin.TabularInline):
     model = PostingLog
-    fields = ("created_at", "from_status", "to_status", "trigger", "user", "message")
+    fields = ("created_at", "from_status_words", "to_status_words", "trigger_words", "user", "message")
     readonly_fields = fields
     extra = 0
     can_delete = False
     verbose_name_plural = "History"
+
+    @admin.display(description="From status")
+    def from_status_words(self, obj: PostingLog) -> str:
+        return status_words(obj.from_status)
+
+    @admin.display(description="To status")
+    def to_status_words(self, obj: PostingLog) -> str:
+        return status_words(obj.to_status)
+
+    @admin.display(description="Trigger")
+    def trigger_words(self, obj: PostingLog) -> str:
+        try:
+            return str(Posting.Trigger(obj.trigger).label)
+        except ValueError:
+            return obj.trigger or "—"
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -478,6 +547,8 @@ class PostingAdmin(ReadOnlyAdmin):
         "entry_total",
         "rounding",
         "x3_preview",
+        "channel",
+        "order_status",
         "summary_members",
         "summary_drill_down",
     ]
@@ -502,8 +573,8 @@ class PostingAdmin(ReadOnlyAdmin):
             "Entry",
             {
                 "fields": (
-                    "channel_id",
-                    "order_status_id",
+                    "channel",
+                    "order_status",
                     "gl_date",
                     "currency",
                     "source_currency",
@@ -600,6 +671,13 @@ class PostingAdmin(ReadOnlyAdmin):
         from connector.channels import label_for
 
         return label_for(obj.tenant_id, obj.channel_id)
+
+    @admin.display(description="BigCommerce order status")
+    def order_status(self, obj: Posting) -> str:
+        if obj.order_status_id is None:
+            return "—"
+        name = ORDER_STATUS_NAMES.get(obj.order_status_id)
+        return f"{obj.order_status_id} · {name}" if name else str(obj.order_status_id)
 
     @admin.display(description="X3 document", ordering="x3_document_number")
     def x3_document(self, obj: Posting) -> str:
@@ -758,7 +836,26 @@ class PostingAdmin(ReadOnlyAdmin):
             context["banner_link"] = reverse("admin:connector_tenant_change", args=[posting.tenant_id])
         if banner and posting.status in explain.NEEDS_A_PERSON:
             context["banner_list"] = self.order_entries_url(posting)
+        if posting.status == Posting.Status.AWAITING_APPROVAL and self.has_operate_permission(request):
+            context["decide_url"] = reverse("admin:accounting_posting_decide", args=[posting.pk])
         return super().change_view(request, object_id, form_url, context)
+
+    def decide_view(self, request, object_id: int) -> HttpResponse:
+        """The posting page's "Approve and post" / "Reject" buttons: the list actions, for this one entry."""
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:accounting_posting_change", args=[object_id]))
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        queryset = self.get_queryset(request).filter(pk=object_id)  # another merchant's entry: 404
+        if not queryset.exists():
+            raise Http404("No such posting")
+        kinds = {"approve": BulkOperation.Kind.APPROVE, "reject": BulkOperation.Kind.REJECT}
+        kind = kinds.get(request.POST.get("decision", ""))
+        if kind is None:
+            messages.error(request, "Choose “Approve and post” or “Reject”.")
+        else:
+            self._bulk(request, queryset, kind)
+        return HttpResponseRedirect(reverse("admin:accounting_posting_change", args=[object_id]))
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Posting) -> str:
@@ -783,13 +880,21 @@ class PostingAdmin(ReadOnlyAdmin):
     @admin.display(description="What is sent to X3")
     def x3_preview(self, obj: Posting) -> str:
         """The exact request body this entry goes to X3 with (shown until it is posted, for review)."""
+        if obj.status == Posting.Status.POSTED:
+            return "Sent: the request and Sage X3's answer are under “X3 calls” at the bottom of this page."
         if obj.status not in (Posting.Status.AWAITING_APPROVAL, Posting.Status.PENDING, Posting.Status.RETRY):
             return "—"
         try:
             body = x3_client(obj.tenant).preview(entry_for(obj))
         except (IntegrationError, ValueError) as exc:
             return f"Cannot build the X3 request: {getattr(exc, 'message', exc)}"
-        return format_html("<pre>{}</pre>", body)
+        return format_html(
+            '<pre class="x3-request">{}</pre><p class="help">{}</p>',
+            readable_json(body),
+            "Line breaks and indentation added for reading; the values are exactly those sent."
+            if body.lstrip()[:1] in ("{", "[")
+            else "Exactly as sent.",
+        )
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("accounting.operate_posting")
@@ -833,7 +938,12 @@ class PostingAdmin(ReadOnlyAdmin):
             self.admin_site.admin_view(self.bulk_view),
             name="accounting_posting_bulk",
         )
-        return [progress, *super().get_urls()]
+        decide = path(
+            "<int:object_id>/decide/",
+            self.admin_site.admin_view(self.decide_view),
+            name="accounting_posting_decide",
+        )
+        return [progress, decide, *super().get_urls()]
 
     def bulk_view(self, request, batch_id: int) -> HttpResponse:
         """The progress of a bulk action; 404 for a batch that touches a tenant the user does not have."""
