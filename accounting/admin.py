@@ -113,6 +113,39 @@ def readable_json(body: str) -> str:
     return "".join(out)
 
 
+class ChannelFilter(admin.SimpleListFilter):
+    """ "By channel" with the channels' names ("2 · Amazon EU"), not bare numbers. The parameter stays
+    ``channel_id`` so the workspace's links (``?channel_id=2``) keep working."""
+
+    title = "channel"
+    parameter_name = "channel_id"
+
+    def lookups(self, request, model_admin):
+        from connector.channels import label_for
+
+        pairs = (
+            model_admin.get_queryset(request)
+            .exclude(channel_id=None)
+            .values_list("channel_id", "tenant_id")
+            .distinct()
+            .order_by("channel_id")
+        )
+        labels: dict[int, list[str]] = {}
+        for channel_id, tenant_id in pairs:
+            label = label_for(tenant_id, channel_id)
+            if label not in labels.setdefault(channel_id, []):
+                labels[channel_id].append(label)
+        return [(str(c), " / ".join(names)) for c, names in labels.items()]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value in (None, ""):
+            return queryset
+        if not str(value).isdigit():
+            return queryset.none()
+        return queryset.filter(channel_id=int(value))
+
+
 class TenantWidget(ForeignKeyWidget):
     """A tenant named by its slug, looked up only among the importing user's tenants."""
 
@@ -530,7 +563,7 @@ class PostingAdmin(ReadOnlyAdmin):
         "status",
         ("tenant", admin.RelatedOnlyFieldListFilter),
         "kind",
-        "channel_id",
+        ChannelFilter,
         "flagged",
         "trigger",
         "gl_date",
@@ -671,6 +704,19 @@ class PostingAdmin(ReadOnlyAdmin):
         from connector.channels import label_for
 
         return label_for(obj.tenant_id, obj.channel_id)
+
+    def get_fieldsets(self, request, obj=None):
+        """The daily-summary fields only where they say something: a summary, or an entry carried by one."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or obj.kind == Posting.Kind.SUMMARY or obj.summary_id is not None:
+            return fieldsets
+        kept = []
+        for name, options in fieldsets:
+            if name == "Daily summary":
+                continue
+            fields = tuple(f for f in options.get("fields", ()) if f != "summary")
+            kept.append((name, {**options, "fields": fields}))
+        return kept
 
     @admin.display(description="BigCommerce order status")
     def order_status(self, obj: Posting) -> str:
@@ -1057,7 +1103,9 @@ class PostingLineAdmin(ReadOnlyAdmin):
     @admin.display(description="Entry", ordering="posting__idempotency_key")
     def posting_link(self, obj: PostingLine) -> str:
         url = reverse("admin:accounting_posting_change", args=[obj.posting_id])
-        return format_html('<a href="{}">{}</a>', url, obj.posting.idempotency_key)
+        return format_html(
+            '<a href="{}" title="{}">{}</a>', url, obj.posting.idempotency_key, obj.posting.entry_label
+        )
 
     @admin.display(description="GL date", ordering="posting__gl_date")
     def gl_date(self, obj: PostingLine):

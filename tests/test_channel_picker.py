@@ -147,3 +147,20 @@ def test_links_that_prefill_the_add_form_keep_working(admin_client, tenant, who)
     page = admin_client.get(ADD, query).content.decode()
     assert '<option value="2" selected>' in channel_select(page)
     assert f'<option value="{tenant.pk}" selected>' in page
+
+
+def test_postings_filter_by_channel_shows_names_and_keeps_the_channel_id_parameter(admin_client, tenant):
+    from datetime import date
+
+    from tests.books import add_posting
+
+    cache_channels(tenant, (1, "Main storefront"), (2, "Amazon EU"))
+    add_posting(tenant, 501, day=date(2026, 11, 3), channel_id=1)
+    add_posting(tenant, 502, day=date(2026, 11, 3), channel_id=2)
+    listing = admin_client.get("/admin/accounting/posting/").content.decode()
+    filters = listing.split('id="changelist-filter"')[1]
+    assert "2 · Amazon EU" in filters and "1 · Main storefront" in filters
+    only_2 = admin_client.get("/admin/accounting/posting/", {"channel_id": 2}).content.decode()
+    assert "Order 502" in only_2 and "Order 501" not in only_2
+    bad = admin_client.get("/admin/accounting/posting/", {"channel_id": "x"})
+    assert bad.status_code == 200 and "Order 501" not in bad.content.decode()
