@@ -793,7 +793,7 @@ class PostingAdmin(ReadOnlyAdmin):
 
     def get_list_display(self, request):
         fields = super().get_list_display(request)
-        if not request.user.is_superuser and tenants_for(request.user).count() == 1:
+        if tenants_for(request.user).count() == 1:
             fields = tuple(f for f in fields if f != "tenant")  # one tenant: the column says nothing
         return fields
 
