@@ -113,6 +113,14 @@ def readable_json(body: str) -> str:
     return "".join(out)
 
 
+class GlDateFilter(admin.DateFieldListFilter):
+    """ "By GL date" (the model's field says "gl date")."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "GL date"
+
+
 class ChannelFilter(admin.SimpleListFilter):
     """ "By channel" with the channels' names ("2 · Amazon EU"), not bare numbers. The parameter stays
     ``channel_id`` so the workspace's links (``?channel_id=2``) keep working."""
@@ -566,7 +574,7 @@ class PostingAdmin(ReadOnlyAdmin):
         ChannelFilter,
         "flagged",
         "trigger",
-        "gl_date",
+        ("gl_date", GlDateFilter),
         "created_at",
     )
     search_fields = ("=order_id", "reference", "x3_document_number", "idempotency_key")
@@ -582,6 +590,7 @@ class PostingAdmin(ReadOnlyAdmin):
         "x3_preview",
         "channel",
         "order_status",
+        "gl_day",
         "summary_members",
         "summary_drill_down",
     ]
@@ -608,7 +617,7 @@ class PostingAdmin(ReadOnlyAdmin):
                 "fields": (
                     "channel",
                     "order_status",
-                    "gl_date",
+                    "gl_day",
                     "currency",
                     "source_currency",
                     "exchange_rate",
