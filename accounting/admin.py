@@ -186,6 +186,13 @@ NO_CHANNEL_NAMES_HELP = (
 )
 
 
+NO_TENANT_HELP = (
+    "Type the BigCommerce channel number (1 = the default storefront). To pick it from the store's channels by "
+    'name instead, open this form from the guided setup\'s "Add a mapping" link or from a posting that needs a '
+    "mapping: the tenant is then known."
+)
+
+
 def unknown_channel_message(channel_id: object, channels: list[StoreChannel]) -> str:
     """Plain words for a channel number the store does not have, with the ones it has."""
     valid = "; ".join(store_channel_label(c) for c in channels)
@@ -268,6 +275,9 @@ class ChannelMappingForm(forms.ModelForm):
         if tenant_id is not None:
             self.store_channels = store_channels(tenant_id)
         field = self.fields["channel_id"]
+        if tenant_id is None:
+            field.help_text = NO_TENANT_HELP
+            return
         if not self.store_channels:
             field.help_text = NO_CHANNEL_NAMES_HELP
             return

@@ -164,3 +164,12 @@ def test_postings_filter_by_channel_shows_names_and_keeps_the_channel_id_paramet
     assert "Order 502" in only_2 and "Order 501" not in only_2
     bad = admin_client.get("/admin/accounting/posting/", {"channel_id": "x"})
     assert bad.status_code == 200 and "Order 501" not in bad.content.decode()
+
+
+def test_without_a_tenant_the_form_says_how_to_get_the_list(admin_client, tenant):
+    cache_channels(tenant, (1, "Main storefront"))
+    page = admin_client.get(ADD).content.decode()
+    assert '<select name="channel_id"' not in page and "guided setup" in page
+    # the posted tenant's channels are still checked
+    response = admin_client.post(ADD, add_form_data(tenant, 9))
+    assert response.status_code == 200 and "Channel 9 is not one of this store" in response.content.decode()
