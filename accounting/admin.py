@@ -275,6 +275,7 @@ class ChannelMappingForm(forms.ModelForm):
         if tenant_id is not None:
             self.store_channels = store_channels(tenant_id)
         field = self.fields["channel_id"]
+        field.label = "Channel"
         if tenant_id is None:
             field.help_text = NO_TENANT_HELP
             return
@@ -310,6 +311,16 @@ class ChannelMappingForm(forms.ModelForm):
                 .replace("\0", "%(value)s")
             },
         )
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("name"):  # a blank name takes the store's name for the channel
+            channel = next(
+                (c for c in self.store_channels if c.channel_id == cleaned.get("channel_id")), None
+            )
+            if channel is not None:
+                cleaned["name"] = channel.name[: ChannelMapping._meta.get_field("name").max_length]
+        return cleaned
 
     def _tenant_id(self) -> int | None:
         """The tenant whose channels to list: the one posted, else the mapping's, else ?tenant= — one of the
