@@ -313,7 +313,7 @@ class ChannelMappingForm(forms.ModelForm):
         )
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or self.cleaned_data
         if not cleaned.get("name"):  # a blank name takes the store's name for the channel
             channel = next(
                 (c for c in self.store_channels if c.channel_id == cleaned.get("channel_id")), None
