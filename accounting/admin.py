@@ -22,8 +22,10 @@ from import_export.widgets import ForeignKeyWidget
 from connector import bulk, operations
 from connector.access import TenantScopedAdmin, tenants_for
 from connector.admin import ReadOnlyAdmin
+from connector.channels import store_channel_label, store_channels
 from connector.clients import x3_client
-from connector.models import BulkOperation, Tenant
+from connector.forms import ORDER_STATUSES
+from connector.models import BulkOperation, StoreChannel, Tenant
 from integrations.errors import IntegrationError
 
 from . import explain
@@ -69,6 +71,89 @@ def mapping_url(posting: Posting) -> str:
     )
 
 
+ORDER_STATUS_NAMES = dict(ORDER_STATUSES)
+
+
+def readable_json(body: str) -> str:
+    """A compact JSON request body laid out one value per line, only whitespace added, so every value (numbers at
+    the currency's precision, strings) is shown exactly as sent. Anything that is not a JSON object or array (SOAP
+    XML) is returned unchanged."""
+    if body.lstrip()[:1] not in ("{", "["):
+        return body
+    out: list[str] = []
+    depth, in_string, escaped = 0, False, False
+    for i, ch in enumerate(body):
+        if in_string:
+            out.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+            out.append(ch)
+        elif ch in "{[":
+            depth += 1
+            closing = body[i + 1 : i + 2] in ("}", "]")
+            out.append(ch if closing else ch + "\n" + "  " * depth)
+        elif ch in "}]":
+            depth -= 1
+            if out and out[-1][-1:] not in ("{", "["):
+                out.append("\n" + "  " * depth)
+            out.append(ch)
+        elif ch == ",":
+            out.append(",\n" + "  " * depth)
+        elif ch == ":":
+            out.append(": ")
+        elif not ch.isspace():
+            out.append(ch)
+    return "".join(out)
+
+
+class GlDateFilter(admin.DateFieldListFilter):
+    """ "By GL date" (the model's field says "gl date")."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "GL date"
+
+
+class ChannelFilter(admin.SimpleListFilter):
+    """ "By channel" with the channels' names ("2 · Amazon EU"), not bare numbers. The parameter stays
+    ``channel_id`` so the workspace's links (``?channel_id=2``) keep working."""
+
+    title = "channel"
+    parameter_name = "channel_id"
+
+    def lookups(self, request, model_admin):
+        from connector.channels import label_for
+
+        pairs = (
+            model_admin.get_queryset(request)
+            .exclude(channel_id=None)
+            .values_list("channel_id", "tenant_id")
+            .distinct()
+            .order_by("channel_id")
+        )
+        labels: dict[int, list[str]] = {}
+        for channel_id, tenant_id in pairs:
+            label = label_for(tenant_id, channel_id)
+            if label not in labels.setdefault(channel_id, []):
+                labels[channel_id].append(label)
+        return [(str(c), " / ".join(names)) for c, names in labels.items()]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value in (None, ""):
+            return queryset
+        if not str(value).isdigit():
+            return queryset.none()
+        return queryset.filter(channel_id=int(value))
+
+
 class TenantWidget(ForeignKeyWidget):
     """A tenant named by its slug, looked up only among the importing user's tenants."""
 
@@ -94,6 +179,30 @@ def money_totals(rows, currency_key: str, keys: tuple[str, ...]) -> list[dict]:
     return sorted(out, key=lambda r: r["currency"])
 
 
+NO_CHANNEL_NAMES_HELP = (
+    "The store's channel names are not loaded yet: type the BigCommerce channel number (1 = the default "
+    'storefront), or load the names first with "Refresh channel names" on the reconciliation page or the '
+    'tenant action "Refresh channel names from BigCommerce", then reopen this page to pick from the list.'
+)
+
+
+NO_TENANT_HELP = (
+    "Type the BigCommerce channel number (1 = the default storefront). To pick it from the store's channels by "
+    'name instead, open this form from the guided setup\'s "Add a mapping" link or from a posting that needs a '
+    "mapping: the tenant is then known."
+)
+
+
+def unknown_channel_message(channel_id: object, channels: list[StoreChannel]) -> str:
+    """Plain words for a channel number the store does not have, with the ones it has."""
+    valid = "; ".join(store_channel_label(c) for c in channels)
+    return (
+        f"Channel {channel_id} is not one of this store's channels. The store's channels are: {valid}. "
+        "Pick one of them; if the channel was added in BigCommerce recently, refresh the channel names "
+        "(reconciliation page or the tenant action) and try again."
+    )
+
+
 class ChannelMappingResource(resources.ModelResource):
     """CSV/XLSX import and export of channel mapping versions; the tenant is named by its slug.
 
@@ -111,6 +220,22 @@ class ChannelMappingResource(resources.ModelResource):
     def before_save_instance(self, instance, row, **kwargs):
         if self.user is not None and getattr(self.user, "pk", None):
             instance.created_by = self.user
+
+    def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
+        """A row's channel must be one of the store's channels, when their names have been read."""
+        errors = dict(import_validation_errors or {})
+        if "channel_id" not in errors and instance.tenant_id and instance.channel_id is not None:
+            memo = self.__dict__.setdefault("_channels", {})
+            if instance.tenant_id not in memo:
+                memo[instance.tenant_id] = store_channels(instance.tenant_id)
+            channels = memo[instance.tenant_id]
+            if channels and instance.channel_id not in {c.channel_id for c in channels}:
+                stored = instance.pk and ChannelMapping.objects.filter(pk=instance.pk).first()
+                if not (
+                    stored and stored.channel_id == instance.channel_id
+                ):  # an existing version stays editable
+                    errors["channel_id"] = [unknown_channel_message(instance.channel_id, channels)]
+        super().validate_instance(instance, errors or None, validate_unique)
 
     class Meta:
         model = ChannelMapping
@@ -140,6 +265,80 @@ class ChannelMappingForm(forms.ModelForm):
             "journal",
             "dimensions",
         )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.store_channels: list[StoreChannel] = []
+        if "channel_id" not in self.fields or "tenant" not in self.fields:
+            return
+        tenant_id = self._tenant_id()
+        if tenant_id is not None:
+            self.store_channels = store_channels(tenant_id)
+        field = self.fields["channel_id"]
+        field.label = "Channel"
+        if tenant_id is None:
+            field.help_text = NO_TENANT_HELP
+            return
+        if not self.store_channels:
+            field.help_text = NO_CHANNEL_NAMES_HELP
+            return
+        choices: list[tuple[object, str]] = [
+            (c.channel_id, store_channel_label(c)) for c in self.store_channels
+        ]
+        known = {c.channel_id for c in self.store_channels}
+        mapped = self.instance.channel_id if self.instance.pk else None
+        if mapped is not None and mapped not in known:
+            choices.append((mapped, f"{mapped} · not in the store's channel list any more (mapped earlier)"))
+        wanted = self.initial.get("channel_id")
+        note = ""
+        if not self.instance.pk:
+            choices.insert(0, ("", "— pick the store's channel —"))
+            if wanted not in (None, "") and str(wanted) not in {str(c[0]) for c in choices}:
+                note = (
+                    f" Channel {wanted} (from the link you followed) is not in the list BigCommerce last gave: "
+                    "refresh the channel names if it was added recently."
+                )
+        self.fields["channel_id"] = forms.TypedChoiceField(
+            label=field.label,
+            choices=choices,
+            coerce=int,
+            empty_value=None,
+            required=True,
+            help_text="The store's channels as BigCommerce last listed them." + note,
+            error_messages={
+                "invalid_choice": unknown_channel_message("\0", self.store_channels)
+                .replace("%", "%%")
+                .replace("\0", "%(value)s")
+            },
+        )
+
+    def clean(self):
+        cleaned = super().clean() or self.cleaned_data
+        if not cleaned.get("name"):  # a blank name takes the store's name for the channel
+            channel = next(
+                (c for c in self.store_channels if c.channel_id == cleaned.get("channel_id")), None
+            )
+            if channel is not None:
+                cleaned["name"] = channel.name[: ChannelMapping._meta.get_field("name").max_length]
+        return cleaned
+
+    def _tenant_id(self) -> int | None:
+        """The tenant whose channels to list: the one posted, else the mapping's, else ?tenant= — one of the
+        user's tenants only (the tenant field's choices are scoped to them)."""
+        if self.is_bound:
+            raw = self.data.get(self.add_prefix("tenant"))
+        elif self.instance.pk:
+            raw = self.instance.tenant_id
+        else:
+            raw = self.initial.get("tenant")
+        try:
+            tenant_id = int(raw) if raw not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+        queryset = self.fields["tenant"].queryset  # type: ignore[attr-defined]
+        if tenant_id is None or not queryset.filter(pk=tenant_id).exists():
+            return None
+        return tenant_id
 
     def _post_clean(self) -> None:
         stored = self.instance.pk and ChannelMapping.objects.filter(pk=self.instance.pk).first()
@@ -335,13 +534,39 @@ class PostingAttemptInline(admin.StackedInline):
         return False
 
 
+def status_words(value: str) -> str:
+    """A stored status code in the words the admin shows everywhere else ("awaiting_approval" → "Awaiting
+    approval"); an unknown code is shown as it is."""
+    if not value:
+        return "—"
+    try:
+        return str(Posting.Status(value).label)
+    except ValueError:
+        return value
+
+
 class PostingLogInline(admin.TabularInline):
     model = PostingLog
-    fields = ("created_at", "from_status", "to_status", "trigger", "user", "message")
+    fields = ("created_at", "from_status_words", "to_status_words", "trigger_words", "user", "message")
     readonly_fields = fields
     extra = 0
     can_delete = False
     verbose_name_plural = "History"
+
+    @admin.display(description="From status")
+    def from_status_words(self, obj: PostingLog) -> str:
+        return status_words(obj.from_status)
+
+    @admin.display(description="To status")
+    def to_status_words(self, obj: PostingLog) -> str:
+        return status_words(obj.to_status)
+
+    @admin.display(description="Trigger")
+    def trigger_words(self, obj: PostingLog) -> str:
+        try:
+            return str(Posting.Trigger(obj.trigger).label)
+        except ValueError:
+            return obj.trigger or "—"
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -367,10 +592,10 @@ class PostingAdmin(ReadOnlyAdmin):
         "status",
         ("tenant", admin.RelatedOnlyFieldListFilter),
         "kind",
-        "channel_id",
+        ChannelFilter,
         "flagged",
         "trigger",
-        "gl_date",
+        ("gl_date", GlDateFilter),
         "created_at",
     )
     search_fields = ("=order_id", "reference", "x3_document_number", "idempotency_key")
@@ -384,6 +609,9 @@ class PostingAdmin(ReadOnlyAdmin):
         "entry_total",
         "rounding",
         "x3_preview",
+        "channel",
+        "order_status",
+        "gl_day",
         "summary_members",
         "summary_drill_down",
     ]
@@ -408,9 +636,9 @@ class PostingAdmin(ReadOnlyAdmin):
             "Entry",
             {
                 "fields": (
-                    "channel_id",
-                    "order_status_id",
-                    "gl_date",
+                    "channel",
+                    "order_status",
+                    "gl_day",
                     "currency",
                     "source_currency",
                     "exchange_rate",
@@ -507,6 +735,26 @@ class PostingAdmin(ReadOnlyAdmin):
 
         return label_for(obj.tenant_id, obj.channel_id)
 
+    def get_fieldsets(self, request, obj=None):
+        """The daily-summary fields only where they say something: a summary, or an entry carried by one."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or obj.kind == Posting.Kind.SUMMARY or obj.summary_id is not None:
+            return fieldsets
+        kept = []
+        for name, options in fieldsets:
+            if name == "Daily summary":
+                continue
+            fields = tuple(f for f in options.get("fields", ()) if f != "summary")
+            kept.append((name, {**options, "fields": fields}))
+        return kept
+
+    @admin.display(description="BigCommerce order status")
+    def order_status(self, obj: Posting) -> str:
+        if obj.order_status_id is None:
+            return "—"
+        name = ORDER_STATUS_NAMES.get(obj.order_status_id)
+        return f"{obj.order_status_id} · {name}" if name else str(obj.order_status_id)
+
     @admin.display(description="X3 document", ordering="x3_document_number")
     def x3_document(self, obj: Posting) -> str:
         return obj.x3_document_number
@@ -575,7 +823,7 @@ class PostingAdmin(ReadOnlyAdmin):
 
     def get_list_display(self, request):
         fields = super().get_list_display(request)
-        if not request.user.is_superuser and tenants_for(request.user).count() == 1:
+        if tenants_for(request.user).count() == 1:
             fields = tuple(f for f in fields if f != "tenant")  # one tenant: the column says nothing
         return fields
 
@@ -664,7 +912,26 @@ class PostingAdmin(ReadOnlyAdmin):
             context["banner_link"] = reverse("admin:connector_tenant_change", args=[posting.tenant_id])
         if banner and posting.status in explain.NEEDS_A_PERSON:
             context["banner_list"] = self.order_entries_url(posting)
+        if posting.status == Posting.Status.AWAITING_APPROVAL and self.has_operate_permission(request):
+            context["decide_url"] = reverse("admin:accounting_posting_decide", args=[posting.pk])
         return super().change_view(request, object_id, form_url, context)
+
+    def decide_view(self, request, object_id: int) -> HttpResponse:
+        """The posting page's "Approve and post" / "Reject" buttons: the list actions, for this one entry."""
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:accounting_posting_change", args=[object_id]))
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        queryset = self.get_queryset(request).filter(pk=object_id)  # another merchant's entry: 404
+        if not queryset.exists():
+            raise Http404("No such posting")
+        kinds = {"approve": BulkOperation.Kind.APPROVE, "reject": BulkOperation.Kind.REJECT}
+        kind = kinds.get(request.POST.get("decision", ""))
+        if kind is None:
+            messages.error(request, "Choose “Approve and post” or “Reject”.")
+        else:
+            self._bulk(request, queryset, kind)
+        return HttpResponseRedirect(reverse("admin:accounting_posting_change", args=[object_id]))
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Posting) -> str:
@@ -689,13 +956,21 @@ class PostingAdmin(ReadOnlyAdmin):
     @admin.display(description="What is sent to X3")
     def x3_preview(self, obj: Posting) -> str:
         """The exact request body this entry goes to X3 with (shown until it is posted, for review)."""
+        if obj.status == Posting.Status.POSTED:
+            return "Sent: the request and Sage X3's answer are under “X3 calls” at the bottom of this page."
         if obj.status not in (Posting.Status.AWAITING_APPROVAL, Posting.Status.PENDING, Posting.Status.RETRY):
             return "—"
         try:
             body = x3_client(obj.tenant).preview(entry_for(obj))
         except (IntegrationError, ValueError) as exc:
             return f"Cannot build the X3 request: {getattr(exc, 'message', exc)}"
-        return format_html("<pre>{}</pre>", body)
+        return format_html(
+            '<pre class="x3-request">{}</pre><p class="help">{}</p>',
+            readable_json(body),
+            "Line breaks and indentation added for reading; the values are exactly those sent."
+            if body.lstrip()[:1] in ("{", "[")
+            else "Exactly as sent.",
+        )
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("accounting.operate_posting")
@@ -739,7 +1014,12 @@ class PostingAdmin(ReadOnlyAdmin):
             self.admin_site.admin_view(self.bulk_view),
             name="accounting_posting_bulk",
         )
-        return [progress, *super().get_urls()]
+        decide = path(
+            "<int:object_id>/decide/",
+            self.admin_site.admin_view(self.decide_view),
+            name="accounting_posting_decide",
+        )
+        return [progress, decide, *super().get_urls()]
 
     def bulk_view(self, request, batch_id: int) -> HttpResponse:
         """The progress of a bulk action; 404 for a batch that touches a tenant the user does not have."""
@@ -853,7 +1133,9 @@ class PostingLineAdmin(ReadOnlyAdmin):
     @admin.display(description="Entry", ordering="posting__idempotency_key")
     def posting_link(self, obj: PostingLine) -> str:
         url = reverse("admin:accounting_posting_change", args=[obj.posting_id])
-        return format_html('<a href="{}">{}</a>', url, obj.posting.idempotency_key)
+        return format_html(
+            '<a href="{}" title="{}">{}</a>', url, obj.posting.idempotency_key, obj.posting.entry_label
+        )
 
     @admin.display(description="GL date", ordering="posting__gl_date")
     def gl_date(self, obj: PostingLine):

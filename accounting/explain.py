@@ -20,7 +20,7 @@ class Explanation:
     headline: str
     happened: str
     to_do: str
-    level: str  # "error" (a person must act) or "wait" (the connector is on it)
+    level: str  # "error" (a person must act), "wait" (the connector is on it) or "review" (awaiting approval)
 
 
 def mapping_state(posting: Posting) -> MappingProblem | None:
@@ -115,6 +115,32 @@ def explain(posting: Posting) -> Explanation | None:
                 "again by themselves once it is connected; nothing is lost."
             ),
             level="error",
+        )
+    if status == S.AWAITING_APPROVAL:
+        why = (
+            f"it is flagged for review ({posting.flag_reason})"
+            if posting.flagged and posting.flag_reason
+            else "this tenant's entries wait for an accountant's approval before they are sent"
+        )
+        return Explanation(
+            headline="Awaiting your approval",
+            happened=f"Nothing has been sent to Sage X3 yet: {why}.",
+            to_do=(
+                "Check the lines below and “What is sent to X3”, the exact request Sage X3 will receive. "
+                "“Approve and post” sends it (once, like every entry); “Reject” sends nothing — if the order "
+                "changes later, the new entry comes back here for review."
+            ),
+            level="review",
+        )
+    if status == S.PENDING:
+        return Explanation(
+            headline="On its way to Sage X3 — not in the books yet",
+            happened="The entry is queued for sending; Sage X3 has not confirmed it yet.",
+            to_do=(
+                "Nothing: the connector sends it within moments. Reload this page: once Sage X3 has accepted "
+                "the entry, the status is Posted, with X3's document number."
+            ),
+            level="wait",
         )
     if status == S.UNKNOWN:
         return Explanation(

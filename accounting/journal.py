@@ -36,6 +36,13 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_UP)
 
 
+def threshold_text(threshold: Decimal, currency: str) -> str:
+    """A threshold as people read amounts: at the currency's precision ("0.05", not the stored "0.0500"), with more
+    decimals only when it has them ("0.005")."""
+    at_precision = quantize(threshold, currency)
+    return str(at_precision if at_precision == threshold else threshold.normalize())
+
+
 @dataclass(frozen=True)
 class Accounts:
     """The GL accounts of one channel mapping, with the fallbacks already applied by :meth:`from_mapping`."""
@@ -396,7 +403,8 @@ def build_order_journal(
 
     flagged = abs(difference) > policy.rounding_threshold
     reason = (
-        f"Components differ from the order total by {difference} {cur} (threshold {policy.rounding_threshold})"
+        f"Components differ from the order total by {difference} {cur} "
+        f"(threshold {threshold_text(policy.rounding_threshold, cur)} {cur})"
         if flagged
         else ""
     )

@@ -36,6 +36,13 @@ def refresh_channels(tenant: Tenant, *, bc_client=None, now: datetime | None = N
         bc_client = clients.bigcommerce_client(tenant)
     now = now or timezone.now()
     channels = bc_client.list_channels()
+    store_listed(tenant, channels, now=now)
+    return len(channels)
+
+
+def store_listed(tenant: Tenant, channels, *, now: datetime | None = None) -> None:
+    """Cache channels just read from BigCommerce (the guided setup's channel step reads them too)."""
+    now = now or timezone.now()
     with transaction.atomic():
         for ch in channels:
             StoreChannel.objects.update_or_create(
@@ -50,7 +57,6 @@ def refresh_channels(tenant: Tenant, *, bc_client=None, now: datetime | None = N
                 },
             )
         # A channel BigCommerce no longer lists keeps its last name (old entries still show it), with the old time.
-    return len(channels)
 
 
 def _failure_key(tenant_id: int) -> str:
@@ -120,3 +126,14 @@ def label_for(tenant_id: int, channel_id: int | None) -> str:
     if tenant_id not in memo:
         memo[tenant_id] = channel_names(tenant_id)
     return channel_label(channel_id, memo[tenant_id])
+
+
+def store_channels(tenant_id: int) -> list[StoreChannel]:
+    """The store's channels as BigCommerce last listed them (empty when never read)."""
+    return list(StoreChannel.objects.filter(tenant_id=tenant_id).order_by("channel_id"))
+
+
+def store_channel_label(channel: StoreChannel) -> str:
+    """ "1 · Main storefront (storefront, active)": what a person picking a channel needs to recognise it."""
+    details = ", ".join(part for part in (channel.type, channel.status) if part)
+    return f"{channel.channel_id} · {channel.name}" + (f" ({details})" if details else "")

@@ -22,6 +22,7 @@ from integrations.bigcommerce.connection import check_store
 from integrations.errors import IntegrationError
 
 from . import clients
+from .channels import store_listed
 from .chart import refresh_chart
 from .configuration import X3_FIELDS
 from .hooks import register_webhooks, webhook_destination
@@ -135,6 +136,7 @@ def run_channels(tenant: Tenant, user=None) -> SetupCheck:
         return _record(tenant, Step.CHANNELS, False, bigcommerce_problem(exc), [], user=user)
     if not channels:
         return _record(tenant, Step.CHANNELS, False, "The store lists no channel.", [], user=user)
+    store_listed(tenant, channels)  # the mapping form then lists them by name
     return _record(tenant, Step.CHANNELS, True, f"{len(channels)} channel(s)", _channels(channels), user=user)
 
 

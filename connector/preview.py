@@ -25,6 +25,7 @@ from integrations.errors import AuthenticationError, IntegrationError, NotFoundE
 from integrations.sagex3.types import Entry, EntryLine
 
 from . import clients
+from .channels import channel_names
 from .models import Tenant, X3Connection
 
 MAX_ORDERS = 100  # one BigCommerce call per order: a dry run of more than this is a backfill, not a preview
@@ -171,6 +172,9 @@ class _Context:
     mappings: list[ChannelMapping] = field(default_factory=list)  # every version, latest effective date first
     chart: dict[str, tuple[str, bool]] = field(default_factory=dict)  # code -> (name, postable)
     posted: dict[int, str] = field(default_factory=dict)  # order id -> status of its existing order posting
+    names: dict[int, str] = field(
+        default_factory=dict
+    )  # channel -> the store's name for it, else the mapping's
 
     def version(self, channel_id: int, on: date) -> ChannelMapping | None:
         """The channel's mapping version in force on ``on`` (active or not), as planning.version_in_force."""
@@ -180,6 +184,7 @@ class _Context:
     def load(cls, tenant: Tenant) -> _Context:
         return cls(
             mappings=list(ChannelMapping.objects.filter(tenant=tenant).order_by("-effective_from")),
+            names=channel_names(tenant.pk),
             chart={
                 code: (name, postable)
                 for code, name, postable in GlAccount.objects.filter(tenant=tenant).values_list(
@@ -301,7 +306,7 @@ def preview_order(tenant: Tenant, order: Order, context: _Context | None = None)
     return OrderPreview(
         order_id=order.id,
         channel_id=order.channel_id,
-        channel_name=mapping.name if mapping else "",
+        channel_name=context.names.get(order.channel_id) or (mapping.name if mapping else ""),
         status=order.status,
         currency=currency,
         state=state,

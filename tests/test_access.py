@@ -130,4 +130,4 @@ def test_workspace_shows_only_own_tenants(client_a, two_tenants):
 
 def test_lines_drill_down_shows_only_own_tenants(client_a, two_tenants):
     page = client_a.get("/admin/accounting/postingline/").content.decode()
-    assert "order:1001" in page and "order:9009" not in page
+    assert ">Order 1001</a>" in page and "9009" not in page

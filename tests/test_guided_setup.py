@@ -103,6 +103,8 @@ def test_unmapped_channels_get_prefilled_add_links(admin_client, tenant, http):
         f"/admin/accounting/channelmapping/add/?tenant={tenant.pk}&channel_id=2&name=Amazon+EU"
     )
     assert 'value="Amazon EU"' in add.content.decode()
+    # the channel step cached the store's channels: the add form picks channel 2 from the list by name
+    assert '<option value="2" selected>2 · Amazon EU' in add.content.decode()
 
 
 def test_x3_test_button_and_chart_step(admin_client, tenant, http):

@@ -179,3 +179,16 @@ def test_an_order_that_does_not_exist_is_reported_alone(tenant, http):
     http.get(order_url(250), json=order_json(250))
     missing, found = preview_orders(tenant, order_ids=[404, 250]).orders
     assert "does not exist" in missing.error and found.ok
+
+
+def test_orders_carry_the_stores_channel_name_and_the_threshold_reads_like_money(tenant, http):
+    from connector.models import StoreChannel
+
+    StoreChannel.objects.create(
+        tenant=tenant, channel_id=2, name="Amazon EU", type="marketplace", refreshed_at=timezone.now()
+    )
+    serve(http, order_json(251, channel_id=3), order_json(250, total_inc_tax="99.20"))
+    by_id = {o.order_id: o for o in preview_orders(tenant, last=2).orders}
+    assert by_id[250].channel_name == "Amazon EU"  # the store's name, not the mapping's "Channel 2"
+    assert by_id[251].channel_name == "Channel 3"  # no store name read: the mapping's
+    assert by_id[250].flag_reason.endswith("(threshold 0.05 USD)")  # not the stored 0.0500

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
+import re
 
 import pytest
 
@@ -145,3 +147,87 @@ def test_the_dashboard_counts_entries_awaiting_approval(tenant, systems, admin_c
     header = next(r for r in rows if "Awaiting approval" in r)
     counts = next(r for r in rows[rows.index(header) + 1 :] if r and r[0] == "Acme Ltd")
     assert counts[header.index("Awaiting approval")] == "1"
+
+
+# --- the posting page's buttons --------------------------------------------------------------------------------------
+
+
+def awaiting(tenant, bc, order_id: int = 250) -> Posting:
+    set_policy(tenant, Tenant.ReviewPolicy.ALL)
+    bc.put_order(order_json(order_id))
+    return Posting.objects.get(pk=sync_order(tenant=tenant, order_id=order_id, trigger="webhook").posting_id)
+
+
+def test_posting_page_explains_the_wait_and_approves_with_one_button(tenant, systems, admin_client):
+    bc, x3, queued = systems
+    posting = awaiting(tenant, bc)
+    url = f"/admin/accounting/posting/{posting.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    banner = page.split('id="posting-banner"')[1].split("</div>")[0]
+    assert "Awaiting your approval" in banner and "Nothing has been sent to Sage X3 yet" in banner
+    assert 'value="approve"' in banner and 'value="reject"' in banner and "csrfmiddlewaretoken" in banner
+    shown = html.unescape(page.split('class="x3-request">')[1].split("</pre>")[0])
+    assert '"REFINT": "BC-abc123-250"' in shown and '"DEB": 97.20' in shown  # laid out; values as sent
+
+    response = admin_client.post(f"/admin/accounting/posting/{posting.pk}/decide/", {"decision": "approve"})
+    assert response.status_code == 302 and response["Location"] == url
+    assert queued == [posting.pk] and Posting.objects.get(pk=posting.pk).status == S.PENDING
+    page = admin_client.get(url).content.decode()
+    assert "approved and queued for posting" in page and "not in the books yet" in page
+    assert deliver_posting(posting.pk) == "posted" and len(x3.entries) == 1
+
+
+def test_reject_button_sends_nothing_and_a_get_changes_nothing(tenant, systems, admin_client):
+    bc, x3, queued = systems
+    posting = awaiting(tenant, bc)
+    decide = f"/admin/accounting/posting/{posting.pk}/decide/"
+    assert admin_client.get(decide).status_code == 302
+    assert Posting.objects.get(pk=posting.pk).status == S.AWAITING_APPROVAL
+    admin_client.post(decide, {"decision": "something"})
+    assert Posting.objects.get(pk=posting.pk).status == S.AWAITING_APPROVAL
+    admin_client.post(decide, {"decision": "reject"})
+    assert Posting.objects.get(pk=posting.pk).status == S.SKIPPED and queued == [] and x3.entries == []
+
+
+def test_buttons_need_the_operate_permission_and_the_tenant(tenant, systems, client, django_user_model):
+    from django.contrib.auth.models import Group
+
+    bc, _, queued = systems
+    posting = awaiting(tenant, bc)
+    operator = django_user_model.objects.create_user("op", password="pw-op-12345", is_staff=True)
+    operator.groups.add(Group.objects.get(name="Operator"))  # may see postings, may not approve
+    tenant.users.add(operator)
+    client.force_login(operator)
+    page = client.get(f"/admin/accounting/posting/{posting.pk}/change/").content.decode()
+    assert 'value="approve"' not in page
+    assert (
+        client.post(f"/admin/accounting/posting/{posting.pk}/decide/", {"decision": "approve"}).status_code
+        == 403
+    )
+
+    stranger = django_user_model.objects.create_user("acc", password="pw-acc-12345", is_staff=True)
+    stranger.groups.add(Group.objects.get(name="Accountant"))  # may approve, but not this merchant's entries
+    client.force_login(stranger)
+    response = client.post(f"/admin/accounting/posting/{posting.pk}/decide/", {"decision": "approve"})
+    assert response.status_code == 404 and queued == []
+    assert Posting.objects.get(pk=posting.pk).status == S.AWAITING_APPROVAL
+
+
+def test_history_and_entry_fields_use_words_not_codes(tenant, systems, admin_client):
+    bc, _, _ = systems
+    posting = awaiting(tenant, bc)
+    page = admin_client.get(f"/admin/accounting/posting/{posting.pk}/change/").content.decode()
+    history = page.split('id="log-group"')[1]
+    assert re.search(r'class="field-to_status_words">\s*<p>Awaiting approval</p>', history), history[:3000]
+    assert "11 · Awaiting Fulfillment" in page and "2 · Channel 2" in page
+
+
+def test_readable_json_adds_only_whitespace():
+    from accounting.admin import readable_json
+
+    body = '{"a":[1.00,{"b":"x,\\"}y"}],"c":{},"d":[],"e":"k: v"}'
+    laid_out = readable_json(body)
+    assert json.loads(laid_out) == json.loads(body)
+    assert "1.00," in laid_out and '"x,\\"}y"' in laid_out and '"e": "k: v"' in laid_out
+    assert laid_out.count("\n") > 5
+    assert readable_json("<soap>1.00</soap>") == "<soap>1.00</soap>"
