@@ -177,12 +177,16 @@ class Posting(models.Model):
     def __str__(self) -> str:
         return f"{self.entry_label} — {self.get_status_display()}"
 
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None:
-            stored = type(self).objects.filter(pk=self.pk).values_list("status", flat=True).first()
-            if stored == self.Status.POSTED:
-                raise ImmutablePostingError(f"Posting {self.idempotency_key} is posted and cannot be changed")
-        super().save(*args, **kwargs)
+    def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
+        """A posted row is never overwritten: the UPDATE of ``save()`` skips it (one statement, no read first, and
+        no gap between a check and the write), and finding it posted is an error."""
+        if not values:
+            return super()._do_update(base_qs, using, pk_val, values, update_fields, forced_update)
+        if base_qs.filter(pk=pk_val).exclude(status=self.Status.POSTED)._update(values) > 0:
+            return True
+        if base_qs.filter(pk=pk_val, status=self.Status.POSTED).exists():
+            raise ImmutablePostingError(f"Posting {self.idempotency_key} is posted and cannot be changed")
+        return False  # no such row: save() inserts it
 
     def delete(self, *args, **kwargs):
         if type(self).objects.filter(pk=self.pk, status=self.Status.POSTED).exists():

@@ -298,6 +298,7 @@ def _plan_base(tenant, base, order, target: Target, trigger, event, user, create
             target.message or _planned(status, "Order posting created"),
             trigger=trigger,
             user=user,
+            posting_locked=True,  # _lock_base holds the row
         )
         return "created"
     if previous != status or status in TO_POST:
@@ -308,6 +309,7 @@ def _plan_base(tenant, base, order, target: Target, trigger, event, user, create
             from_status=previous,
             trigger=trigger,
             user=user,
+            posting_locked=True,  # _lock_base holds the row
         )
     return "reopened" if status in TO_POST else "unchanged"
 

@@ -34,8 +34,8 @@ from integrations.errors import IntegrationError, PermanentError, RateLimitedErr
 from integrations.http import CallRecord
 from integrations.sagex3.types import Entry, EntryLine, PostedEntry, X3Client
 
-from .audit_chain import append_attempts
-from .history import log_transition
+from .audit_chain import append_records
+from .history import log_transition, transition_record
 from .models import Posting, PostingAttempt, X3Circuit
 from .planning import REFERENCE_MAX_LENGTH
 
@@ -175,11 +175,12 @@ def submit_posting(posting_id: int, *, client_for: Callable[[Tenant], X3Client])
         if claim.may_exist:
             found = client.find_entry(posting.reference)
             if found is not None:
-                with transaction.atomic():
-                    _record_calls(posting, client, "find", PostingAttempt.Outcome.OK)
-                    _mark_posted(
-                        posting, found, "Found in X3 by reference (an earlier send reached X3): not re-posted"
-                    )
+                _mark_posted(
+                    posting,
+                    found,
+                    "Found in X3 by reference (an earlier send reached X3): not re-posted",
+                    _attempt_records(posting, client, "find", PostingAttempt.Outcome.OK),
+                )
                 return _posted("found-existing", posting, _x3_answered(posting.tenant, circuit))
             _record_calls(posting, client, "find", PostingAttempt.Outcome.NOT_FOUND)
         operation = "create"
@@ -214,9 +215,12 @@ def submit_posting(posting_id: int, *, client_for: Callable[[Tenant], X3Client])
         )
     # If the database fails here the posting stays "posting"; the sweep then makes it "unknown" and the next
     # attempt finds the entry in X3 by reference instead of posting it again (may_exist_in_x3 is already set).
-    with transaction.atomic():
-        _record_calls(posting, client, "create", PostingAttempt.Outcome.OK)
-        _mark_posted(posting, posted, "Posted to X3")
+    _mark_posted(
+        posting,
+        posted,
+        "Posted to X3",
+        _attempt_records(posting, client, "create", PostingAttempt.Outcome.OK),
+    )
     return _posted("posted", posting, _x3_answered(posting.tenant, circuit))
 
 
@@ -226,12 +230,19 @@ def _posted(result: str, posting: Posting, resumed: tuple[int, ...]) -> Delivery
 
 
 def _record_calls(posting: Posting, client, operation: str, outcome: str, *, error: str = "") -> None:
+    append_records(_attempt_records(posting, client, operation, outcome, error=error))
+
+
+def _attempt_records(
+    posting: Posting, client, operation: str, outcome: str, *, error: str = ""
+) -> list[PostingAttempt]:
+    """The X3 calls of this attempt as records, not yet written (the client's call log is taken and cleared)."""
     limit = settings.CONNECTOR["AUDIT_BODY_LIMIT"]
     calls: list[CallRecord] = list(getattr(client, "call_log", []))
     client.call_log = []
     if not calls:
         calls = [CallRecord(method="", url="", error=error)]
-    append_attempts(
+    return [
         PostingAttempt(
             posting=posting,
             attempt=posting.attempts,
@@ -246,23 +257,32 @@ def _record_calls(posting: Posting, client, operation: str, outcome: str, *, err
             error=(error if i == len(calls) - 1 else c.error)[:5000],
         )
         for i, c in enumerate(calls)
-    )
+    ]
 
 
-def _mark_posted(posting: Posting, posted: PostedEntry, message: str) -> None:
-    """Record the X3 document. Runs inside the caller's transaction, together with the call log of the attempt."""
+def _mark_posted(posting: Posting, posted: PostedEntry, message: str, attempts: list[PostingAttempt]) -> None:
+    """Record the X3 document, the calls of the attempt and the history line in one transaction. The UPDATE comes
+    first: it takes the posting's row lock, so the records (calls and "posted" line) are chained under one lock of
+    the chain head, in lock order, without a separate locking statement."""
     now = timezone.now()
-    updated = Posting.objects.filter(pk=posting.pk, status=S.POSTING).update(
-        status=S.POSTED,
-        x3_document_number=posted.document_number[:60],
-        x3_uuid=(posted.uuid or "")[:80],
-        posted_at=now,
-        last_error="",
-        next_attempt_at=None,
-        updated_at=now,
-    )
-    if updated:
-        log_transition(posting, S.POSTED, f"{message}: {posted.document_number}", from_status=S.POSTING)
+    with transaction.atomic():
+        updated = Posting.objects.filter(pk=posting.pk, status=S.POSTING).update(
+            status=S.POSTED,
+            x3_document_number=posted.document_number[:60],
+            x3_uuid=(posted.uuid or "")[:80],
+            posted_at=now,
+            last_error="",
+            next_attempt_at=None,
+            updated_at=now,
+        )
+        records: list = list(attempts)
+        if updated:
+            records.append(
+                transition_record(
+                    posting, S.POSTED, f"{message}: {posted.document_number}", from_status=S.POSTING
+                )
+            )
+        append_records(records, posting_locked=bool(updated))
 
 
 def backoff_seconds(attempt: int) -> float:

@@ -65,15 +65,24 @@ def sync_order(
     client_for = _x3_client_for(x3_client)
     submitted: list[str] = []
     order_entry_posted = False
+    base = plan.order_posting
+    base_delivery = None
     for posting_id in plan.to_submit:
         delivery = submit_posting(posting_id, client_for=client_for)
         _queue_resumed(delivery)
         submitted.append(delivery.result)
         order_entry_posted |= delivery.order_entry_posted is not None
+        if posting_id == base.pk:
+            base_delivery = delivery
         if not delivery.posted:
             break  # later entries of the order wait for this one; the sweep carries on when it is through
-    base = plan.order_posting
-    base.status = Posting.objects.filter(pk=base.pk).values_list("status", flat=True).get()
+    if base_delivery is not None:
+        # Posted by this run: known without a re-read; any other outcome is read back from the row.
+        base.status = (
+            Posting.Status.POSTED
+            if base_delivery.posted
+            else Posting.objects.filter(pk=base.pk).values_list("status", flat=True).get()
+        )
     if refunds and order_entry_posted and _refunds_wait(tenant.pk, order_id):
         # The order's entry was posted in this run: its waiting refunds can be planned right away.
         plan = plan_order(
