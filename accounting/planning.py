@@ -19,7 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -39,6 +39,7 @@ from .journal import (
     negate,
 )
 from .models import ChannelMapping, Posting, PostingLine
+from .rows import insert_unless_exists
 
 logger = logging.getLogger(__name__)
 S = Posting.Status
@@ -197,6 +198,8 @@ def plan_order(
             target = target_for(tenant, order, posted_accounts=same)
             outcome = _plan_difference(tenant, base, order, target, trigger, event, user)
         _plan_refunds(tenant, base, order, refunds, trigger, event, user)
+        if created and not refunds:  # a new order row is the order's only posting: no query needed
+            return PlanResult(outcome, base, (base.pk,) if base.status == S.PENDING else ())
         now = timezone.now()
         due = Posting.objects.filter(
             Q(status=S.PENDING)
@@ -236,12 +239,10 @@ def _lock_base(tenant, order, trigger, event) -> tuple[Posting, bool]:
         source_event=event,
     )
     base.reference = x3_reference(tenant, base)
-    try:
-        with transaction.atomic():
-            base.save(force_insert=True)  # our insert holds the row until we commit: no lock needed
+    if insert_unless_exists(base):  # our insert holds the row until we commit: no lock needed
         return base, True
-    except IntegrityError:  # another worker created it a moment ago: wait for its lock and see its state
-        return Posting.objects.select_for_update().get(tenant=tenant, idempotency_key=key), False
+    # Another worker created it a moment ago: wait for its lock and see its state.
+    return Posting.objects.select_for_update().get(tenant=tenant, idempotency_key=key), False
 
 
 def _rebuildable_failure(posting: Posting) -> bool:

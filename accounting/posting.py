@@ -26,7 +26,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from connector.models import Tenant
@@ -86,43 +86,60 @@ class _Claim:
     may_exist: bool  # an earlier send may have reached X3: ask X3 for the reference before sending
 
 
-def _claim(posting_id: int) -> _Claim | None:
+def _claim(posting_id: int, tenant: Tenant | None = None) -> _Claim | None:
     """Move the posting to ``posting`` if it is due and nobody else holds it.
 
     A compare-and-set ``UPDATE``: only the worker whose update changed the row goes on. The same statement sets
     ``may_exist_in_x3`` *before* anything is sent, so a worker that dies mid-call, a lost response or an operator's
     retry can never lead to a second create without asking X3 first. A fresh posting (nothing sent yet) is tried
-    first: the common case costs one statement.
+    first: the common case costs one statement, which also returns the row (``RETURNING``; the ORM's update()
+    cannot, and reading the row back was a second statement). ``tenant``: the caller's already loaded tenant (with
+    its X3 connection and circuit), used when the posting is that tenant's.
     """
     now = timezone.now()
     # Only columns of the posting row in the WHERE clause: PostgreSQL re-checks them against the row a concurrent
     # claim just committed. A join (say, on the tenant) would turn it into "id IN (subquery)", whose snapshot is
     # not re-checked, and two workers could both claim the same posting — and post it twice.
-    due = Posting.objects.filter(pk=posting_id).filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    )
-    claim = {
-        "status": S.POSTING,
-        "claimed_at": now,
-        "attempts": F("attempts") + 1,
-        "updated_at": now,
-        "may_exist_in_x3": True,
-    }
-    fresh = due.filter(status__in=(S.PENDING, S.RETRY, S.HELD), may_exist_in_x3=False)
-    if fresh.update(**claim) == 1:
-        may_exist = False
-    elif due.filter(status__in=(S.PENDING, S.RETRY, S.UNKNOWN, S.HELD)).update(**claim) == 1:
+    posting = _claim_returning(posting_id, now, (S.PENDING, S.RETRY, S.HELD), fresh_only=True)
+    may_exist = False
+    if posting is None:
+        posting = _claim_returning(posting_id, now, (S.PENDING, S.RETRY, S.UNKNOWN, S.HELD), fresh_only=False)
         may_exist = True
-    else:
+    if posting is None:
         return None  # not due, not open, or another worker got there first
-    posting = Posting.objects.select_related("tenant__x3", "tenant__bigcommerce", "tenant__x3_circuit").get(
-        pk=posting_id
-    )
+    if tenant is not None and tenant.pk == posting.tenant_id:
+        posting.tenant = tenant
+        circuit = _circuit_of(tenant)
+        if circuit is not None and (circuit.is_open or circuit.failures):
+            circuit.refresh_from_db()  # X3 has been failing: its state may have moved since the tenant was read
+    else:
+        posting.tenant = Tenant.objects.select_related("x3", "bigcommerce", "x3_circuit").get(
+            pk=posting.tenant_id
+        )
     claimed = _Claim(posting, may_exist)
     if not posting.tenant.is_active:  # an inactive tenant sends nothing: give the claim back
         _release(claimed, S.UNKNOWN if may_exist else S.PENDING, None)
         return None
     return claimed
+
+
+def _claim_returning(posting_id: int, now, statuses: tuple[str, ...], *, fresh_only: bool) -> Posting | None:
+    """``UPDATE … WHERE <due> RETURNING *`` in plain SQL (PostgreSQL and SQLite ≥ 3.35): the claim and the read of
+    the claimed row in one statement. Autocommitted like the ORM update it replaces."""
+    table = Posting._meta.db_table
+    columns = ", ".join(f'"{f.column}"' for f in Posting._meta.concrete_fields)
+    # Table and column names come from the model's metadata; every value is a parameter.
+    sql = (
+        f'UPDATE "{table}" SET "status" = %s, "claimed_at" = %s, "attempts" = "attempts" + 1, '  # noqa: S608
+        f'"updated_at" = %s, "may_exist_in_x3" = %s '
+        f'WHERE "id" = %s AND ("next_attempt_at" IS NULL OR "next_attempt_at" <= %s) '
+        f'AND "status" IN ({", ".join(["%s"] * len(statuses))})'
+        + (' AND NOT "may_exist_in_x3"' if fresh_only else "")
+        + f" RETURNING {columns}"
+    )
+    params = [S.POSTING, now, now, True, posting_id, now, *statuses]
+    rows = list(Posting.objects.raw(sql, params))
+    return rows[0] if rows else None
 
 
 def _release(claim: _Claim, status: str, next_attempt_at, message: str = "") -> None:
@@ -138,11 +155,13 @@ def _release(claim: _Claim, status: str, next_attempt_at, message: str = "") -> 
         log_transition(claim.posting, status, message, from_status=S.POSTING)
 
 
-def submit_posting(posting_id: int, *, client_for: Callable[[Tenant], X3Client]) -> Delivery:
+def submit_posting(
+    posting_id: int, *, client_for: Callable[[Tenant], X3Client], tenant: Tenant | None = None
+) -> Delivery:
     """Deliver one posting to X3 if it is due: the one gate every path that sends to X3 goes through (worker,
     sweep, retry, re-post, replay). ``client_for`` builds (or hands back) the tenant's X3 client; it is called
-    only once the posting is claimed."""
-    claim = _claim(posting_id)
+    only once the posting is claimed. ``tenant``: the caller's loaded tenant, if it has one (saves a query)."""
+    claim = _claim(posting_id, tenant)
     if claim is None:
         return Delivery("not-due")
     posting = claim.posting
