@@ -186,6 +186,17 @@ def plan_order(
 ) -> PlanResult:
     """Record every posting the order still needs, and say which of the order's postings are due now (new ones
     and retries whose time has come, oldest first). Idempotent: the same order twice plans nothing new."""
+    try:
+        return _plan_order(tenant, order, refunds, trigger, event, user)
+    except _RowTaken:  # another worker created the order's row meanwhile: plan again on top of it
+        return _plan_order(tenant, order, refunds, trigger, event, user)
+
+
+class _RowTaken(Exception):
+    pass
+
+
+def _plan_order(tenant, order, refunds, trigger, event, user) -> PlanResult:
     with transaction.atomic():
         base, created = _lock_base(tenant, order, trigger, event)
         if created or base.status in PLACEHOLDER or _rebuildable_failure(base):
@@ -223,8 +234,9 @@ def _current_order_part(tenant: Tenant, order_id: int) -> Posting | None:
 
 
 def _lock_base(tenant, order, trigger, event) -> tuple[Posting, bool]:
-    """The ``order:<id>`` row, created if needed, locked for the rest of the transaction: it serialises all planning
-    for one order across workers (on PostgreSQL; SQLite serialises writers anyway)."""
+    """The ``order:<id>`` row, locked for the rest of the transaction: it serialises all planning for one order
+    across workers (on PostgreSQL; SQLite serialises writers anyway). A new row is returned unsaved (``created``);
+    its INSERT holds it until we commit."""
     key = order_key(order.id)
     base = Posting.objects.select_for_update().filter(tenant=tenant, idempotency_key=key).first()
     if base is not None:
@@ -239,10 +251,10 @@ def _lock_base(tenant, order, trigger, event) -> tuple[Posting, bool]:
         source_event=event,
     )
     base.reference = x3_reference(tenant, base)
-    if insert_unless_exists(base):  # our insert holds the row until we commit: no lock needed
-        return base, True
-    # Another worker created it a moment ago: wait for its lock and see its state.
-    return Posting.objects.select_for_update().get(tenant=tenant, idempotency_key=key), False
+    return (
+        base,
+        True,
+    )  # not inserted yet: _plan_base inserts it filled (one INSERT instead of INSERT + UPDATE)
 
 
 def _rebuildable_failure(posting: Posting) -> bool:
@@ -287,9 +299,11 @@ def _plan_base(tenant, base, order, target: Target, trigger, event, user, create
         message=target.message,
         journal=journal,
     )
-    base.save()
     if not created:
+        base.save()
         base.lines.all().delete()
+    elif not insert_unless_exists(base):  # another worker inserted the order's row since we looked
+        raise _RowTaken
     if status in TO_POST:
         _write_lines(base, target.lines)
     if created:

@@ -59,7 +59,7 @@ def entry_for(posting: Posting) -> Entry:
             EntryLine(
                 account=line.account, debit=line.debit, credit=line.credit, description=line.description
             )
-            for line in posting.lines.all()
+            for line in posting.lines.order_by("line_no")  # not the default ordering: it joins the posting
         ),
         source_document=str(posting.order_id),
     )
