@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from connector.models import Tenant
@@ -141,12 +142,50 @@ def append_records(records: list, *, posting_locked: bool = False) -> list:
             seq += 1
             record.tenant_id, record.seq, record.prev_hash = tenant_id, seq, prev
             record.hash = prev = link_hash(prev, _PAYLOADS[type(record)](record))
-        for model in (PostingAttempt, PostingLog):
-            of_model = [record for record in records if type(record) is model]
-            if of_model:
+        groups = [
+            (model, of_model)
+            for model in (PostingAttempt, PostingLog)
+            if (of_model := [record for record in records if type(record) is model])
+        ]
+        if connection.vendor == "postgresql":
+            _insert_and_move_head(connection, groups, head.pk, seq, prev)
+        else:
+            for model, of_model in groups:
                 model.objects.bulk_create(of_model)
-        AuditChainHead.objects.filter(pk=head.pk).update(seq=seq, hash=prev, updated_at=timezone.now())
+            AuditChainHead.objects.filter(pk=head.pk).update(seq=seq, hash=prev, updated_at=timezone.now())
     return records
+
+
+def _insert_and_move_head(connection, groups, head_pk: int, seq: int, hash_: str) -> None:
+    """PostgreSQL: the records' INSERTs and the head's UPDATE as one statement (data-modifying CTEs), which saves
+    one statement per table on every append — two or three of the dozen a new order costs. The INSERTs are the
+    ORM's own SQL; the ids come back in insertion order, as with ``bulk_create``."""
+    ctes, selects, params = [], [], []
+    for i, (model, of_model) in enumerate(groups):
+        meta = model._meta
+        query = InsertQuery(model)
+        query.insert_values([f for f in meta.local_concrete_fields if f is not meta.auto_field], of_model)
+        compiler = query.get_compiler(connection=connection)
+        compiler.returning_fields = [meta.pk]
+        [(sql, sql_params)] = compiler.as_sql()
+        ctes.append(f"r{i} AS ({sql})")
+        selects.append(f"ARRAY(SELECT id FROM r{i} ORDER BY id)")  # noqa: S608 - no input in it
+        params.extend(sql_params)
+    table = AuditChainHead._meta.db_table
+    sql = (
+        f"WITH {', '.join(ctes)} "  # noqa: S608 - table names from the models' metadata, values as parameters
+        f'UPDATE "{table}" SET "seq" = %s, "hash" = %s, "updated_at" = %s WHERE "id" = %s '
+        f"RETURNING {', '.join(selects)}"
+    )
+    params.extend([seq, hash_, timezone.now(), head_pk])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = cursor.fetchone()
+    for (_model, of_model), pks in zip(groups, ids, strict=True):
+        for record, pk in zip(of_model, pks, strict=True):
+            record.pk = pk
+            record._state.adding = False
+            record._state.db = connection.alias
 
 
 def _last_link(tenant_id: int) -> tuple[int, str] | None:
