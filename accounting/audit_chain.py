@@ -142,7 +142,7 @@ def append_records(records: list, *, posting_locked: bool = False) -> list:
             seq += 1
             record.tenant_id, record.seq, record.prev_hash = tenant_id, seq, prev
             record.hash = prev = link_hash(prev, _PAYLOADS[type(record)](record))
-        groups = [
+        groups: list[tuple[Any, list[Any]]] = [
             (model, of_model)
             for model in (PostingAttempt, PostingLog)
             if (of_model := [record for record in records if type(record) is model])

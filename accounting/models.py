@@ -183,11 +183,11 @@ class Posting(models.Model):
         if self._found_posted:  # raised here, outside save()'s own atomic block, so the caller's stays usable
             raise ImmutablePostingError(f"Posting {self.idempotency_key} is posted and cannot be changed")
 
-    def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
+    def _do_update(self, base_qs, using, pk_val, values, *args, **kwargs):
         """A posted row is never overwritten: the UPDATE of ``save()`` skips it (one statement, no read first, and
         no gap between a check and the write); ``save()`` then raises ImmutablePostingError."""
         if not values:
-            return super()._do_update(base_qs, using, pk_val, values, update_fields, forced_update)
+            return super()._do_update(base_qs, using, pk_val, values, *args, **kwargs)
         if base_qs.filter(pk=pk_val).exclude(status=self.Status.POSTED)._update(values) > 0:
             return True
         if base_qs.filter(pk=pk_val, status=self.Status.POSTED).exists():

@@ -143,7 +143,7 @@ def sync_order_by_id(tenant_id: int, order_id: int) -> str:
         tenant=tenant,
         order_id=order_id,
         trigger=Posting.Trigger.SWEEP,
-        knows_refunds=tenant.knows_refunds,  # type: ignore[attr-defined]
+        knows_refunds=tenant.knows_refunds,
         tenant_fresh=True,
     )
     return f"{result.outcome}:{result.posting_status}"
