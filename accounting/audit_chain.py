@@ -9,7 +9,8 @@ A row changed, deleted or slipped in afterwards (with raw SQL: the models refuse
 :func:`verify_tenant` (``manage.py verify_audit``) names the first record where the chain breaks. See
 docs/decisions/0013-tamper-evident-audit.md.
 
-Every write of these records goes through :func:`append_log` and :func:`append_attempts`. Appending locks the
+Every write of these records goes through :func:`append_records` (or :func:`append_log` and
+:func:`append_attempts`). Appending locks the
 tenant's :class:`~accounting.models.AuditChainHead` row (``SELECT … FOR UPDATE``) in the caller's transaction, so
 two workers appending for one tenant at once take turns and never fork the chain; the lock is held until that
 transaction commits. Inside a larger transaction the posting's row is locked first (lock order: posting, then
@@ -27,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from connector.models import Tenant
@@ -90,32 +92,44 @@ def link_hash(prev_hash: str, payload: dict[str, Any]) -> str:
 
 # The chained tables and their payloads; on equal positions (a forged duplicate) the X3 call is read first.
 _MODELS = ((PostingAttempt, attempt_payload), (PostingLog, log_payload))
+_PAYLOADS = dict(_MODELS)
 
 
 # --- Appending -----------------------------------------------------------------------------------------------------
 
 
-def append_log(**fields: Any) -> PostingLog:
-    """Create one history record (same keyword arguments as ``PostingLog.objects.create``), chained."""
+def append_log(*, posting_locked: bool = False, **fields: Any) -> PostingLog:
+    """Create one history record (same keyword arguments as ``PostingLog.objects.create``), chained.
+
+    ``posting_locked``: the caller's transaction already holds the posting's row lock (it inserted or updated the
+    row, or selected it ``FOR UPDATE``), so the lock-order statement is skipped.
+    """
     record = PostingLog(**fields)
-    _append(record.posting, PostingLog, [record], log_payload)
+    append_records([record], posting_locked=posting_locked)
     return record
 
 
-def append_attempts(records: Iterable[PostingAttempt]) -> list[PostingAttempt]:
+def append_attempts(
+    records: Iterable[PostingAttempt], *, posting_locked: bool = False
+) -> list[PostingAttempt]:
     """Create X3-call records of one posting in the order given (like ``bulk_create``), chained."""
     records = list(records)
-    if records:
-        _append(records[0].posting, PostingAttempt, records, attempt_payload)
+    append_records(records, posting_locked=posting_locked)
     return records
 
 
-def _append(posting: Posting, model, records: list, payload) -> None:
+def append_records(records: list, *, posting_locked: bool = False) -> list:
+    """Chain history and X3-call records of one posting, in the order given, under one lock of the chain head:
+    one ``SELECT … FOR UPDATE`` of the head, one INSERT per table, one UPDATE of the head — whatever the number of
+    records (a delivery appends its X3 calls and the "posted" line together)."""
+    if not records:
+        return records
+    posting = records[0].posting
     tenant_id = posting.tenant_id
     connection = transaction.get_connection()
     inside_transaction = connection.in_atomic_block
     with transaction.atomic(savepoint=False):
-        if inside_transaction and connection.features.has_select_for_update:
+        if inside_transaction and not posting_locked and connection.features.has_select_for_update:
             # Lock order: the posting's row, then the chain head. Planning holds the posting row when it appends;
             # a worker that took the head first and then updated the posting would deadlock with it.
             list(Posting.objects.select_for_update().filter(pk=posting.pk).values_list("pk", flat=True))
@@ -127,9 +141,51 @@ def _append(posting: Posting, model, records: list, payload) -> None:
         for record in records:
             seq += 1
             record.tenant_id, record.seq, record.prev_hash = tenant_id, seq, prev
-            record.hash = prev = link_hash(prev, payload(record))
-        model.objects.bulk_create(records)
-        AuditChainHead.objects.filter(pk=head.pk).update(seq=seq, hash=prev, updated_at=timezone.now())
+            record.hash = prev = link_hash(prev, _PAYLOADS[type(record)](record))
+        groups: list[tuple[Any, list[Any]]] = [
+            (model, of_model)
+            for model in (PostingAttempt, PostingLog)
+            if (of_model := [record for record in records if type(record) is model])
+        ]
+        if connection.vendor == "postgresql":
+            _insert_and_move_head(connection, groups, head.pk, seq, prev)
+        else:
+            for model, of_model in groups:
+                model.objects.bulk_create(of_model)
+            AuditChainHead.objects.filter(pk=head.pk).update(seq=seq, hash=prev, updated_at=timezone.now())
+    return records
+
+
+def _insert_and_move_head(connection, groups, head_pk: int, seq: int, hash_: str) -> None:
+    """PostgreSQL: the records' INSERTs and the head's UPDATE as one statement (data-modifying CTEs), which saves
+    one statement per table on every append — two or three of the dozen a new order costs. The INSERTs are the
+    ORM's own SQL; the ids come back in insertion order, as with ``bulk_create``."""
+    ctes, selects, params = [], [], []
+    for i, (model, of_model) in enumerate(groups):
+        meta = model._meta
+        query = InsertQuery(model)
+        query.insert_values([f for f in meta.local_concrete_fields if f is not meta.auto_field], of_model)
+        compiler = query.get_compiler(connection=connection)
+        compiler.returning_fields = [meta.pk]
+        [(sql, sql_params)] = compiler.as_sql()
+        ctes.append(f"r{i} AS ({sql})")
+        selects.append(f"ARRAY(SELECT id FROM r{i} ORDER BY id)")  # noqa: S608 - no input in it
+        params.extend(sql_params)
+    table = AuditChainHead._meta.db_table
+    sql = (
+        f"WITH {', '.join(ctes)} "  # noqa: S608 - table names from the models' metadata, values as parameters
+        f'UPDATE "{table}" SET "seq" = %s, "hash" = %s, "updated_at" = %s WHERE "id" = %s '
+        f"RETURNING {', '.join(selects)}"
+    )
+    params.extend([seq, hash_, timezone.now(), head_pk])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = cursor.fetchone()
+    for (_model, of_model), pks in zip(groups, ids, strict=True):
+        for record, pk in zip(of_model, pks, strict=True):
+            record.pk = pk
+            record._state.adding = False
+            record._state.db = connection.alias
 
 
 def _last_link(tenant_id: int) -> tuple[int, str] | None:

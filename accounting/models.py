@@ -319,11 +319,22 @@ class Posting(models.Model):
         return f"{self.entry_label} — {self.get_status_display()}"
 
     def save(self, *args, **kwargs) -> None:
-        if self.pk is not None:
-            stored = type(self).objects.filter(pk=self.pk).values_list("status", flat=True).first()
-            if stored == self.Status.POSTED:
-                raise ImmutablePostingError(f"Posting {self.idempotency_key} is posted and cannot be changed")
+        self._found_posted = False
         super().save(*args, **kwargs)
+        if self._found_posted:  # raised here, outside save()'s own atomic block, so the caller's stays usable
+            raise ImmutablePostingError(f"Posting {self.idempotency_key} is posted and cannot be changed")
+
+    def _do_update(self, base_qs, using, pk_val, values, *args, **kwargs):
+        """A posted row is never overwritten: the UPDATE of ``save()`` skips it (one statement, no read first, and
+        no gap between a check and the write); ``save()`` then raises ImmutablePostingError."""
+        if not values:
+            return super()._do_update(base_qs, using, pk_val, values, *args, **kwargs)
+        if base_qs.filter(pk=pk_val).exclude(status=self.Status.POSTED)._update(values) > 0:
+            return True
+        if base_qs.filter(pk=pk_val, status=self.Status.POSTED).exists():
+            self._found_posted = True
+            return True  # nothing written; not "missing" either, so no INSERT
+        return False  # no such row: save() inserts it
 
     def delete(self, *args, **kwargs):
         if type(self).objects.filter(pk=self.pk, status=self.Status.POSTED).exists():

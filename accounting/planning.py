@@ -19,7 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -48,6 +48,7 @@ from .journal import (
     tenders_in_store_currency,
 )
 from .models import ChannelMapping, Posting, PostingLine, TenderMapping
+from .rows import insert_unless_exists
 from .summary import SummaryPolicy, goes_into_summary, zone_of
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,10 @@ def mapping_for(tenant: Tenant, channel_id: int, on: date) -> ChannelMapping | N
 
 
 def tender_policy_for(tenant: Tenant) -> TenderPolicy:
-    """The tenant's tender mappings and gift-certificate / store-credit accounts (docs/payments-and-currencies.md)."""
+    """The tenant's tender mappings and gift-certificate / store-credit accounts (docs/payments-and-currencies.md).
+    A tenant read by a task knows whether it maps tenders at all (``maps_tenders``): then no query when it does not."""
+    if getattr(tenant, "maps_tenders", None) is False:
+        return TenderPolicy((), tenant.gift_certificate_account, tenant.store_credit_account)
     rules = tuple(
         TenderRule(m.gateway, m.method, m.account, m.name)
         for m in TenderMapping.objects.filter(tenant=tenant).order_by("gateway", "-method", "id")
@@ -310,6 +314,17 @@ def plan_order(
     and retries whose time has come, oldest first). Idempotent: the same order twice plans nothing new.
 
     ``transactions`` (the order's v3 transactions, when the caller fetched them) split the receivable per tender."""
+    try:
+        return _plan_order(tenant, order, refunds, trigger, event, user, transactions)
+    except _RowTaken:  # another worker created the order's row meanwhile: plan again on top of it
+        return _plan_order(tenant, order, refunds, trigger, event, user, transactions)
+
+
+class _RowTaken(Exception):
+    pass
+
+
+def _plan_order(tenant, order, refunds, trigger, event, user, transactions) -> PlanResult:
     with transaction.atomic():
         base, created = _lock_base(tenant, order, trigger, event)
         order, refunds, tenders = _in_posting_currency(
@@ -335,6 +350,8 @@ def plan_order(
             target = target_for(tenant, order, on=on, posted_accounts=same, tenders=tenders)
             outcome = _plan_difference(tenant, base, order, target, trigger, event, user)
         _plan_refunds(tenant, base, order, refunds, trigger, event, user)
+        if created and not refunds:  # a new order row is the order's only posting: no query needed
+            return PlanResult(outcome, base, (base.pk,) if base.status == S.PENDING else ())
         now = timezone.now()
         due = Posting.objects.filter(
             Q(status=S.PENDING)
@@ -358,8 +375,9 @@ def _current_order_part(tenant: Tenant, order_id: int) -> Posting | None:
 
 
 def _lock_base(tenant, order, trigger, event) -> tuple[Posting, bool]:
-    """The ``order:<id>`` row, created if needed, locked for the rest of the transaction: it serialises all planning
-    for one order across workers (on PostgreSQL; SQLite serialises writers anyway)."""
+    """The ``order:<id>`` row, locked for the rest of the transaction: it serialises all planning for one order
+    across workers (on PostgreSQL; SQLite serialises writers anyway). A new row is returned unsaved (``created``);
+    its INSERT holds it until we commit."""
     key = order_key(order.id)
     base = Posting.objects.select_for_update().filter(tenant=tenant, idempotency_key=key).first()
     if base is not None:
@@ -374,12 +392,10 @@ def _lock_base(tenant, order, trigger, event) -> tuple[Posting, bool]:
         source_event=event,
     )
     base.reference = x3_reference(tenant, base)
-    try:
-        with transaction.atomic():
-            base.save(force_insert=True)  # our insert holds the row until we commit: no lock needed
-        return base, True
-    except IntegrityError:  # another worker created it a moment ago: wait for its lock and see its state
-        return Posting.objects.select_for_update().get(tenant=tenant, idempotency_key=key), False
+    return (
+        base,
+        True,
+    )  # not inserted yet: _plan_base inserts it filled (one INSERT instead of INSERT + UPDATE)
 
 
 def _rebuildable_failure(posting: Posting) -> bool:
@@ -423,9 +439,11 @@ def _plan_base(tenant, base, order, target: Target, trigger, event, user, create
         message=target.message,
         journal=journal,
     )
-    base.save()
     if not created:
+        base.save()
         base.lines.all().delete()
+    elif not insert_unless_exists(base):  # another worker inserted the order's row since we looked
+        raise _RowTaken
     if status in TO_POST:
         _write_lines(base, target.lines)
     if created:
@@ -435,6 +453,7 @@ def _plan_base(tenant, base, order, target: Target, trigger, event, user, create
             target.message or _planned(status, "Order posting created"),
             trigger=trigger,
             user=user,
+            posting_locked=True,  # _lock_base holds the row
         )
         return "created"
     if previous != status or status in TO_POST:
@@ -445,6 +464,7 @@ def _plan_base(tenant, base, order, target: Target, trigger, event, user, create
             from_status=previous,
             trigger=trigger,
             user=user,
+            posting_locked=True,  # _lock_base holds the row
         )
     return "reopened" if status in TO_POST else "unchanged"
 

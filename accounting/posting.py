@@ -26,7 +26,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from connector.models import Tenant
@@ -34,8 +34,8 @@ from integrations.errors import IntegrationError, PermanentError, RateLimitedErr
 from integrations.http import CallRecord
 from integrations.sagex3.types import Entry, EntryLine, PostedEntry, X3Client
 
-from .audit_chain import append_attempts
-from .history import log_transition
+from .audit_chain import append_records
+from .history import log_transition, transition_record
 from .models import Posting, PostingAttempt, X3Circuit
 from .planning import REFERENCE_MAX_LENGTH
 
@@ -65,7 +65,7 @@ def entry_for(posting: Posting) -> Entry:
                 description=line.description,
                 dimensions=tuple(sorted((line.dimensions or {}).items())),  # jsonb keeps no key order
             )
-            for line in posting.lines.all()
+            for line in posting.lines.order_by("line_no")  # not the default ordering: it joins the posting
         ),
         source_document=posting.reference if posting.kind == Posting.Kind.SUMMARY else str(posting.order_id),
         # BigCommerce's rate, when the entry is in the order's (foreign) currency; a converted entry is in the
@@ -95,43 +95,60 @@ class _Claim:
     may_exist: bool  # an earlier send may have reached X3: ask X3 for the reference before sending
 
 
-def _claim(posting_id: int) -> _Claim | None:
+def _claim(posting_id: int, tenant: Tenant | None = None) -> _Claim | None:
     """Move the posting to ``posting`` if it is due and nobody else holds it.
 
     A compare-and-set ``UPDATE``: only the worker whose update changed the row goes on. The same statement sets
     ``may_exist_in_x3`` *before* anything is sent, so a worker that dies mid-call, a lost response or an operator's
     retry can never lead to a second create without asking X3 first. A fresh posting (nothing sent yet) is tried
-    first: the common case costs one statement.
+    first: the common case costs one statement, which also returns the row (``RETURNING``; the ORM's update()
+    cannot, and reading the row back was a second statement). ``tenant``: the caller's already loaded tenant (with
+    its X3 connection and circuit), used when the posting is that tenant's.
     """
     now = timezone.now()
     # Only columns of the posting row in the WHERE clause: PostgreSQL re-checks them against the row a concurrent
     # claim just committed. A join (say, on the tenant) would turn it into "id IN (subquery)", whose snapshot is
     # not re-checked, and two workers could both claim the same posting — and post it twice.
-    due = Posting.objects.filter(pk=posting_id).filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    )
-    claim = {
-        "status": S.POSTING,
-        "claimed_at": now,
-        "attempts": F("attempts") + 1,
-        "updated_at": now,
-        "may_exist_in_x3": True,
-    }
-    fresh = due.filter(status__in=(S.PENDING, S.RETRY, S.HELD), may_exist_in_x3=False)
-    if fresh.update(**claim) == 1:
-        may_exist = False
-    elif due.filter(status__in=(S.PENDING, S.RETRY, S.UNKNOWN, S.HELD)).update(**claim) == 1:
+    posting = _claim_returning(posting_id, now, (S.PENDING, S.RETRY, S.HELD), fresh_only=True)
+    may_exist = False
+    if posting is None:
+        posting = _claim_returning(posting_id, now, (S.PENDING, S.RETRY, S.UNKNOWN, S.HELD), fresh_only=False)
         may_exist = True
-    else:
+    if posting is None:
         return None  # not due, not open, or another worker got there first
-    posting = Posting.objects.select_related("tenant__x3", "tenant__bigcommerce", "tenant__x3_circuit").get(
-        pk=posting_id
-    )
+    if tenant is not None and tenant.pk == posting.tenant_id:
+        posting.tenant = tenant
+        circuit = _circuit_of(tenant)
+        if circuit is not None and (circuit.is_open or circuit.failures):
+            circuit.refresh_from_db()  # X3 has been failing: its state may have moved since the tenant was read
+    else:
+        posting.tenant = Tenant.objects.select_related("x3", "bigcommerce", "x3_circuit").get(
+            pk=posting.tenant_id
+        )
     claimed = _Claim(posting, may_exist)
     if not posting.tenant.is_active:  # an inactive tenant sends nothing: give the claim back
         _release(claimed, S.UNKNOWN if may_exist else S.PENDING, None)
         return None
     return claimed
+
+
+def _claim_returning(posting_id: int, now, statuses: tuple[str, ...], *, fresh_only: bool) -> Posting | None:
+    """``UPDATE … WHERE <due> RETURNING *`` in plain SQL (PostgreSQL and SQLite ≥ 3.35): the claim and the read of
+    the claimed row in one statement. Autocommitted like the ORM update it replaces."""
+    table = Posting._meta.db_table
+    columns = ", ".join(f'"{f.column}"' for f in Posting._meta.concrete_fields)
+    # Table and column names come from the model's metadata; every value is a parameter.
+    sql = (
+        f'UPDATE "{table}" SET "status" = %s, "claimed_at" = %s, "attempts" = "attempts" + 1, '  # noqa: S608
+        f'"updated_at" = %s, "may_exist_in_x3" = %s '
+        f'WHERE "id" = %s AND ("next_attempt_at" IS NULL OR "next_attempt_at" <= %s) '
+        f'AND "status" IN ({", ".join(["%s"] * len(statuses))})'
+        + (' AND NOT "may_exist_in_x3"' if fresh_only else "")
+        + f" RETURNING {columns}"
+    )
+    params = [S.POSTING, now, now, True, posting_id, now, *statuses]
+    rows = list(Posting.objects.raw(sql, params))
+    return rows[0] if rows else None
 
 
 def _release(claim: _Claim, status: str, next_attempt_at, message: str = "") -> None:
@@ -147,11 +164,13 @@ def _release(claim: _Claim, status: str, next_attempt_at, message: str = "") -> 
         log_transition(claim.posting, status, message, from_status=S.POSTING)
 
 
-def submit_posting(posting_id: int, *, client_for: Callable[[Tenant], X3Client]) -> Delivery:
+def submit_posting(
+    posting_id: int, *, client_for: Callable[[Tenant], X3Client], tenant: Tenant | None = None
+) -> Delivery:
     """Deliver one posting to X3 if it is due: the one gate every path that sends to X3 goes through (worker,
     sweep, retry, re-post, replay). ``client_for`` builds (or hands back) the tenant's X3 client; it is called
-    only once the posting is claimed."""
-    claim = _claim(posting_id)
+    only once the posting is claimed. ``tenant``: the caller's loaded tenant, if it has one (saves a query)."""
+    claim = _claim(posting_id, tenant)
     if claim is None:
         return Delivery("not-due")
     posting = claim.posting
@@ -184,11 +203,12 @@ def submit_posting(posting_id: int, *, client_for: Callable[[Tenant], X3Client])
         if claim.may_exist:
             found = client.find_entry(posting.reference)
             if found is not None:
-                with transaction.atomic():
-                    _record_calls(posting, client, "find", PostingAttempt.Outcome.OK)
-                    _mark_posted(
-                        posting, found, "Found in X3 by reference (an earlier send reached X3): not re-posted"
-                    )
+                _mark_posted(
+                    posting,
+                    found,
+                    "Found in X3 by reference (an earlier send reached X3): not re-posted",
+                    _attempt_records(posting, client, "find", PostingAttempt.Outcome.OK),
+                )
                 return _posted("found-existing", posting, _x3_answered(posting.tenant, circuit))
             _record_calls(posting, client, "find", PostingAttempt.Outcome.NOT_FOUND)
         operation = "create"
@@ -223,9 +243,12 @@ def submit_posting(posting_id: int, *, client_for: Callable[[Tenant], X3Client])
         )
     # If the database fails here the posting stays "posting"; the sweep then makes it "unknown" and the next
     # attempt finds the entry in X3 by reference instead of posting it again (may_exist_in_x3 is already set).
-    with transaction.atomic():
-        _record_calls(posting, client, "create", PostingAttempt.Outcome.OK)
-        _mark_posted(posting, posted, "Posted to X3")
+    _mark_posted(
+        posting,
+        posted,
+        "Posted to X3",
+        _attempt_records(posting, client, "create", PostingAttempt.Outcome.OK),
+    )
     return _posted("posted", posting, _x3_answered(posting.tenant, circuit))
 
 
@@ -235,12 +258,19 @@ def _posted(result: str, posting: Posting, resumed: tuple[int, ...]) -> Delivery
 
 
 def _record_calls(posting: Posting, client, operation: str, outcome: str, *, error: str = "") -> None:
+    append_records(_attempt_records(posting, client, operation, outcome, error=error))
+
+
+def _attempt_records(
+    posting: Posting, client, operation: str, outcome: str, *, error: str = ""
+) -> list[PostingAttempt]:
+    """The X3 calls of this attempt as records, not yet written (the client's call log is taken and cleared)."""
     limit = settings.CONNECTOR["AUDIT_BODY_LIMIT"]
     calls: list[CallRecord] = list(getattr(client, "call_log", []))
     client.call_log = []
     if not calls:
         calls = [CallRecord(method="", url="", error=error)]
-    append_attempts(
+    return [
         PostingAttempt(
             posting=posting,
             attempt=posting.attempts,
@@ -255,23 +285,32 @@ def _record_calls(posting: Posting, client, operation: str, outcome: str, *, err
             error=(error if i == len(calls) - 1 else c.error)[:5000],
         )
         for i, c in enumerate(calls)
-    )
+    ]
 
 
-def _mark_posted(posting: Posting, posted: PostedEntry, message: str) -> None:
-    """Record the X3 document. Runs inside the caller's transaction, together with the call log of the attempt."""
+def _mark_posted(posting: Posting, posted: PostedEntry, message: str, attempts: list[PostingAttempt]) -> None:
+    """Record the X3 document, the calls of the attempt and the history line in one transaction. The UPDATE comes
+    first: it takes the posting's row lock, so the records (calls and "posted" line) are chained under one lock of
+    the chain head, in lock order, without a separate locking statement."""
     now = timezone.now()
-    updated = Posting.objects.filter(pk=posting.pk, status=S.POSTING).update(
-        status=S.POSTED,
-        x3_document_number=posted.document_number[:60],
-        x3_uuid=(posted.uuid or "")[:80],
-        posted_at=now,
-        last_error="",
-        next_attempt_at=None,
-        updated_at=now,
-    )
-    if updated:
-        log_transition(posting, S.POSTED, f"{message}: {posted.document_number}", from_status=S.POSTING)
+    with transaction.atomic():
+        updated = Posting.objects.filter(pk=posting.pk, status=S.POSTING).update(
+            status=S.POSTED,
+            x3_document_number=posted.document_number[:60],
+            x3_uuid=(posted.uuid or "")[:80],
+            posted_at=now,
+            last_error="",
+            next_attempt_at=None,
+            updated_at=now,
+        )
+        records: list = list(attempts)
+        if updated:
+            records.append(
+                transition_record(
+                    posting, S.POSTED, f"{message}: {posted.document_number}", from_status=S.POSTING
+                )
+            )
+        append_records(records, posting_locked=bool(updated))
 
 
 def backoff_seconds(attempt: int) -> float:

@@ -28,7 +28,7 @@ from . import common
 from .common import Proc, Report
 
 BENCH = "backfill"
-DB = "bench_connector_backfill"
+DB = common.db_name("backfill")
 QUOTA = 150
 PRODUCTION_WINDOW_MS = 30_000
 

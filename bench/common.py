@@ -23,6 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_BASE = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+# Each bench's database is ``<prefix>_<bench>``: set BENCH_DB_PREFIX to keep parallel runs on one server apart.
+DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "bench_connector")
+
+
+def db_name(bench: str) -> str:
+    return f"{DB_PREFIX}_{bench}"
+
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 

@@ -24,7 +24,7 @@ from . import common
 from .common import Report
 
 BENCH = "economy"
-DB = "bench_connector_economy"
+DB = common.db_name("economy")
 
 
 def _settle(stack, predicate, *, timeout: float, what: str) -> None:

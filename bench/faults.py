@@ -46,7 +46,7 @@ from . import common
 from .common import Report
 
 BENCH = "faults"
-DB = "bench_connector_faults"
+DB = common.db_name("faults")
 
 # The connector's settings for the suite (environment variables, read by connector/settings.py): short retry
 # delays so faults resolve in seconds, and the circuit breaker's probe interval compressed from 30 s / 5 min.

@@ -30,7 +30,7 @@ from .common import Proc, Report
 from .loadgen import closed_loop, open_loop, render
 
 BENCH = "ingest"
-DB = "bench_connector_ingest"
+DB = common.db_name("ingest")
 PATH = "/webhooks/bigcommerce/demo/"
 
 

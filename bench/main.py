@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import common
 
-BENCHES = ("ingest", "pipeline", "economy", "backfill", "faults")
+BENCHES = ("ingest", "pipeline", "economy", "scaling", "backfill", "faults")
 
 
 def git_state() -> dict[str, str | bool]:

@@ -28,7 +28,7 @@ from . import common
 from .common import Report
 
 BENCH = "pipeline"
-DB = "bench_connector_pipeline"
+DB = common.db_name("pipeline")
 CHUNK = 100  # orders per timed chunk
 
 
@@ -195,6 +195,57 @@ def profile(world: common.World, order_ids: list[int], top: int = 25) -> dict:
     return {"orders": len(order_ids), "by_group": by_group, "inclusive": inclusive, "exclusive": exclusive}
 
 
+def sql_sites(world: common.World, order_ids: list[int], top: int = 40) -> dict:
+    """Where the SQL statements come from: each statement is charged to the innermost frame of the connector's own
+    code (accounting/, connector/) that issued it, per order and per outcome of the sync. Written in full to
+    ``pipeline-sql.txt``."""
+    import traceback
+
+    from django.db import connection
+
+    from connector.models import Tenant
+    from connector.tasks import sync_order
+
+    tenant = Tenant.objects.get(slug="demo")
+    sites: dict[tuple[str, str], int] = {}
+    by_outcome: dict[str, list[int]] = {}
+    current: list[int] = [0]
+
+    def record(execute, sql, params, many, context):
+        current[0] += 1
+        site = "?"
+        for frame in reversed(traceback.extract_stack(limit=40)[:-1]):
+            if ("/accounting/" in frame.filename or "/connector/" in frame.filename) and "/bench/" not in (
+                frame.filename
+            ):
+                site = f"{frame.filename.rsplit('/', 2)[-2]}/{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}"
+                break
+        words = sql.split()
+        verb = words[0].upper() if words else "?"
+        table = next(
+            (w.strip('"') for w in words[1:12] if w.strip('"').startswith(("accounting_", "connector_"))), ""
+        )
+        sites[(site, f"{verb} {table}")] = sites.get((site, f"{verb} {table}"), 0) + 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        for order_id in order_ids:
+            current[0] = 0
+            result = sync_order(tenant.pk, order_id)
+            outcome = "new, posted" if result == "created:posted" else result.split(":")[0]
+            by_outcome.setdefault(outcome, []).append(current[0])
+    n = len(order_ids)
+    rows = sorted(sites.items(), key=lambda kv: kv[1], reverse=True)
+    lines = [f"{count / n:6.2f}  {what:40s} {site}" for (site, what), count in rows]
+    (world.work / "pipeline-sql.txt").write_text("\n".join(lines) + "\n")
+    return {
+        "orders": n,
+        "per_order_by_outcome": {k: round(sum(v) / len(v), 2) for k, v in by_outcome.items()},
+        "orders_by_outcome": {k: len(v) for k, v in by_outcome.items()},
+        "top": lines[:top],
+    }
+
+
 GROUPS = (
     ("django/db/", "Django ORM (query building, compiling, model instances)"),
     ("psycopg", "psycopg (PostgreSQL driver)"),
@@ -333,6 +384,7 @@ def run(args) -> Report:
                 flush=True,
             )
         prof = profile(world, prof_ids)
+        sql = sql_sites(world, generate(world, n_profile, seed=400, no_refunds=args.no_refunds))
     finally:
         world.stop(keep_db=args.keep_db)
 
@@ -356,6 +408,16 @@ def run(args) -> Report:
         "",
         note=", ".join(f"{k} {v}" for k, v in result["sql_statements_per_order_by_verb"].items()),
     )
+    happy = sql["per_order_by_outcome"].get("new, posted")
+    report.add(
+        "SQL statements per new order (happy path)",
+        happy,
+        "",
+        target="<= 12",
+        passed=happy is not None and happy <= 12,
+        note=f"orders whose sync created and posted their entry; by outcome {sql['per_order_by_outcome']} "
+        f"(orders {sql['orders_by_outcome']})",
+    )
     for name, value in result["other_cpu_ms_per_order"].items():
         report.add(f"{name} CPU per order", value, "ms", note="the peer, not the connector")
     if cluster:
@@ -377,6 +439,7 @@ def run(args) -> Report:
         "in_process": result,
         "qcluster_1_worker": cluster,
         "profile": prof,
+        "sql_sites": sql,
     }
     return report
 
@@ -400,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     print("  heaviest calls (inclusive):")
     for row in report.details["profile"]["inclusive"][2:14]:
         print(f"    {row['cum_pct']:5.1f}%  {row['function']}")
+    print("  where the SQL comes from (statements per order, innermost connector frame):")
+    for line in report.details["sql_sites"]["top"][:25]:
+        print(f"    {line}")
     common.write_report(report, args.json)
     if args.json is None:
         print(json.dumps({k: v for k, v in report.details.items() if k != "profile"}, indent=1, default=str))

@@ -14,8 +14,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
+
+from accounting.rows import insert_unless_exists
 
 from . import signatures, tasks
 from .models import BigCommerceStore, Tenant, WebhookEvent
@@ -330,16 +332,15 @@ def receive(*, tenant_slug: str, body: bytes, headers: Mapping[str, str]) -> Int
         verified_by=scheme,
         status=WebhookEvent.Status.RECEIVED if event.handled else WebhookEvent.Status.IGNORED,
     )
-    try:
-        with transaction.atomic():
-            row.save()
-            if event.handled:
-                transaction.on_commit(lambda: ring_doorbell(row.pk))
-    except IntegrityError:
+    # One autocommitted INSERT … ON CONFLICT DO NOTHING: a duplicate costs no exception, savepoint or rollback,
+    # and a new row needs no BEGIN / COMMIT around it (the view runs outside a request transaction).
+    if not insert_unless_exists(row):
         WebhookEvent.objects.filter(tenant_id=receiver.tenant_id, delivery_key=key).update(
             deliveries=F("deliveries") + 1
         )
         return IntakeResult(200, "Duplicate delivery: already received", duplicate=True)
+    if event.handled:
+        transaction.on_commit(lambda: ring_doorbell(row.pk))  # at once, since the row is committed already
     if not event.handled:
         return IntakeResult(200, f"Scope {event.scope} is not handled: recorded as ignored", event_id=row.pk)
     return IntakeResult(200, "Accepted", event_id=row.pk)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F, Min, Q
+from django.db.models import Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 
 from accounting.history import log_transition
@@ -49,18 +49,21 @@ def sync_order(
     bc_client=None,
     x3_client=None,
     on_planned: Callable[[], None] | None = None,
+    knows_refunds: bool | None = None,
+    tenant_fresh: bool = False,
 ) -> SyncResult:
     """Re-fetch one order (and its refunds when it has any), bring its postings up to date and deliver what became
     due, in order. Raises IntegrationError for BigCommerce failures (the caller decides whether to retry).
     ``on_planned`` runs once the postings are planned, before anything is sent (an operator's retry records there
-    what the rebuild changed)."""
+    what the rebuild changed). ``knows_refunds``: whether refund postings of the order exist, if the caller read it
+    with the tenant. ``tenant_fresh``: the caller (a task) has just loaded the tenant with its X3 connection and
+    circuit; deliveries use it instead of reading them again."""
     if bc_client is None:
         bc_client = clients.bigcommerce_client(tenant)
     order = bc_client.get_order(order_id)
     refunds = []
-    knows_refunds = Posting.objects.filter(
-        tenant=tenant, order_id=order_id, kind=Posting.Kind.REFUND
-    ).exists()
+    if knows_refunds is None:
+        knows_refunds = _knows_refunds(tenant.pk, order_id).exists()
     if order.may_have_refunds or refund_id is not None or knows_refunds:
         refunds = bc_client.get_order_refunds(order_id)
         if refund_id is not None and all(r.id != refund_id for r in refunds):
@@ -80,15 +83,24 @@ def sync_order(
     client_for = _x3_client_for(x3_client)
     submitted: list[str] = []
     order_entry_posted = False
+    base = plan.order_posting
+    base_delivery = None
     for posting_id in plan.to_submit:
-        delivery = submit_posting(posting_id, client_for=client_for)
+        delivery = submit_posting(posting_id, client_for=client_for, tenant=tenant if tenant_fresh else None)
         _queue_resumed(delivery)
         submitted.append(delivery.result)
         order_entry_posted |= delivery.order_entry_posted is not None
+        if posting_id == base.pk:
+            base_delivery = delivery
         if not delivery.posted:
             break  # later entries of the order wait for this one; the sweep carries on when it is through
-    base = plan.order_posting
-    base.status = Posting.objects.filter(pk=base.pk).values_list("status", flat=True).get()
+    if base_delivery is not None:
+        # Posted by this run: known without a re-read; any other outcome is read back from the row.
+        base.status = (
+            Posting.Status.POSTED
+            if base_delivery.posted
+            else Posting.objects.filter(pk=base.pk).values_list("status", flat=True).get()
+        )
     if refunds and order_entry_posted and _refunds_wait(tenant.pk, order_id):
         # The order's entry was posted in this run: its waiting refunds can be planned right away.
         plan = plan_order(
@@ -101,7 +113,9 @@ def sync_order(
             transactions=transactions,
         )
         for posting_id in plan.to_submit:
-            delivery = submit_posting(posting_id, client_for=client_for)
+            delivery = submit_posting(
+                posting_id, client_for=client_for, tenant=tenant if tenant_fresh else None
+            )
             _queue_resumed(delivery)
             submitted.append(delivery.result)
     return SyncResult(order.id, plan.outcome, base.pk, base.status, tuple(submitted))
@@ -115,7 +129,8 @@ def wants_transactions(tenant: Tenant, order: Order) -> bool:
         return False
     if order.total_inc_tax - order.gift_certificate_amount - order.store_credit_amount <= 0:
         return False
-    return TenderMapping.objects.filter(tenant=tenant).exists()
+    known = getattr(tenant, "maps_tenders", None)  # read with the tenant by a task (sync_order_by_id)
+    return known if known is not None else TenderMapping.objects.filter(tenant=tenant).exists()
 
 
 def deliver_posting(posting_id: int, *, client: X3Client | None = None) -> str:
@@ -144,9 +159,28 @@ def _queue_resumed(delivery: Delivery) -> None:
         tasks.enqueue_posting(pk)
 
 
+def _knows_refunds(tenant_id, order_id: int):
+    return Posting.objects.filter(tenant_id=tenant_id, order_id=order_id, kind=Posting.Kind.REFUND)
+
+
 def sync_order_by_id(tenant_id: int, order_id: int) -> str:
-    tenant = Tenant.objects.select_related("bigcommerce", "x3").get(pk=tenant_id)
-    result = sync_order(tenant=tenant, order_id=order_id, trigger=Posting.Trigger.SWEEP)
+    # One query for the tenant, its connections, its X3 circuit (read again by the delivery's claim otherwise),
+    # whether the order has refund postings and whether the tenant maps tenders (two more queries otherwise).
+    tenant = (
+        Tenant.objects.select_related("bigcommerce", "x3", "x3_circuit")
+        .annotate(
+            knows_refunds=Exists(_knows_refunds(OuterRef("pk"), order_id)),
+            maps_tenders=Exists(TenderMapping.objects.filter(tenant=OuterRef("pk"))),
+        )
+        .get(pk=tenant_id)
+    )
+    result = sync_order(
+        tenant=tenant,
+        order_id=order_id,
+        trigger=Posting.Trigger.SWEEP,
+        knows_refunds=tenant.knows_refunds,
+        tenant_fresh=True,
+    )
     return f"{result.outcome}:{result.posting_status}"
 
 
@@ -174,7 +208,9 @@ def process_event(event_id: int) -> str:
     ).update(status=E.PROCESSING, attempts=F("attempts") + 1, processing_started_at=now)
     if claimed != 1:
         return "not-due"
-    event = WebhookEvent.objects.select_related("tenant__bigcommerce", "tenant__x3").get(pk=event_id)
+    event = WebhookEvent.objects.select_related(
+        "tenant__bigcommerce", "tenant__x3", "tenant__x3_circuit"
+    ).get(pk=event_id)
     if event.order_id is None:  # intake stores only order events with an id; an older row may lack it
         _finish(event, [], E.FAILED, "The event names no order")
         return "no-order"
@@ -189,6 +225,7 @@ def process_event(event_id: int) -> str:
             trigger=Posting.Trigger.WEBHOOK,
             event=event,
             refund_id=event.refund_id,
+            tenant_fresh=True,
         )
     except NotFoundError as exc:
         _finish(

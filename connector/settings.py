@@ -365,5 +365,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "axes.apps": {"level": "WARNING"},  # its start-up banner, on every management command
+        # django-q2 logs every enqueue ("Enqueued …") and every task at INFO: a line per webhook and per order.
+        "django-q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")},
     },
 }
