@@ -45,7 +45,6 @@ S = Posting.Status
 K = Posting.Kind
 
 
-
 class _NothingToSummarise(Exception):
     """Another closer took the entries first: roll back the summary row."""
 
