@@ -189,3 +189,29 @@ def test_in_daily_summary_mode_the_shipment_date_decides_the_day(shipped_tenant,
     assert summary.gl_date == date(2026, 3, 9) and list(
         summary.members.values_list("order_id", flat=True)
     ) == [250]
+
+
+def test_the_reconciliation_poll_picks_up_a_shipment_whose_webhook_was_lost(
+    shipped_tenant, bc, x3, monkeypatch
+):
+    from connector.reconcile import reconcile_tenant
+
+    queued: list[int] = []
+    monkeypatch.setattr(
+        "connector.tasks.enqueue_order_sync", lambda tenant_id, order_id: queued.append(order_id)
+    )
+    now = datetime(2026, 3, 9, 16, 0, tzinfo=UTC)
+    bc.put_order(shipped_order((0, 0), status_id=11, modified=CREATED))
+    run(shipped_tenant, bc, x3)
+    assert (
+        reconcile_tenant(
+            shipped_tenant, bc_client=bc, now=datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
+        ).orders_queued
+        == 0
+    )
+    # shipped; the statusUpdated webhook never arrives
+    bc.put_order(shipped_order((2, 1), status_id=2, modified=FULLY_SHIPPED, date_shipped=FULLY_SHIPPED))
+    reconcile_tenant(shipped_tenant, bc_client=bc, now=now)
+    assert queued == [250]
+    run(shipped_tenant, bc, x3, trigger="reconcile")  # what the queued sync does
+    assert Posting.objects.get(kind=K.ORDER).status == S.POSTED and len(x3.entries) == 1
