@@ -332,11 +332,14 @@ def _plan_order(tenant, order, refunds, trigger, event, user, transactions) -> P
         )
         if created or base.status in PLACEHOLDER or _rebuildable_failure(base):
             on = _gl_date(tenant, order, base, created)
+            target = target_for(tenant, order, on=on, tenders=tenders)
+            if target.state == "post" and _waits_for_shipment(tenant, order):
+                target = Target("wait", message=WAITING_FOR_SHIPMENT)
             outcome = _plan_base(
                 tenant,
                 base,
                 order,
-                target_for(tenant, order, on=on, tenders=tenders),
+                target,
                 trigger,
                 event,
                 user,
@@ -404,7 +407,17 @@ def _rebuildable_failure(posting: Posting) -> bool:
     return posting.status == S.NEEDS_ATTENTION and not posting.may_exist_in_x3
 
 
+WAITING_FOR_SHIPMENT = "Waiting for shipment"
+
+
+def _waits_for_shipment(tenant: Tenant, order: Order) -> bool:
+    """Under the *shipped_last* policy an order is recognised once nothing is left to ship."""
+    return tenant.gl_date_policy == Tenant.GlDatePolicy.SHIPPED_LAST and not order.is_fully_shipped
+
+
 def _gl_date(tenant: Tenant, order: Order, base: Posting, created: bool) -> date:
+    if tenant.gl_date_policy == Tenant.GlDatePolicy.SHIPPED_LAST:
+        return local_date(tenant, _last_shipment(order, base, created))
     # BigCommerce keeps no status history. An order we saw unconfirmed became confirmed at its last modification;
     # one first seen confirmed was confirmed when it was created (or we cannot know better).
     if (
@@ -414,6 +427,30 @@ def _gl_date(tenant: Tenant, order: Order, base: Posting, created: bool) -> date
     ):
         return local_date(tenant, order.date_modified)
     return local_date(tenant, order.date_created)
+
+
+def _last_shipment(order: Order, base: Posting, created: bool) -> datetime:
+    """When the order's last shipment left, from the order itself (no extra call; docs/decisions/0025):
+
+    * seen not fully shipped before (its waiting entry's snapshot): the shipment that completed it is the order's last modification (the
+      status change to Shipped that brought us here), as the *confirmed* policy reasons about confirmation;
+    * first seen fully shipped: BigCommerce's ``date_shipped``;
+    * nothing physical to ship, or no ``date_shipped`` (a completed pickup): the order's last modification.
+    Only the first planning of the order's entry uses it; while it waits the date is not used."""
+    if not created and base.status == S.WAITING and not _was_fully_shipped(base.snapshot):
+        return order.date_modified
+    return order.date_shipped or order.date_modified
+
+
+def _was_fully_shipped(snapshot: dict[str, Any]) -> bool:
+    """Whether the order was fully shipped in a waiting posting's snapshot (the order as we saw it last time)."""
+    if not snapshot or snapshot.get("status_id") in (2, 10):
+        return True  # no snapshot: nothing known, do as if first seen
+    return all(
+        int(p.get("quantity_shipped", 0)) >= int(p.get("quantity", 0)) - int(p.get("quantity_refunded", 0))
+        for p in snapshot.get("products", ())
+        if p.get("is_physical", True) and not p.get("is_gift_certificate")
+    )
 
 
 def _plan_base(tenant, base, order, target: Target, trigger, event, user, created, gl_date: date) -> str:

@@ -68,6 +68,7 @@ class Tenant(models.Model):
     class GlDatePolicy(models.TextChoices):
         CONFIRMED = "confirmed", "Date the order became confirmed (paid)"
         CREATED = "created", "Date the order was created"
+        SHIPPED_LAST = "shipped_last", "Date the order was fully shipped (waits until everything is shipped)"
 
     class ReviewPolicy(models.TextChoices):
         OFF = "off", "Post without review"

@@ -40,6 +40,7 @@ STATE_WORDS = {
     "post": "would be posted",
     "void": "would not be posted (cancelled, declined or archived)",
     "wait": "would wait: its status is not a confirmed one yet",
+    "shipment": "would wait for shipment: it is booked once everything is shipped",
     "unmapped": "would wait as 'needs mapping'",
     "empty": "would be skipped: every amount is zero",
 }
@@ -202,9 +203,11 @@ def preview_order(tenant: Tenant, order: Order, context: _Context | None = None)
     accounting_date = planning._gl_date(tenant, order, Posting(tenant=tenant), True)
     mapping = context.version(order.channel_id, accounting_date)
     gaps: list[Gap] = []
-    notes: list[str] = []
     target = planning.target_for(tenant, order, on=accounting_date)
     state = target.state
+    if state == "post" and planning._waits_for_shipment(tenant, order):
+        state = "shipment"  # shipped_last: the lines show what it would post once everything is shipped
+    notes: list[str] = []
     if mapping is None:
         gaps.append(
             Gap(

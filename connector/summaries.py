@@ -95,6 +95,32 @@ def close_due_days(*, now: datetime | None = None, enqueue: bool = True) -> str:
     return f"summaries={len(created)}"
 
 
+def close_day_now(day: date, *, tenant: Tenant | None = None, enqueue: bool = True) -> str:
+    """Build the summaries of ``day`` now, closed or not: a tool for demos and operators (``close_summaries --day``).
+
+    Entries dated that day that arrive afterwards are not lost: they go into the day's next summary (``:2:``), as a
+    late refund does. Same exactly-once rules as :func:`close_due_days`."""
+    groups = (
+        open_members(tenant.pk if tenant is not None else None)
+        .filter(tenant__is_active=True, gl_date=day)
+        .values_list("tenant_id", "channel_id", "currency")
+        .distinct()
+        .order_by("tenant_id", "channel_id", "currency")
+    )
+    created: list[int] = []
+    for tenant_id, channel_id, currency in groups:
+        owner = (
+            tenant
+            if tenant is not None
+            else Tenant.objects.select_related("x3", "bigcommerce").get(pk=tenant_id)
+        )
+        created += close_day(owner, channel_id, currency, day, trigger=Posting.Trigger.ADMIN)
+    if enqueue:
+        for pk in created:
+            tasks.enqueue_posting(pk)
+    return f"summaries={len(created)}"
+
+
 def close_day(
     tenant: Tenant, channel_id: int, currency: str, day: date, *, trigger: str = Posting.Trigger.SWEEP
 ) -> list[int]:

@@ -396,6 +396,8 @@ class Order:
     shipping_refunded: bool = False
     handling_refunded: bool = False
     refunded_total: Decimal = ZERO  # sum of v3 refunds' total_amount
+    # v2 shipments: {"id", "date_created", "items": [{"order_product_id", "product_id", "quantity"}]}
+    shipments: list[dict[str, Any]] = field(default_factory=list)
 
     # ---- derived amounts
     @property
@@ -604,6 +606,7 @@ class StoreData:
         self.next_refund_id = 1
         self.next_payment_id = 1
         self.next_fee_id = 1
+        self.next_shipment_id = 1
         self.next_message_id = 1
         self.catalog = self._make_catalog()
         self.created_at = utcnow() - timedelta(days=365)
@@ -1189,6 +1192,49 @@ class StoreData:
         order.date_modified = now
         return [("store/order/updated", {"type": "order", "id": order.id})]
 
+    def ship(
+        self, order_id: int, items: list[dict[str, Any]] | None = None, *, now: datetime | None = None
+    ) -> list[Event]:
+        """One shipment, as ``POST /v2/orders/{id}/shipments`` makes it: ``items`` ``[{"order_product_id",
+        "quantity"}]`` (default: every physical quantity not shipped or refunded yet). The lines' ``quantity_shipped``
+        grow; the order becomes Partially Shipped (3), or Shipped (2) once nothing physical is left to ship;
+        ``date_shipped`` keeps the first shipment's date (what it holds for later shipments is not documented)."""
+        order = self.get(order_id)
+        now = now or utcnow()
+        physical = {ln.id: ln for ln in order.lines if ln.type == "physical"}
+        if items is None:
+            items = [
+                {
+                    "order_product_id": ln.id,
+                    "quantity": ln.quantity - ln.quantity_refunded - ln.quantity_shipped,
+                }
+                for ln in physical.values()
+                if ln.quantity - ln.quantity_refunded - ln.quantity_shipped > 0
+            ]
+        if not items:
+            raise DataError("nothing left to ship")
+        shipped: list[dict[str, Any]] = []
+        for item in items:
+            line = physical.get(int(item.get("order_product_id", -1)))
+            if line is None:
+                raise DataError(f"order {order.id} has no physical line {item.get('order_product_id')}")
+            quantity = int(item.get("quantity", 0))
+            if quantity <= 0 or line.quantity_shipped + quantity > line.quantity - line.quantity_refunded:
+                raise DataError(f"line {line.id}: cannot ship {quantity} more")
+            line.quantity_shipped += quantity
+            shipped.append({"order_product_id": line.id, "product_id": line.product_id, "quantity": quantity})
+        order.shipments.append({"id": self._next("shipment"), "date_created": now, "items": shipped})
+        if order.date_shipped is None:
+            order.date_shipped = now
+        left = any(ln.quantity_shipped < ln.quantity - ln.quantity_refunded for ln in physical.values())
+        previous, order.status_id = order.status_id, 3 if left else 2
+        order.date_modified = now
+        events: list[Event] = []
+        if previous != order.status_id:
+            events.append(_status_event(order.id, previous, order.status_id))
+        events.append(("store/order/updated", {"type": "order", "id": order.id}))
+        return events
+
     def archive(self, order_id: int, *, now: datetime | None = None) -> list[Event]:
         order = self.get(order_id)
         order.is_deleted = True
@@ -1545,6 +1591,27 @@ def shipping_address_to_v2(order: Order, api_base: str) -> dict[str, Any]:
             api_base, f"/orders/{order.id}/shipping_addresses/{addr.get('id')}/shipping_quotes"
         ),
     }
+
+
+def shipments_to_v2(order: Order) -> list[dict[str, Any]]:
+    """``GET /v2/orders/{id}/shipments`` (the accounting-relevant fields)."""
+    address_id = (order.shipping_address or {}).get("id", 0)
+    return [
+        {
+            "id": shipment["id"],
+            "order_id": order.id,
+            "customer_id": order.customer_id,
+            "order_address_id": address_id,
+            "date_created": rfc2822(shipment["date_created"]),
+            "tracking_number": "",
+            "shipping_method": order.shipping_method,
+            "shipping_provider": "",
+            "tracking_carrier": "",
+            "comments": "",
+            "items": [dict(item) for item in shipment["items"]],
+        }
+        for shipment in order.shipments
+    ]
 
 
 def consignments_to_v2(order: Order, api_base: str, *, with_lines: bool) -> dict[str, Any]:

@@ -12,7 +12,8 @@ API (auth ``X-Auth-Token``; every response carries the ``X-Rate-Limit-*`` header
 
 * v2: ``GET /v2/orders`` (filters, sort, page/limit<=250, 204 when empty), ``GET /v2/orders/{id}``
   (``include=consignments[.line_items],fees&consignment_structure=object``), ``/products`` (paged, 204 past the end),
-  ``/products/{id}``, ``/shipping_addresses``, ``/coupons``, ``/fees``, ``/consignments``, ``GET /v2/order_statuses``.
+  ``/products/{id}``, ``/shipping_addresses``, ``/coupons``, ``/fees``, ``/consignments``, ``/shipments``,
+  ``GET /v2/order_statuses``.
 * v3: refunds per order, all refunds (``order_id:in``, ``id:in``, ``created:min|max``, page/limit), one refund,
   ``GET /v3/channels``, ``/v3/channels/{id}``, hooks CRUD (``/v3/hooks``, ``/v3/hooks/{id}``).
 
@@ -426,6 +427,7 @@ class BigCommerceSim(SimApp, HookSource):
             self.v2_consignments,
             "GET /v2/orders/{id}/consignments",
         )
+        r.add("GET", "/v2/orders/{id:int}/shipments", self.v2_shipments, "GET /v2/orders/{id}/shipments")
         r.add("GET", "/v2/order_statuses", self.v2_statuses, "GET /v2/order_statuses")
         r.add("GET", "/v2/order_statuses/{id:int}", self.v2_status, "GET /v2/order_statuses/{id}")
         r.add(
@@ -614,6 +616,10 @@ class BigCommerceSim(SimApp, HookSource):
                 order, self._api_base(req, store), with_lines="consignments.line_items" in include
             ),
         )
+
+    def v2_shipments(self, req: Request, store: Store) -> Response:
+        shipments = bc_data.shipments_to_v2(self._order(store, req.params["id"]))
+        return json_response(200, shipments) if shipments else empty_response(204)
 
     def v2_statuses(self, req: Request, store: Store) -> Response:
         return json_response(200, bc_data.status_list_v2())
@@ -876,6 +882,7 @@ class BigCommerceSim(SimApp, HookSource):
         r.add("POST", "/_sim/stores/{hash}/orders/{id:int}/status", self.c_status)
         r.add("POST", "/_sim/stores/{hash}/orders/{id:int}/edit", self.c_edit)
         r.add("POST", "/_sim/stores/{hash}/orders/{id:int}/refunds", self.c_refund)
+        r.add("POST", "/_sim/stores/{hash}/orders/{id:int}/ship", self.c_ship)
         r.add("POST", "/_sim/stores/{hash}/orders/{id:int}/archive", self.c_archive)
         r.add("POST", "/_sim/stores/{hash}/orders/{id:int}/messages", self.c_message)
         r.add("POST", "/_sim/stores/{hash}/events", self.c_event)
@@ -1043,6 +1050,8 @@ class BigCommerceSim(SimApp, HookSource):
             elif action == "refund":
                 refund, events = store.data.refund(order_id, body)
                 extra["refund"] = refund.to_v3()
+            elif action == "ship":
+                events = store.data.ship(order_id, body.get("items"), now=self._when(body))
             elif action == "archive":
                 events = store.data.archive(order_id, now=self._when(body))
             else:
@@ -1060,6 +1069,9 @@ class BigCommerceSim(SimApp, HookSource):
 
     def c_refund(self, req: Request) -> Response:
         return self._mutate(req, "refund")
+
+    def c_ship(self, req: Request) -> Response:
+        return self._mutate(req, "ship")
 
     def c_archive(self, req: Request) -> Response:
         return self._mutate(req, "archive")

@@ -141,6 +141,10 @@ class BigCommerceControl(_Client):
         """``items=[{"item_type", "item_id", "quantity"|"amount"}]``, ``full=True`` or ``amount=x``; ``reason``."""
         return self._call("POST", f"/stores/{store_hash}/orders/{order_id}/refunds", spec)
 
+    def ship(self, store_hash: str, order_id: int, **spec: Any) -> dict[str, Any]:
+        """One shipment: ``items=[{"order_product_id", "quantity"}]`` (default: everything left to ship)."""
+        return self._call("POST", f"/stores/{store_hash}/orders/{order_id}/ship", spec)
+
     def archive(self, store_hash: str, order_id: int) -> dict[str, Any]:
         return self._call("POST", f"/stores/{store_hash}/orders/{order_id}/archive", {})
 

@@ -2,10 +2,15 @@
 
     bin/demo            # runs the demo, prints what was posted in X3, keeps the admin up until Ctrl-C
     bin/demo --exit     # same, then stops (used by the test suite)
+    bin/demo --summary  # the same story in daily summary mode: one X3 entry per channel and currency for the day
 
 A demo tenant with three storefront channels and their GL mappings receives a stream of signed webhooks: paid
 orders on each channel (some delivered twice), an order paid after being pending, a partial refund and a
 cancellation; X3 fails once along the way. Everything runs in a fresh database, var/demo/demo.sqlite3.
+
+With --summary the tenant posts in daily summary mode from today: the entries wait in the connector, then the day
+is closed early (``close_summaries --day today``, normally done by the cluster once the day is over) and X3
+receives one summary entry per channel and currency, each drilling down to the orders behind it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from integrations.currency import minor_unit
 
@@ -29,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bin/demo", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--exit", action="store_true", help="stop after the summary instead of waiting for Ctrl-C"
+    )
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="daily summary mode from today: close the day at the end and show the summary entries",
     )
     args = parser.parse_args(argv)
 
@@ -50,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.env["DJANGO_SUPERUSER_PASSWORD"] = ADMIN_PASSWORD
         stack.manage("createsuperuser", "--noinput", "--username", ADMIN_USER, "--email", "demo@example.com")
-        run_story(stack)
+        if args.summary:
+            summary_mode_from_today(stack)
+            run_story(stack, settled=committed)
+            close_today(stack)
+        else:
+            run_story(stack)
         print_summary(stack, time.monotonic() - started, keeps_running=not args.exit)
         if not args.exit:
             while not interrupted and all(p.poll() is None for p in stack.processes):
@@ -65,7 +82,9 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def run_story(stack) -> None:
+def run_story(stack, settled: Callable[[Any], int] | None = None) -> None:
+    """``settled(stack)``: how many of the story's entries are done (default: entries in X3)."""
+    settled = settled or posted
     bc = stack.bc
     bc.webhook_settings(
         duplicate_rate=0.3
@@ -89,7 +108,7 @@ def run_story(stack) -> None:
         "order"
     ]
     stack.x3.set_faults(fail_next=1, fail_status=503, methods=["POST"])  # X3 hiccups once: retried, not lost
-    stack.settle(lambda: posted(stack) >= len(orders), timeout=40, what="The demo's orders")
+    stack.settle(lambda: settled(stack) >= len(orders), timeout=40, what="The demo's orders")
     say("Paying the pending order, refunding a mug, cancelling an order…")
     bc.set_status(STORE_HASH, pending["id"], 11)
     mug_line = created[0]["products"][0]["id"]
@@ -97,13 +116,47 @@ def run_story(stack) -> None:
         STORE_HASH, orders[0]["id"], items=[{"item_type": "PRODUCT", "item_id": mug_line, "quantity": 1}]
     )
     bc.set_status(STORE_HASH, orders[5]["id"], 5)
-    stack.settle(lambda: posted(stack) >= len(orders) + 3, timeout=40, what="The demo's changes")
+    stack.settle(lambda: settled(stack) >= len(orders) + 3, timeout=40, what="The demo's changes")
     bc.wait_for_webhooks(timeout=10)
     stack.manage("sweep")
 
 
 def posted(stack) -> int:
     return sum(1 for _ in stack.entries())
+
+
+def committed(stack) -> int:
+    """Summary mode: entries planned into the day's summary (or already posted with it)."""
+    return sum(
+        1
+        for p in demo_facts(stack)["postings"]
+        if p["kind"] != "summary" and p["status"] in ("in_summary", "posted")
+    )
+
+
+def summary_mode_from_today(stack) -> None:
+    say("Daily summary mode from today: orders wait in the connector until their day is closed…")
+    stack.manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "from django.utils import timezone; from connector.models import Tenant; "
+        "from connector.summaries import tenant_zone; "
+        f"t = Tenant.objects.get(slug={TENANT!r}); t.posting_mode = Tenant.PostingMode.DAILY_SUMMARY; "
+        "t.posting_mode_from = timezone.localdate(timezone.now(), tenant_zone(t)); t.save()",
+    )
+
+
+def close_today(stack) -> None:
+    say("Closing today early (close_summaries --day today; the cluster does this once the day is over)…")
+    say("  " + stack.manage("close_summaries", "--day", "today", "--tenant", TENANT).strip())
+
+    def summaries_posted() -> bool:
+        summaries = demo_facts(stack)["summaries"]
+        return bool(summaries) and all(s["status"] == "posted" for s in summaries)
+
+    stack.settle(summaries_posted, timeout=60, what="The day's summaries")
 
 
 SUFFIXES = (
@@ -153,6 +206,8 @@ def print_summary(stack, elapsed: float, *, keeps_running: bool) -> None:
     )
     for suffix, meaning in SUFFIXES:
         say(f"  {(prefix + suffix):<30} {meaning}")
+    if facts["summaries"]:
+        print_summaries(facts)
     print_accounts(entries, facts)
     print_channel_totals(facts)
     print_webhooks(stack, facts)
@@ -169,6 +224,26 @@ def print_summary(stack, elapsed: float, *, keeps_running: bool) -> None:
         say(f"{admin}: stopping now (--exit).")
 
 
+def print_summaries(facts) -> None:
+    """Each daily summary with what it carries: the connector's entries (orders, refunds, adjustments, reversals),
+    the orders behind them and its lines; every line drills down to its orders in the admin."""
+    channels = facts["channels"]
+    say("")
+    say("Daily summaries (one X3 entry per channel, currency and day; drill-down in the admin, Postings):")
+    say(
+        f"  {'reference':<26} {'day':<11} {'channel':<24} {'entries':>7} {'orders':>6} {'lines':>5} {'total':>9}"
+    )
+    for s in facts["summaries"]:
+        channel = f"{s['channel_id']} {channels.get(str(s['channel_id']), '')}".strip()
+        say(
+            f"  {s['reference']:<26} {s['day']:<11} {channel:<24} {s['entries']:>7} {s['orders']:>6} "
+            f"{s['lines']:>5} {s['total']:>9} {s['currency']}  {s['document'] or s['status']}"
+        )
+    for s in facts["summaries"]:
+        members = [p for p in facts["postings"] if p["in_summary"] == s["reference"]]
+        say(f"  {s['reference']}: " + ", ".join(p["label"] for p in members))
+
+
 def print_accounts(entries, facts) -> None:
     """Every account the entries touched, with its name (X3's chart of accounts, else the mapping's role)."""
     used = sorted({str(line["ACC"]) for entry in entries for line in entry["GACCENTRYD"]})
@@ -181,7 +256,7 @@ def print_accounts(entries, facts) -> None:
 def print_channel_totals(facts) -> None:
     totals: dict[tuple[str, str], list] = {}
     for p in facts["postings"]:
-        if p["status"] != "posted":
+        if not p["posted"] or p["kind"] == "summary":  # a summary carries entries counted by themselves
             continue
         key = (str(p["channel_id"]), p["currency"])
         step = Decimal(1).scaleb(-minor_unit(p["currency"]))

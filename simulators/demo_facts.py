@@ -25,7 +25,8 @@ def facts(slug: str) -> dict:
         events=Count("id"), deliveries=Sum("deliveries")
     )
     postings = []
-    for p in Posting.objects.filter(tenant=tenant).prefetch_related("attempt_log").order_by("id"):
+    rows = Posting.objects.filter(tenant=tenant).select_related("summary").prefetch_related("attempt_log")
+    for p in rows.order_by("id"):
         currency = p.currency or "USD"
         postings.append(
             {
@@ -37,6 +38,9 @@ def facts(slug: str) -> dict:
                 "currency": currency,
                 "total": str(quantize(p.total, currency)),
                 "document": p.x3_document_number,
+                "in_summary": p.summary.reference if p.summary_id else "",
+                # posted by itself, or (daily summary mode) carried by a summary that is posted
+                "posted": p.status == "posted" or bool(p.summary_id and p.summary.status == "posted"),
                 "attempts": [
                     {"operation": a.operation, "status_code": a.status_code, "outcome": a.outcome}
                     for a in p.attempt_log.all()
@@ -52,6 +56,28 @@ def facts(slug: str) -> dict:
         "events": events["events"] or 0,
         "deliveries": events["deliveries"] or 0,
         "postings": postings,
+        "summaries": [
+            {
+                "reference": s.reference,
+                "label": s.entry_label,
+                "day": s.gl_date.isoformat() if s.gl_date else "",
+                "channel_id": s.channel_id,
+                "currency": s.currency,
+                "status": s.status,
+                "document": s.x3_document_number,
+                "total": str(quantize(s.total, s.currency or "USD")),
+                "entries": s.n_entries,
+                "orders": s.n_orders,
+                "lines": s.n_lines,
+            }
+            for s in Posting.objects.filter(tenant=tenant, kind=Posting.Kind.SUMMARY)
+            .annotate(
+                n_entries=Count("members", distinct=True),
+                n_orders=Count("members__order_id", distinct=True),
+                n_lines=Count("lines", distinct=True),
+            )
+            .order_by("id")
+        ],
     }
 
 

@@ -500,3 +500,32 @@ def test_an_alarm_says_when_closed_days_wait_for_their_summary(tenant, systems):
     assert "2026-03-05 (1)" in alarm.title and "close_summaries" in alarm.advice
     close_due_days(now=late)
     assert not [c for c in gather_conditions(tenant, late) if c.key == "summaries_overdue"]
+
+
+def test_an_operator_can_close_a_day_early_and_later_entries_go_into_its_next_summary(tenant, systems):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    bc, x3, queued = systems
+    sync(bc, tenant, 250, date_created=MAR_5)
+    out = StringIO()
+    call_command("close_summaries", "--day", "2026-03-05", "--tenant", "acme", stdout=out)
+    assert (
+        out.getvalue().strip() == "2026-03-05: summaries=1"
+    )  # the day is not over (no --now): closed anyway
+    assert deliver_all(queued) == ["posted"]
+    sync(bc, tenant, 251, date_created=MAR_5)  # arrives after the early close
+    call_command("close_summaries", "--day", "2026-03-05", stdout=out)
+    deliver_all(queued)
+    keys = sorted(Posting.objects.filter(kind=K.SUMMARY).values_list("idempotency_key", flat=True))
+    assert keys == ["summary:2:USD:2026-03-05:1:1", "summary:2:USD:2026-03-05:2:1"]
+    assert len(x3.entries) == 2 and account_totals_in_x3(x3) == member_totals(tenant)
+    call_command("close_summaries", "--day", "2026-03-05", stdout=out)  # nothing left: nothing new
+    assert Posting.objects.filter(kind=K.SUMMARY).count() == 2
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        call_command("close_summaries", "--day", "5/3/2026")
+    with pytest.raises(CommandError, match="needs --tenant"):
+        call_command("close_summaries", "--day", "today")
+    with pytest.raises(CommandError, match="No tenant"):
+        call_command("close_summaries", "--day", "today", "--tenant", "nope")

@@ -135,6 +135,7 @@ def parse_order(raw: Mapping[str, Any], products: list[dict[str, Any]] | None = 
             store_default_rate=_rate(raw.get("store_default_to_transactional_exchange_rate")),
             products=tuple(parse_order_product(row) for row in products),
             fees=tuple(parse_fee(row) for row in _fee_rows(raw.get("fees"))),
+            date_shipped=_optional_date(raw.get("date_shipped")),
             raw=dict(raw),
         )
 
@@ -166,6 +167,8 @@ def parse_order_product(raw: Mapping[str, Any]) -> OrderProduct:
         wrapping_cost_ex_tax=_money(raw.get("wrapping_cost_ex_tax")),
         wrapping_cost_tax=_money(raw.get("wrapping_cost_tax")),
         is_gift_certificate=raw.get("type") == "giftcertificate" or bool(raw.get("gift_certificate_id")),
+        is_physical=raw.get("type") in (None, "", "physical"),
+        quantity_shipped=_int(raw.get("quantity_shipped"), 0),
     )
 
 
@@ -352,6 +355,14 @@ def _rfc2822(value: Any) -> datetime:
         return utc(parsedate_to_datetime(value))
     except (TypeError, ValueError):
         return _iso_datetime(value)
+
+
+def _optional_date(value: Any) -> datetime | None:
+    """A date BigCommerce leaves ``""`` until it applies (``date_shipped``); an unreadable one counts as absent."""
+    try:
+        return _rfc2822(value) if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _iso_datetime(value: Any) -> datetime:

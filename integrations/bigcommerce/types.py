@@ -27,6 +27,10 @@ class OrderProduct:
     # A gift certificate sold in the order: line ``type`` "giftcertificate" (or a ``gift_certificate_id``). The
     # money is a liability until the certificate is redeemed, not revenue.
     is_gift_certificate: bool = False
+    # Shipping (recognition on shipment, Tenant.gl_date_policy "shipped_last"): ``type`` "physical" lines are
+    # shipped; digital lines and gift certificates never are.
+    is_physical: bool = True
+    quantity_shipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,21 @@ class Order:
     source_currency_code: str = ""
     products: tuple[OrderProduct, ...] = ()
     fees: tuple[OrderFee, ...] = ()
+    date_shipped: datetime | None = None  # ``""`` in BigCommerce while nothing is shipped
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_fully_shipped(self) -> bool:
+        """Whether nothing is left to ship: every physical line's quantity not refunded is shipped, or the order is
+        Shipped (2) or Completed (10) (a completed pickup is never "shipped"). An order with nothing physical counts
+        as shipped: there is nothing to wait for."""
+        if self.status_id in (2, 10):
+            return True
+        return all(
+            p.quantity_shipped >= p.quantity - p.quantity_refunded
+            for p in self.products
+            if p.is_physical and not p.is_gift_certificate
+        )
 
     @property
     def may_have_refunds(self) -> bool:

@@ -516,3 +516,67 @@ def test_order_transactions_split_tender_and_refund_payments(bc: BC) -> None:
     rows = bc.get("usstore01", f"/v3/orders/{order['id']}/transactions").json()["data"]
     assert rows[-1]["event"] == "refund" and rows[-1]["gateway"] == refund["payments"][0]["provider_id"]
     assert bc.get("usstore01", "/v3/orders/999999/transactions").status_code == 404
+
+
+def test_shipments_ship_lines_and_the_order_shows_them(bc: BC) -> None:
+    from integrations.bigcommerce.parsing import consignment_products, parse_order
+
+    created = bc.ctl.create_order(
+        "frstore02",
+        status_id=11,
+        lines=[
+            {"name": "Vase", "price": "24.00", "quantity": 2},
+            {"name": "Bowl", "price": "12.00", "quantity": 1},
+        ],
+        shipping_cost="5.00",
+        pickup=False,
+        date_created="2026-01-05T10:00:00Z",
+    )
+    order_id = created["order"]["id"]
+    vase, bowl = (p["id"] for p in created["products"])
+    assert bc.get("frstore02", f"/v2/orders/{order_id}/shipments").status_code == 204
+
+    def read():
+        raw = bc.get(
+            "frstore02",
+            f"/v2/orders/{order_id}",
+            include="consignments.line_items,fees",
+            consignment_structure="object",
+        ).json()
+        return parse_order(raw, consignment_products(raw))
+
+    assert not read().is_fully_shipped and read().date_shipped is None
+    first = bc.ctl.ship(
+        "frstore02", order_id, items=[{"order_product_id": vase, "quantity": 2}], at="2026-01-06T09:00:00Z"
+    )
+    assert first["order"]["status_id"] == 3
+    assert [e["scope"] for e in first["events"]] == ["store/order/statusUpdated", "store/order/updated"]
+    assert not read().is_fully_shipped
+    last = bc.ctl.ship("frstore02", order_id, at="2026-01-09T15:00:00Z")  # the rest
+    assert (
+        last["order"]["status_id"] == 2
+        and last["order"]["date_modified"] == "Fri, 09 Jan 2026 15:00:00 +0000"
+    )
+    order = read()
+    assert order.is_fully_shipped and order.date_shipped == datetime(2026, 1, 6, 9, tzinfo=UTC)
+    shipments = bc.get("frstore02", f"/v2/orders/{order_id}/shipments").json()
+    assert [(s["date_created"], s["items"]) for s in shipments] == [
+        (
+            "Tue, 06 Jan 2026 09:00:00 +0000",
+            [{"order_product_id": vase, "product_id": ANY_INT, "quantity": 2}],
+        ),
+        (
+            "Fri, 09 Jan 2026 15:00:00 +0000",
+            [{"order_product_id": bowl, "product_id": ANY_INT, "quantity": 1}],
+        ),
+    ]
+    refused = bc.http.post(f"{bc.base_url}/_sim/stores/frstore02/orders/{order_id}/ship", json={}, timeout=5)
+    assert refused.status_code == 422 and "nothing left to ship" in refused.text
+
+
+class _AnyInt:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int)
+
+
+ANY_INT = _AnyInt()
