@@ -430,7 +430,7 @@ def _gl_date(tenant: Tenant, order: Order, base: Posting, created: bool) -> date
 
 
 def _last_shipment(order: Order, base: Posting, created: bool) -> datetime:
-    """When the order's last shipment left, from the order itself (no extra call; docs/decisions/0025):
+    """When the order's last shipment left, from the order itself (no extra call; docs/decisions/0027-revenue-on-shipment.md):
 
     * seen not fully shipped before (its waiting entry's snapshot): the shipment that completed it is the order's last modification (the
       status change to Shipped that brought us here), as the *confirmed* policy reasons about confirmation;

@@ -1,5 +1,5 @@
 """GL date on shipment (Tenant.gl_date_policy "shipped_last"): an order is recognised once nothing is left to ship,
-on the date of its last shipment; until then it waits. See docs/decisions/0025-revenue-on-shipment.md."""
+on the date of its last shipment; until then it waits. See docs/decisions/0027-revenue-on-shipment.md."""
 
 from __future__ import annotations
 
