@@ -33,6 +33,7 @@ from .chart import account_names, chart_loaded
 from .chart_admin import ChartNamesMappingMixin, LineNamesMixin
 from .journal import quantize
 from .models import (
+    ACCOUNT_FIELDS,
     VERSIONED_FIELDS,
     AuditChainHead,
     AuditCheck,
@@ -373,21 +374,7 @@ class ChannelMappingAdmin(ChartNamesMappingMixin, TenantScopedAdmin, ImportExpor
         (None, {"fields": ("tenant", "channel_id", "effective_from", "name", "is_active")}),
         (
             "GL accounts",
-            {
-                "fields": (
-                    "receivable_account",
-                    "revenue_account",
-                    "shipping_account",
-                    "handling_account",
-                    "wrapping_account",
-                    "fee_account",
-                    "tax_account",
-                    "discount_account",
-                    "cogs_account",
-                    "inventory_account",
-                    "chart_accounts",
-                )
-            },
+            {"fields": (*ACCOUNT_FIELDS, "chart_accounts")},
         ),
         (
             "Sage X3 organisation and dimensions",

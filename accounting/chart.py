@@ -18,11 +18,9 @@ from integrations.sagex3.accounts import Account
 
 from .dimensions import blank_roles, with_fallbacks
 from .journal import Accounts
-from .models import ChannelMapping, GlAccount, GlChart
+from .models import ACCOUNT_FIELDS, ChannelMapping, GlAccount, GlChart
 
-MAPPING_ACCOUNT_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in ChannelMapping._meta.fields if f.name.endswith("_account")
-)
+MAPPING_ACCOUNT_FIELDS = ACCOUNT_FIELDS
 
 
 def store_chart(tenant_id: int, accounts: Iterable[Account], *, now: datetime | None = None) -> GlChart:

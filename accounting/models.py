@@ -23,7 +23,8 @@ MONEY: dict[str, Any] = {"max_digits": 18, "decimal_places": 4}
 BEGINNING = date(1900, 1, 1)
 # Fields of a version that decide what an entry posts. Changing one on a version entries already used is refused: add
 # a new version with a later "effective from" date instead (docs/decisions/0022-mapping-versions-and-dimensions.md).
-VERSIONED_FIELDS: tuple[str, ...] = (
+# A channel mapping's GL accounts by role, in the order the admin, imports and checks show them.
+ACCOUNT_FIELDS: tuple[str, ...] = (
     "receivable_account",
     "revenue_account",
     "shipping_account",
@@ -34,6 +35,9 @@ VERSIONED_FIELDS: tuple[str, ...] = (
     "discount_account",
     "cogs_account",
     "inventory_account",
+)
+VERSIONED_FIELDS: tuple[str, ...] = (
+    *ACCOUNT_FIELDS,
     "company",
     "site",
     "entry_type",

@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 
 from accounting.chart import account_names
 from accounting.chart_admin import mapped_accounts_html
-from accounting.models import ChannelMapping, GlChart, Posting
+from accounting.models import ACCOUNT_FIELDS, ChannelMapping, GlChart, Posting
 from integrations.bigcommerce.connection import check_store
 from integrations.errors import IntegrationError
 
@@ -229,16 +229,7 @@ class ChannelMappingInline(admin.TabularInline):
         "effective_from",
         "name",
         "is_active",
-        "receivable_account",
-        "revenue_account",
-        "shipping_account",
-        "handling_account",
-        "wrapping_account",
-        "fee_account",
-        "tax_account",
-        "discount_account",
-        "cogs_account",
-        "inventory_account",
+        *ACCOUNT_FIELDS,
         "site",
         "account_names",
     )

@@ -29,7 +29,7 @@ from .channels import channel_names
 from .models import Tenant, X3Connection
 
 MAX_ORDERS = 100  # one BigCommerce call per order: a dry run of more than this is a backfill, not a preview
-REQUIRED_ACCOUNT_FIELDS = ("receivable_account", "revenue_account", "shipping_account", "tax_account")
+REQUIRED_ACCOUNT_FIELDS = ChannelMapping.REQUIRED_ACCOUNTS
 BODY_FORMAT: dict[str, str] = {
     X3Connection.Method.REST_BASIC: "api1 JSON",
     X3Connection.Method.SOAP_BASIC: "SOAP object XML",
