@@ -5,6 +5,7 @@ Webhooks are hints: every run re-reads the order from BigCommerce and decides fr
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -69,7 +70,8 @@ def sync_order(
         if refund_id is not None and all(r.id != refund_id for r in refunds):
             refunds.append(bc_client.get_refund(refund_id))  # the list may lag behind the webhook
     transactions = bc_client.get_order_transactions(order_id) if wants_transactions(tenant, order) else None
-    plan = plan_order(
+    plan_now = functools.partial(
+        plan_order,
         tenant=tenant,
         order=order,
         refunds=refunds,
@@ -78,6 +80,7 @@ def sync_order(
         user=user,
         transactions=transactions,
     )
+    plan = plan_now()
     if on_planned is not None:
         on_planned()
     client_for = _x3_client_for(x3_client)
@@ -103,15 +106,7 @@ def sync_order(
         )
     if refunds and order_entry_posted and _refunds_wait(tenant.pk, order_id):
         # The order's entry was posted in this run: its waiting refunds can be planned right away.
-        plan = plan_order(
-            tenant=tenant,
-            order=order,
-            refunds=refunds,
-            trigger=trigger,
-            event=event,
-            user=user,
-            transactions=transactions,
-        )
+        plan = plan_now()
         for posting_id in plan.to_submit:
             delivery = submit_posting(
                 posting_id, client_for=client_for, tenant=tenant if tenant_fresh else None
