@@ -21,7 +21,7 @@ from . import common, economy
 from .common import Report
 
 BENCH = "economy_tenders"
-DB = "bench_connector_economy_tenders"  # its own database: bench.economy may run at the same time
+DB = common.db_name("economy_tenders")  # its own database: bench.economy may run at the same time
 # Webhook path: 1 re-read per order (plus 0.2 slack for the second webhook's re-read when it lands after the first
 # planned), and with tender mappings one more call per order for its transactions.
 TARGET_WITHOUT = 1.2

@@ -14,7 +14,17 @@ from pathlib import Path
 
 from . import common
 
-BENCHES = ("ingest", "pipeline", "economy", "scaling", "backfill", "faults")
+BENCHES = (
+    "ingest",
+    "pipeline",
+    "economy",
+    "economy_tenders",
+    "scaling",
+    "backfill",
+    "workspace",
+    "summary",
+    "faults",
+)
 
 
 def git_state() -> dict[str, str | bool]:
