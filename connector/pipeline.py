@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Exists, F, Min, OuterRef, Q
+from django.db.models import Exists, F, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from accounting.history import log_transition
 from accounting.models import Posting, TenderMapping, X3Circuit
-from accounting.planning import VOID_STATUS_IDS, plan_order
+from accounting.planning import VOID_STATUS_IDS, plan_order, refund_key
 from accounting.posting import Delivery, backoff_seconds, submit_posting
 from integrations.bigcommerce.types import Order
 from integrations.errors import IntegrationError, NotFoundError, RateLimitedError
@@ -61,6 +61,7 @@ def sync_order(
     circuit; deliveries use it instead of reading them again."""
     if bc_client is None:
         bc_client = clients.bigcommerce_client(tenant)
+    read_started_at = timezone.now()  # before the request: the read sees every change committed before this
     order = bc_client.get_order(order_id)
     refunds = []
     if knows_refunds is None:
@@ -79,6 +80,7 @@ def sync_order(
         event=event,
         user=user,
         transactions=transactions,
+        read_started_at=read_started_at,
     )
     plan = plan_now()
     if on_planned is not None:
@@ -203,15 +205,30 @@ def process_event(event_id: int) -> str:
     ).update(status=E.PROCESSING, attempts=F("attempts") + 1, processing_started_at=now)
     if claimed != 1:
         return "not-due"
-    event = WebhookEvent.objects.select_related(
-        "tenant__bigcommerce", "tenant__x3", "tenant__x3_circuit"
-    ).get(pk=event_id)
+    # The order row's last read start comes with the event (no statement of its own): see _covering_read.
+    event = (
+        WebhookEvent.objects.select_related("tenant__bigcommerce", "tenant__x3", "tenant__x3_circuit")
+        .annotate(
+            order_read_at=Subquery(
+                Posting.objects.filter(
+                    tenant_id=OuterRef("tenant_id"), order_id=OuterRef("order_id"), kind=Posting.Kind.ORDER
+                ).values("order_read_at")[:1]
+            )
+        )
+        .get(pk=event_id)
+    )
     if event.order_id is None:  # intake stores only order events with an id; an older row may lack it
         _finish(event, [], E.FAILED, "The event names no order")
         return "no-order"
     # BigCommerce sends several events for one change (a new order: created and statusUpdated; a refund: three).
     # The order's other waiting events are taken along: one re-read of the order serves them all. Refund events
     # stay separate, since each names a refund that must be fetched.
+    # A committed re-read that started after this event was received already saw its change: nothing to fetch.
+    # Checked before companions are taken (their own received_at may be later than this read): they stay queued.
+    covered_by = _covering_read(event, event.order_id)
+    if covered_by is not None:
+        _finish(event, [], E.PROCESSED, f"Covered by the re-read of {covered_by.isoformat()}")
+        return "covered"
     companions = _take_companions(event, now)
     try:
         result = sync_order(
@@ -242,6 +259,27 @@ def process_event(event_id: int) -> str:
         raise
     _finish(event, companions, E.PROCESSED, "")
     return f"{result.outcome}:{result.posting_status}"
+
+
+def _covering_read(event: WebhookEvent, order_id: int):
+    """When a committed re-read of the event's order started at or after the event was received, that read saw
+    what the event announces (BigCommerce sends a webhook once the change is committed): its start time, else None.
+    Only reads whose plan committed are recorded (``order_read_at``, written in the planning transaction), so a read
+    that failed never counts. A refund event is covered only once its refund is recorded as a posting.
+    Assumes the workers' and web servers' clocks agree (NTP) to within ``COVERED_READ_MARGIN_SECONDS``
+    (docs/decisions/0028-webhooks-covered-by-a-later-read.md)."""
+    margin = timedelta(seconds=settings.CONNECTOR.get("COVERED_READ_MARGIN_SECONDS", 0))
+    read_at = getattr(event, "order_read_at", None)  # annotated by process_event's load of the event
+    if read_at is None or read_at < event.received_at + margin:
+        return None
+    if (
+        event.refund_id is not None
+        and not Posting.objects.filter(
+            tenant_id=event.tenant_id, idempotency_key=refund_key(order_id, event.refund_id)
+        ).exists()
+    ):
+        return None
+    return read_at
 
 
 def _take_companions(event: WebhookEvent, now) -> list[int]:

@@ -263,6 +263,10 @@ CONNECTOR = {
     "RETRY_BASE_SECONDS": env.int("RETRY_BASE_SECONDS", default=30),
     "RETRY_CAP_SECONDS": env.int("RETRY_CAP_SECONDS", default=3600),
     "MAX_ATTEMPTS": env.int("POSTING_MAX_ATTEMPTS", default=8),
+    # A webhook is finished without a BigCommerce call when a committed re-read of its order started at least this
+    # many seconds after the webhook was received (that read saw the change). Assumes NTP-synchronised clocks
+    # between web servers and workers; raise it if they may drift (docs/decisions/0028-...).
+    "COVERED_READ_MARGIN_SECONDS": env.float("COVERED_READ_MARGIN_SECONDS", default=0.0),
     # After an unknown outcome (timeout/reset/5xx on create), wait this long before asking X3 for our reference.
     "UNKNOWN_OUTCOME_DELAY_SECONDS": env.int("UNKNOWN_OUTCOME_DELAY_SECONDS", default=20),
     # Circuit breaker per tenant: after this many consecutive "X3 unavailable" failures (refused, timeout, 5xx),
