@@ -104,3 +104,64 @@ def test_a_read_whose_planning_raised_does_not_count(tenant, http, monkeypatch):
 
     assert process_event(event.pk) != "covered"
     assert len(http.calls) == calls_before + 1
+
+
+def held_by_another_worker(event: WebhookEvent, tenant) -> WebhookEvent:
+    """The order's other event, claimed by another worker after ``event`` was received."""
+    holder = stored_event(tenant, "k0")
+    WebhookEvent.objects.filter(pk=holder.pk).update(
+        status=E.PROCESSING, processing_started_at=event.received_at + timedelta(milliseconds=1)
+    )
+    return holder
+
+
+def test_an_event_waits_for_the_read_of_a_worker_that_claimed_the_order_after_it_was_received(
+    tenant, http, monkeypatch, settings
+):
+    settings.CONNECTOR = {**settings.CONNECTOR, "COVERED_READ_WAIT_SECONDS": 5}
+    event = stored_event(tenant, "k1")
+    holder = held_by_another_worker(event, tenant)
+    waits = []
+
+    def other_worker_reads(seconds):  # meanwhile the other worker reads the order and commits its plan
+        if not waits:
+            read_order(tenant, http)
+            WebhookEvent.objects.filter(pk=holder.pk).update(status=E.PROCESSED)
+        waits.append(seconds)
+
+    monkeypatch.setattr("connector.pipeline.time.sleep", other_worker_reads)
+    assert process_event(event.pk) == "covered"
+    assert len(http.calls) == 1  # the other worker's read only
+    assert len(waits) == 1
+
+
+def test_an_event_reads_the_order_itself_when_the_holder_fails(tenant, http, monkeypatch, settings):
+    settings.CONNECTOR = {**settings.CONNECTOR, "COVERED_READ_WAIT_SECONDS": 5}
+    event = stored_event(tenant, "k1")
+    holder = held_by_another_worker(event, tenant)
+
+    def other_worker_fails(seconds):  # its BigCommerce read failed: nothing was planned
+        WebhookEvent.objects.filter(pk=holder.pk).update(status=E.FAILED)
+
+    monkeypatch.setattr("connector.pipeline.time.sleep", other_worker_fails)
+    http.get(order_url(250), json=order_json(250, status_id=1))
+    assert process_event(event.pk) == "created:waiting"
+    assert len(http.calls) == 1
+
+
+def test_no_wait_for_a_worker_that_claimed_the_order_before_the_event_was_received(
+    tenant, http, monkeypatch, settings
+):
+    settings.CONNECTOR = {**settings.CONNECTOR, "COVERED_READ_WAIT_SECONDS": 5}
+    event = stored_event(tenant, "k1")
+    holder = held_by_another_worker(event, tenant)
+    WebhookEvent.objects.filter(pk=holder.pk).update(
+        processing_started_at=event.received_at - timedelta(milliseconds=1)
+    )
+
+    def no_sleep(seconds):
+        raise AssertionError("must not wait: that worker's read may predate the event")
+
+    monkeypatch.setattr("connector.pipeline.time.sleep", no_sleep)
+    http.get(order_url(250), json=order_json(250, status_id=1))
+    assert process_event(event.pk) == "created:waiting"
