@@ -286,6 +286,12 @@ class Posting(models.Model):
         "never reset by retries or operators.",
     )
     last_error = models.TextField(blank=True)
+    order_read_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Order rows: when the BigCommerce re-read this row was last planned from started (a webhook "
+        "received before it is covered by that read)",
+    )
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.WEBHOOK)

@@ -309,24 +309,35 @@ def plan_order(
     event: WebhookEvent | None = None,
     user=None,
     transactions: Iterable[Transaction] | None = None,
+    read_started_at: datetime | None = None,
 ) -> PlanResult:
     """Record every posting the order still needs, and say which of the order's postings are due now (new ones
     and retries whose time has come, oldest first). Idempotent: the same order twice plans nothing new.
 
-    ``transactions`` (the order's v3 transactions, when the caller fetched them) split the receivable per tender."""
+    ``transactions`` (the order's v3 transactions, when the caller fetched them) split the receivable per tender.
+    ``read_started_at``: when the re-read of ``order`` started; recorded on the order's row (``order_read_at``) when
+    the row is written anyway, so a webhook received before it can be recognised as covered
+    (docs/decisions/0028-webhooks-covered-by-a-later-read.md)."""
+    args = (tenant, order, refunds, trigger, event, user, transactions, read_started_at)
     try:
-        return _plan_order(tenant, order, refunds, trigger, event, user, transactions)
+        return _plan_order(*args)
     except _RowTaken:  # another worker created the order's row meanwhile: plan again on top of it
-        return _plan_order(tenant, order, refunds, trigger, event, user, transactions)
+        return _plan_order(*args)
 
 
 class _RowTaken(Exception):
     pass
 
 
-def _plan_order(tenant, order, refunds, trigger, event, user, transactions) -> PlanResult:
+def _plan_order(tenant, order, refunds, trigger, event, user, transactions, read_started_at) -> PlanResult:
     with transaction.atomic():
         base, created = _lock_base(tenant, order, trigger, event)
+        if read_started_at is not None and (
+            base.order_read_at is None or read_started_at > base.order_read_at
+        ):
+            # written with the row when planning saves it (its INSERT, or a rebuild's UPDATE): no statement of its
+            # own. Left unchanged otherwise, which only makes the record older (fewer events counted as covered).
+            base.order_read_at = read_started_at
         order, refunds, tenders = _in_posting_currency(
             tenant, base, created, order, refunds, None if transactions is None else list(transactions)
         )

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Exists, F, Min, OuterRef, Q
+from django.db.models import Exists, F, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from accounting.history import log_transition
 from accounting.models import Posting, TenderMapping, X3Circuit
-from accounting.planning import VOID_STATUS_IDS, plan_order
+from accounting.planning import VOID_STATUS_IDS, plan_order, refund_key
 from accounting.posting import Delivery, backoff_seconds, submit_posting
 from integrations.bigcommerce.types import Order
 from integrations.errors import IntegrationError, NotFoundError, RateLimitedError
@@ -61,6 +62,7 @@ def sync_order(
     circuit; deliveries use it instead of reading them again."""
     if bc_client is None:
         bc_client = clients.bigcommerce_client(tenant)
+    read_started_at = timezone.now()  # before the request: the read sees every change committed before this
     order = bc_client.get_order(order_id)
     refunds = []
     if knows_refunds is None:
@@ -79,6 +81,7 @@ def sync_order(
         event=event,
         user=user,
         transactions=transactions,
+        read_started_at=read_started_at,
     )
     plan = plan_now()
     if on_planned is not None:
@@ -203,12 +206,22 @@ def process_event(event_id: int) -> str:
     ).update(status=E.PROCESSING, attempts=F("attempts") + 1, processing_started_at=now)
     if claimed != 1:
         return "not-due"
-    event = WebhookEvent.objects.select_related(
-        "tenant__bigcommerce", "tenant__x3", "tenant__x3_circuit"
-    ).get(pk=event_id)
+    # The order row's last read start, and since when another worker holds one of the order's events, come with
+    # the event (no statement of their own): see _covering_read.
+    event = (
+        WebhookEvent.objects.select_related("tenant__bigcommerce", "tenant__x3", "tenant__x3_circuit")
+        .annotate(**_order_read_state())
+        .get(pk=event_id)
+    )
     if event.order_id is None:  # intake stores only order events with an id; an older row may lack it
         _finish(event, [], E.FAILED, "The event names no order")
         return "no-order"
+    # A committed re-read that started after this event was received already saw its change: nothing to fetch.
+    # Checked before companions are taken (their own received_at may be later than this read): they stay queued.
+    covered_by = _covering_read(event, event.order_id)
+    if covered_by is not None:
+        _finish(event, [], E.PROCESSED, f"Covered by the re-read of {covered_by.isoformat()}")
+        return "covered"
     # BigCommerce sends several events for one change (a new order: created and statusUpdated; a refund: three).
     # The order's other waiting events are taken along: one re-read of the order serves them all. Refund events
     # stay separate, since each names a refund that must be fetched.
@@ -242,6 +255,66 @@ def process_event(event_id: int) -> str:
         raise
     _finish(event, companions, E.PROCESSED, "")
     return f"{result.outcome}:{result.posting_status}"
+
+
+def _order_read_state() -> dict:
+    """Annotations for a WebhookEvent query: the order row's ``order_read_at``, and the latest claim time of the
+    order's other events being processed (``holder_since``)."""
+    return {
+        "order_read_at": Subquery(
+            Posting.objects.filter(
+                tenant_id=OuterRef("tenant_id"), order_id=OuterRef("order_id"), kind=Posting.Kind.ORDER
+            ).values("order_read_at")[:1]
+        ),
+        "holder_since": Subquery(
+            WebhookEvent.objects.filter(
+                tenant_id=OuterRef("tenant_id"), order_id=OuterRef("order_id"), status=E.PROCESSING
+            )
+            .exclude(pk=OuterRef("pk"))
+            .order_by("-processing_started_at")
+            .values("processing_started_at")[:1]
+        ),
+    }
+
+
+def _covering_read(event: WebhookEvent, order_id: int):
+    """When a committed re-read of the event's order started at or after the event was received, that read saw
+    what the event announces (BigCommerce sends a webhook once the change is committed): its start time, else None.
+    Only reads whose plan committed are recorded (``order_read_at``, written in the planning transaction), so a read
+    that failed never counts. A refund event is covered only once its refund is recorded as a posting.
+
+    When another worker claimed one of the order's events after this one was received, its read (which starts
+    after its claim) will cover this event if it commits: wait for it a little (COVERED_READ_WAIT_SECONDS) rather
+    than read the order a second time in parallel.
+
+    Assumes the workers' and web servers' clocks agree (NTP) to within ``COVERED_READ_MARGIN_SECONDS``
+    (docs/decisions/0028-webhooks-covered-by-a-later-read.md)."""
+    if (
+        event.refund_id is not None
+        and not Posting.objects.filter(
+            tenant_id=event.tenant_id, idempotency_key=refund_key(order_id, event.refund_id)
+        ).exists()
+    ):
+        return None
+    since = event.received_at + timedelta(seconds=settings.CONNECTOR.get("COVERED_READ_MARGIN_SECONDS", 0))
+    read_at = getattr(event, "order_read_at", None)  # annotated by process_event's load of the event
+    if read_at is not None and read_at >= since:
+        return read_at
+    holder_since = getattr(event, "holder_since", None)
+    if holder_since is None or holder_since < since or event.refund_id is not None:
+        return None
+    deadline = time.monotonic() + settings.CONNECTOR.get("COVERED_READ_WAIT_SECONDS", 0)
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        state = WebhookEvent.objects.filter(pk=event.pk).only("pk").annotate(**_order_read_state()).get()
+        read_at, holder_since = getattr(state, "order_read_at", None), getattr(state, "holder_since", None)
+        if read_at is not None and read_at >= since:
+            return read_at
+        if (
+            holder_since is None or holder_since < since
+        ):  # the holder finished (or failed) without covering us
+            return None
+    return None
 
 
 def _take_companions(event: WebhookEvent, now) -> list[int]:

@@ -263,6 +263,13 @@ CONNECTOR = {
     "RETRY_BASE_SECONDS": env.int("RETRY_BASE_SECONDS", default=30),
     "RETRY_CAP_SECONDS": env.int("RETRY_CAP_SECONDS", default=3600),
     "MAX_ATTEMPTS": env.int("POSTING_MAX_ATTEMPTS", default=8),
+    # A webhook is finished without a BigCommerce call when a committed re-read of its order started at least this
+    # many seconds after the webhook was received (that read saw the change). Assumes NTP-synchronised clocks
+    # between web servers and workers; raise it if they may drift (docs/decisions/0028-...).
+    "COVERED_READ_MARGIN_SECONDS": env.float("COVERED_READ_MARGIN_SECONDS", default=0.0),
+    # ... and when another worker is already processing one of the order's events claimed after this one was
+    # received, wait up to this long for its read to commit instead of reading the order in parallel (0: never).
+    "COVERED_READ_WAIT_SECONDS": env.float("COVERED_READ_WAIT_SECONDS", default=2.0),
     # After an unknown outcome (timeout/reset/5xx on create), wait this long before asking X3 for our reference.
     "UNKNOWN_OUTCOME_DELAY_SECONDS": env.int("UNKNOWN_OUTCOME_DELAY_SECONDS", default=20),
     # Circuit breaker per tenant: after this many consecutive "X3 unavailable" failures (refused, timeout, 5xx),
