@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from time import monotonic
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -203,29 +204,56 @@ class Started:
     created: bool  # False: one was already under way for the tenant
 
 
-def start_reread(tenant: Tenant, start: date, end: date, *, channel_id: int | None, user=None) -> Started:
-    """Record a re-read of [start, end] for the tenant and queue it (one at a time per tenant)."""
+def start_period_run(
+    model, tenant: Tenant, start: date, end: date, *, channel_id: int | None, user, enqueue, lost: str
+) -> tuple[Any, bool]:
+    """Record a run of ``model`` (a re-read or a tie-out) over [start, end] and queue it on commit: (run, created).
+    One at a time per tenant: a busy run is returned instead; a stale one is closed first with ``lost`` as its
+    message, so it can be started again."""
     now = timezone.now()
-    busy = ReReadRun.Status.QUEUED, ReReadRun.Status.RUNNING
     with transaction.atomic():
-        Tenant.objects.select_for_update().filter(pk=tenant.pk).first()  # one re-read per tenant at a time
-        stale_runs(ReReadRun, tenant, now).update(
-            status=ReReadRun.Status.FAILED,
-            finished_at=now,
-            message="The re-read did not finish (the queue may have been stopped); it can be started again.",
-        )
-        running = ReReadRun.objects.filter(tenant=tenant, status__in=busy).first()
+        Tenant.objects.select_for_update().filter(
+            pk=tenant.pk
+        ).first()  # one run of a kind per tenant at a time
+        stale_runs(model, tenant, now).update(status=model.Status.FAILED, finished_at=now, message=lost)
+        running = model.objects.filter(
+            tenant=tenant, status__in=(model.Status.QUEUED, model.Status.RUNNING)
+        ).first()
         if running is not None:
-            return Started(running, created=False)
-        run = ReReadRun.objects.create(
+            return running, False
+        run = model.objects.create(
             tenant=tenant,
             period_start=start,
             period_end=end,
             channel_id=channel_id,
             requested_by=getattr(user, "username", "") or "",
         )
-        transaction.on_commit(lambda: tasks.enqueue_reread(run.pk))
-    return Started(run, created=True)
+        transaction.on_commit(lambda: enqueue(run.pk))
+    return run, True
+
+
+def claim_run(model, run_id: int):
+    """Take a queued run for this task (compare-and-set): the run, or None when another task has it or it ended."""
+    if not model.objects.filter(pk=run_id, status=model.Status.QUEUED).update(
+        status=model.Status.RUNNING, started_at=timezone.now()
+    ):
+        return None
+    return model.objects.select_related("tenant__bigcommerce", "tenant__x3").get(pk=run_id)
+
+
+def start_reread(tenant: Tenant, start: date, end: date, *, channel_id: int | None, user=None) -> Started:
+    """Record a re-read of [start, end] for the tenant and queue it (one at a time per tenant)."""
+    run, created = start_period_run(
+        ReReadRun,
+        tenant,
+        start,
+        end,
+        channel_id=channel_id,
+        user=user,
+        enqueue=tasks.enqueue_reread,
+        lost="The re-read did not finish (the queue may have been stopped); it can be started again.",
+    )
+    return Started(run, created=created)
 
 
 def run_reread(
@@ -240,14 +268,10 @@ def run_reread(
     through the normal pipeline (plan, exactly-once delivery). Orders we planned from their latest modification
     are current already: their stored snapshot is what BigCommerce shows. A long scan stops after ``budget``
     seconds and queues its own sequel from where it stopped."""
-    now = timezone.now()
-    claimed = ReReadRun.objects.filter(pk=run_id, status=ReReadRun.Status.QUEUED).update(
-        status=ReReadRun.Status.RUNNING, started_at=now
-    )
-    if claimed != 1:
+    run = claim_run(ReReadRun, run_id)
+    if run is None:
         return "not-due"
     deadline = clock() + budget
-    run = ReReadRun.objects.select_related("tenant__bigcommerce").get(pk=run_id)
     tenant = run.tenant
     first_day = timezone.make_aware(datetime.combine(run.period_start, time.min)) - OVERLAP
     try:

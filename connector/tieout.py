@@ -24,7 +24,6 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from accounting.models import Posting, PostingLine
@@ -34,7 +33,7 @@ from integrations.sagex3.types import PostedEntry, X3Client
 
 from . import clients, tasks
 from .models import TieOutRow, TieOutRun
-from .reconcile import TASK_BUDGET_SECONDS, stale_runs
+from .reconcile import TASK_BUDGET_SECONDS, claim_run, start_period_run
 
 logger = logging.getLogger(__name__)
 PAUSE_SECONDS = 0.2  # between lookups: X3 serves people too (about 5 lookups a second at most)
@@ -56,27 +55,16 @@ def start_tie_out(
     tenant, start: date, end: date, *, channel_id: int | None, user=None
 ) -> tuple[TieOutRun, bool]:
     """Record a tie-out run and queue it; (run, created). One at a time per tenant (a recent busy run is returned)."""
-    now = timezone.now()
-    busy = TieOutRun.Status.QUEUED, TieOutRun.Status.RUNNING
-    with transaction.atomic():
-        type(tenant).objects.select_for_update().filter(pk=tenant.pk).first()
-        stale_runs(TieOutRun, tenant, now).update(
-            status=TieOutRun.Status.FAILED,
-            finished_at=now,
-            message="The tie-out did not finish (the queue may have been stopped); nothing is claimed as matched.",
-        )
-        running = TieOutRun.objects.filter(tenant=tenant, status__in=busy).first()
-        if running is not None:
-            return running, False
-        run = TieOutRun.objects.create(
-            tenant=tenant,
-            period_start=start,
-            period_end=end,
-            channel_id=channel_id,
-            requested_by=getattr(user, "username", "") or "",
-        )
-        transaction.on_commit(lambda: tasks.enqueue_tie_out(run.pk))
-    return run, True
+    return start_period_run(
+        TieOutRun,
+        tenant,
+        start,
+        end,
+        channel_id=channel_id,
+        user=user,
+        enqueue=tasks.enqueue_tie_out,
+        lost="The tie-out did not finish (the queue may have been stopped); nothing is claimed as matched.",
+    )
 
 
 def find_in_x3(client: X3Client, reference: str) -> PostedEntry | None:
@@ -198,14 +186,10 @@ def run_tie_out(
 ) -> str:
     """One task of a tie-out run. Never raises for X3 trouble: the run records what happened in words. After
     ``budget`` seconds (below the queue's task timeout) it saves its place and queues its own sequel."""
-    now = timezone.now()
-    claimed = TieOutRun.objects.filter(pk=run_id, status=TieOutRun.Status.QUEUED).update(
-        status=TieOutRun.Status.RUNNING, started_at=now
-    )
-    if claimed != 1:
+    run = claim_run(TieOutRun, run_id)
+    if run is None:
         return "not-due"
     deadline = clock() + budget
-    run = TieOutRun.objects.select_related("tenant__x3").get(pk=run_id)
     tenant = run.tenant
     postings = Posting.objects.filter(
         tenant=tenant,
