@@ -34,6 +34,7 @@ from django.utils import timezone
 from connector.models import Tenant
 
 from .models import AuditChainHead, AuditCheck, Posting, PostingAttempt, PostingLog
+from .rows import select
 
 GENESIS = "0" * 64  # prev_hash of a tenant's first record
 VERSION = 1  # part of every hashed payload: a future change of the fields hashed gets a new number
@@ -134,7 +135,14 @@ def append_records(records: list, *, posting_locked: bool = False) -> list:
             # a worker that took the head first and then updated the posting would deadlock with it.
             list(Posting.objects.select_for_update().filter(pk=posting.pk).values_list("pk", flat=True))
         # Locked until the caller's transaction commits: the next appender for this tenant waits here.
-        head, created = AuditChainHead.objects.select_for_update().get_or_create(tenant_id=tenant_id)
+        found = select(
+            AuditChainHead, '"tenant_id" = %s', (tenant_id,), lock=True
+        )  # the common case, compiled once
+        head, created = (
+            (found[0], False)
+            if found
+            else AuditChainHead.objects.select_for_update().get_or_create(tenant_id=tenant_id)
+        )
         seq, prev = head.seq, head.hash
         if created:  # the tenant's first record — or the head row was lost: continue after the last record
             seq, prev = _last_link(tenant_id) or (seq, prev)

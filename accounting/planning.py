@@ -48,7 +48,7 @@ from .journal import (
     tenders_in_store_currency,
 )
 from .models import ChannelMapping, Posting, PostingLine, TenderMapping
-from .rows import insert_unless_exists
+from .rows import insert_unless_exists, select
 from .summary import SummaryPolicy, goes_into_summary, zone_of
 
 logger = logging.getLogger(__name__)
@@ -124,11 +124,14 @@ def _plain(value: Any) -> Any:
 
 def version_in_force(tenant_id: int, channel_id: int, on: date) -> ChannelMapping | None:
     """The channel's mapping version in force on GL date ``on``: the latest effective on or before it, active or not."""
-    return (
-        ChannelMapping.objects.filter(tenant_id=tenant_id, channel_id=channel_id, effective_from__lte=on)
-        .order_by("-effective_from")
-        .first()
+    found = select(
+        ChannelMapping,
+        '"tenant_id" = %s AND "channel_id" = %s AND "effective_from" <= %s',
+        (tenant_id, channel_id, on),
+        order_by='"effective_from" DESC',
+        first=True,
     )
+    return found[0] if found else None
 
 
 def mapping_for(tenant: Tenant, channel_id: int, on: date) -> ChannelMapping | None:
@@ -393,9 +396,9 @@ def _lock_base(tenant, order, trigger, event) -> tuple[Posting, bool]:
     across workers (on PostgreSQL; SQLite serialises writers anyway). A new row is returned unsaved (``created``);
     its INSERT holds it until we commit."""
     key = order_key(order.id)
-    base = Posting.objects.select_for_update().filter(tenant=tenant, idempotency_key=key).first()
-    if base is not None:
-        return base, False
+    found = select(Posting, '"tenant_id" = %s AND "idempotency_key" = %s', (tenant.pk, key), lock=True)
+    if found:  # (tenant, idempotency key) is unique
+        return found[0], False
     base = Posting(
         tenant=tenant,
         idempotency_key=key,

@@ -36,8 +36,9 @@ from integrations.sagex3.types import Entry, EntryLine, PostedEntry, X3Client
 
 from .audit_chain import append_records
 from .history import log_transition, transition_record
-from .models import Posting, PostingAttempt, X3Circuit
+from .models import Posting, PostingAttempt, PostingLine, X3Circuit
 from .planning import REFERENCE_MAX_LENGTH
+from .rows import select
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def entry_for(posting: Posting) -> Entry:
                 description=line.description,
                 dimensions=tuple(sorted((line.dimensions or {}).items())),  # jsonb keeps no key order
             )
-            for line in posting.lines.order_by("line_no")  # not the default ordering: it joins the posting
+            for line in select(PostingLine, '"posting_id" = %s', (posting.pk,), order_by='"line_no"')
         ),
         source_document=posting.reference if posting.kind == Posting.Kind.SUMMARY else str(posting.order_id),
         # BigCommerce's rate, when the entry is in the order's (foreign) currency; a converted entry is in the

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Exists, F, Min, OuterRef, Q, Subquery
+from django.db.models import F, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from accounting.history import log_transition
@@ -26,6 +26,7 @@ from integrations.sagex3.types import X3Client
 
 from . import clients, tasks
 from .models import Tenant, WebhookEvent
+from .task_tenant import load_tenant, refund_postings
 
 logger = logging.getLogger(__name__)
 E = WebhookEvent.Status
@@ -66,7 +67,7 @@ def sync_order(
     order = bc_client.get_order(order_id)
     refunds = []
     if knows_refunds is None:
-        knows_refunds = _knows_refunds(tenant.pk, order_id).exists()
+        knows_refunds = refund_postings(tenant.pk, order_id).exists()
     if order.may_have_refunds or refund_id is not None or knows_refunds:
         refunds = bc_client.get_order_refunds(order_id)
         if refund_id is not None and all(r.id != refund_id for r in refunds):
@@ -157,21 +158,10 @@ def _queue_resumed(delivery: Delivery) -> None:
         tasks.enqueue_posting(pk)
 
 
-def _knows_refunds(tenant_id, order_id: int):
-    return Posting.objects.filter(tenant_id=tenant_id, order_id=order_id, kind=Posting.Kind.REFUND)
-
-
 def sync_order_by_id(tenant_id: int, order_id: int) -> str:
-    # One query for the tenant, its connections, its X3 circuit (read again by the delivery's claim otherwise),
-    # whether the order has refund postings and whether the tenant maps tenders (two more queries otherwise).
-    tenant = (
-        Tenant.objects.select_related("bigcommerce", "x3", "x3_circuit")
-        .annotate(
-            knows_refunds=Exists(_knows_refunds(OuterRef("pk"), order_id)),
-            maps_tenders=Exists(TenderMapping.objects.filter(tenant=OuterRef("pk"))),
-        )
-        .get(pk=tenant_id)
-    )
+    # The tenant, its connections and X3 circuit (read again by the delivery's claim otherwise), whether the order
+    # has refund postings and whether the tenant maps tenders: one statement while its configuration is unchanged.
+    tenant = load_tenant(tenant_id, order_id)
     result = sync_order(
         tenant=tenant,
         order_id=order_id,
