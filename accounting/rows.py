@@ -53,7 +53,7 @@ def select(
     each call (a millisecond or more for a posting); this text is built once per call site."""
     connection = connections[router.db_for_read(model)]
     lock = lock and connection.features.has_select_for_update
-    return list(model.objects.raw(_select_sql(model, where, order_by, first, lock), params))
+    return list(model._default_manager.raw(_select_sql(model, where, order_by, first, lock), params))
 
 
 @cache

@@ -165,6 +165,10 @@ class Tenant(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Not columns: facts a worker's task loads with the tenant (connector/task_tenant.py); None when not loaded.
+    knows_refunds: bool | None = None  # the task's order has refund postings
+    maps_tenders: bool | None = None  # the tenant maps tenders to clearing accounts
+
     # --- Daily summary posting mode (docs/decisions/0024-daily-summary-posting.md) ---
     class PostingMode(models.TextChoices):
         PER_ORDER = "per_order", "One X3 entry per order, refund and adjustment"

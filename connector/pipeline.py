@@ -128,7 +128,7 @@ def wants_transactions(tenant: Tenant, order: Order) -> bool:
         return False
     if order.total_inc_tax - order.gift_certificate_amount - order.store_credit_amount <= 0:
         return False
-    known = getattr(tenant, "maps_tenders", None)  # read with the tenant by a task (sync_order_by_id)
+    known = tenant.maps_tenders  # read with the tenant by a task (connector/task_tenant.py)
     return known if known is not None else TenderMapping.objects.filter(tenant=tenant).exists()
 
 

@@ -40,7 +40,7 @@ def load_tenant(tenant_id: int, order_id: int) -> Tenant:
     order has refund postings) and ``maps_tenders`` (the tenant maps tenders to clearing accounts). Raises
     ``Tenant.DoesNotExist``."""
     if connection.vendor != "postgresql":
-        return _full_load(tenant_id, order_id, with_circuit=True)
+        return _full_load(tenant_id, order_id)
     with connection.cursor() as cursor:
         cursor.execute(_state_sql(), [order_id, Posting.Kind.REFUND, tenant_id])
         row = cursor.fetchone()
@@ -51,7 +51,7 @@ def load_tenant(tenant_id: int, order_id: int) -> Tenant:
     if cached is None or cached[0] != fingerprint:
         if len(_loaded) > 1000:  # a bound, not a policy: a worker serves a handful of tenants
             _loaded.clear()
-        cached = _loaded[tenant_id] = (fingerprint, _full_load(tenant_id, order_id, with_circuit=False))
+        cached = _loaded[tenant_id] = (fingerprint, _full_load(tenant_id))
     tenant = _copy(cached[1])
     tenant.knows_refunds = knows_refunds
     tenant.maps_tenders = maps_tenders
@@ -63,16 +63,21 @@ def load_tenant(tenant_id: int, order_id: int) -> Tenant:
     return tenant
 
 
-def _full_load(tenant_id: int, order_id: int, *, with_circuit: bool) -> Tenant:
-    related = (*_RELATED, "x3_circuit") if with_circuit else _RELATED
-    return (
-        Tenant.objects.select_related(*related)
+def _full_load(tenant_id: int, order_id: int | None = None) -> Tenant:
+    """The tenant with its connections; with an order: also its circuit and the two per-order facts."""
+    if order_id is None:
+        return Tenant.objects.select_related(*_RELATED).get(pk=tenant_id)
+    tenant = (
+        Tenant.objects.select_related(*_RELATED, "x3_circuit")
         .annotate(
-            knows_refunds=Exists(refund_postings(OuterRef("pk"), order_id)),
-            maps_tenders=Exists(TenderMapping.objects.filter(tenant=OuterRef("pk"))),
+            has_refund_postings=Exists(refund_postings(OuterRef("pk"), order_id)),
+            has_tender_mappings=Exists(TenderMapping.objects.filter(tenant=OuterRef("pk"))),
         )
         .get(pk=tenant_id)
     )
+    tenant.knows_refunds = tenant.has_refund_postings
+    tenant.maps_tenders = tenant.has_tender_mappings
+    return tenant
 
 
 def _copy(tenant: Tenant) -> Tenant:
