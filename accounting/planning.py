@@ -398,6 +398,7 @@ def _lock_base(tenant, order, trigger, event) -> tuple[Posting, bool]:
     key = order_key(order.id)
     found = select(Posting, '"tenant_id" = %s AND "idempotency_key" = %s', (tenant.pk, key), lock=True)
     if found:  # (tenant, idempotency key) is unique
+        found[0].tenant = tenant  # the caller's instance, with its connections: no lazy load later
         return found[0], False
     base = Posting(
         tenant=tenant,
@@ -712,6 +713,8 @@ def _plan_refunds(tenant, base, order, refunds: Iterable[Refund], trigger, event
         posting = existing.get(refund.id)
         if posting is not None and not (posting.status in PLACEHOLDER or _rebuildable_failure(posting)):
             continue  # posted or on its way: a refund posts once
+        if posting is not None:
+            posting.tenant = tenant  # the caller's instance, with its connections: no lazy load later
         if posting is None:
             posting = Posting(
                 tenant=tenant,
@@ -762,7 +765,7 @@ def _refund_plan(tenant, base, order, refund: Refund):
     if base.status not in (S.POSTED, S.IN_SUMMARY):  # in a daily summary: committed, as good as posted here
         return S.WAITING, (), None, "Waiting for the order's own entry to be posted first", {}
     order_part = list(
-        Posting.objects.filter(tenant=base.tenant, order_id=order.id, kind__in=ORDER_PART)
+        Posting.objects.filter(tenant=tenant, order_id=order.id, kind__in=ORDER_PART)
         .exclude(status__in=PLACEHOLDER)
         .order_by("id")
     )
@@ -790,7 +793,7 @@ def _refund_plan(tenant, base, order, refund: Refund):
         (
             natural_amount(line)
             for line in lines_of(
-                Posting.objects.filter(tenant=base.tenant, order_id=order.id, kind=K.REFUND).exclude(
+                Posting.objects.filter(tenant=tenant, order_id=order.id, kind=K.REFUND).exclude(
                     Q(refund_id=refund.id) | Q(status__in=PLACEHOLDER)
                 )
             )
