@@ -28,13 +28,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from connector.models import Tenant
 
 from .models import AuditChainHead, AuditCheck, Posting, PostingAttempt, PostingLog
-from .rows import select
+from .rows import insert_params, insert_statement, select
 
 GENESIS = "0" * 64  # prev_hash of a tenant's first record
 VERSION = 1  # part of every hashed payload: a future change of the fields hashed gets a new number
@@ -167,18 +166,13 @@ def append_records(records: list, *, posting_locked: bool = False) -> list:
 def _insert_and_move_head(connection, groups, head_pk: int, seq: int, hash_: str) -> None:
     """PostgreSQL: the records' INSERTs and the head's UPDATE as one statement (data-modifying CTEs), which saves
     one statement per table on every append — two or three of the dozen a new order costs. The INSERTs are the
-    ORM's own SQL; the ids come back in insertion order, as with ``bulk_create``."""
+    ORM's own SQL (built once per row count, accounting/rows.py); the ids come back in insertion order, as with ``bulk_create``."""
     ctes, selects, params = [], [], []
     for i, (model, of_model) in enumerate(groups):
-        meta = model._meta
-        query = InsertQuery(model)
-        query.insert_values([f for f in meta.local_concrete_fields if f is not meta.auto_field], of_model)
-        compiler = query.get_compiler(connection=connection)
-        compiler.returning_fields = [meta.pk]
-        [(sql, sql_params)] = compiler.as_sql()
+        sql, fields, columns = insert_statement(model, connection.alias, len(of_model))
         ctes.append(f"r{i} AS ({sql})")
         selects.append(f"ARRAY(SELECT id FROM r{i} ORDER BY id)")  # noqa: S608 - no input in it
-        params.extend(sql_params)
+        params.extend(insert_params(of_model, fields, connection, columns=columns))
     table = AuditChainHead._meta.db_table
     sql = (
         f"WITH {', '.join(ctes)} "  # noqa: S608 - table names from the models' metadata, values as parameters

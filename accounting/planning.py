@@ -48,7 +48,7 @@ from .journal import (
     tenders_in_store_currency,
 )
 from .models import ChannelMapping, Posting, PostingLine, TenderMapping
-from .rows import insert_unless_exists, select
+from .rows import insert_all, insert_unless_exists, select
 from .summary import SummaryPolicy, goes_into_summary, zone_of
 
 logger = logging.getLogger(__name__)
@@ -606,18 +606,20 @@ def _store(tenant: Tenant, posting: Posting, lines: Iterable[Line]) -> None:
 def _write_lines(posting: Posting, lines: Iterable[Line]) -> None:
     """The lines, each with the dimensions the entry's mapping version gives its role (a pure post-step)."""
     lines = with_dimensions(lines, (posting.accounts or {}).get("dimensions"))
-    PostingLine.objects.bulk_create(
-        PostingLine(
-            posting=posting,
-            line_no=i,
-            role=line.role,
-            account=line.account,
-            debit=line.debit,
-            credit=line.credit,
-            description=line.description[:200],
-            dimensions=dict(line.dimensions),
-        )
-        for i, line in enumerate(lines, start=1)
+    insert_all(
+        [
+            PostingLine(
+                posting=posting,
+                line_no=i,
+                role=line.role,
+                account=line.account,
+                debit=line.debit,
+                credit=line.credit,
+                description=line.description[:200],
+                dimensions=dict(line.dimensions),
+            )
+            for i, line in enumerate(lines, start=1)
+        ]
     )
 
 
