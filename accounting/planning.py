@@ -313,6 +313,7 @@ def plan_order(
     user=None,
     transactions: Iterable[Transaction] | None = None,
     read_started_at: datetime | None = None,
+    refunds_only: bool = False,
 ) -> PlanResult:
     """Record every posting the order still needs, and say which of the order's postings are due now (new ones
     and retries whose time has come, oldest first). Idempotent: the same order twice plans nothing new.
@@ -320,8 +321,9 @@ def plan_order(
     ``transactions`` (the order's v3 transactions, when the caller fetched them) split the receivable per tender.
     ``read_started_at``: when the re-read of ``order`` started; recorded on the order's row (``order_read_at``) when
     the row is written anyway, so a webhook received before it can be recognised as covered
-    (docs/decisions/0028-webhooks-covered-by-a-later-read.md)."""
-    args = (tenant, order, refunds, trigger, event, user, transactions, read_started_at)
+    (docs/decisions/0028-webhooks-covered-by-a-later-read.md). ``refunds_only``: the order part was planned from
+    this same read and its entry has just been posted; only the refunds that waited for it are planned."""
+    args = (tenant, order, refunds, trigger, event, user, transactions, read_started_at, refunds_only)
     try:
         return _plan_order(*args)
     except _RowTaken:  # another worker created the order's row meanwhile: plan again on top of it
@@ -332,7 +334,9 @@ class _RowTaken(Exception):
     pass
 
 
-def _plan_order(tenant, order, refunds, trigger, event, user, transactions, read_started_at) -> PlanResult:
+def _plan_order(
+    tenant, order, refunds, trigger, event, user, transactions, read_started_at, refunds_only
+) -> PlanResult:
     with transaction.atomic():
         base, created = _lock_base(tenant, order, trigger, event)
         if read_started_at is not None and (
@@ -344,7 +348,9 @@ def _plan_order(tenant, order, refunds, trigger, event, user, transactions, read
         order, refunds, tenders = _in_posting_currency(
             tenant, base, created, order, refunds, None if transactions is None else list(transactions)
         )
-        if created or base.status in PLACEHOLDER or _rebuildable_failure(base):
+        if refunds_only and not created:
+            outcome = "already-posted"  # the caller keeps the outcome of its first plan
+        elif created or base.status in PLACEHOLDER or _rebuildable_failure(base):
             on = _gl_date(tenant, order, base, created)
             target = target_for(tenant, order, on=on, tenders=tenders)
             if target.state == "post" and _waits_for_shipment(tenant, order):
@@ -770,6 +776,7 @@ def _refund_plan(tenant, base, order, refund: Refund):
         Posting.objects.filter(tenant=tenant, order_id=order.id, kind__in=ORDER_PART)
         .exclude(status__in=PLACEHOLDER)
         .order_by("id")
+        .prefetch_related("lines")  # lines_of() below: one query for all of them
     )
     accounts_data = next((p.accounts for p in reversed(order_part) if p.accounts), base.accounts)
     accounts = accounts_from_json(accounts_data)
@@ -795,9 +802,9 @@ def _refund_plan(tenant, base, order, refund: Refund):
         (
             natural_amount(line)
             for line in lines_of(
-                Posting.objects.filter(tenant=tenant, order_id=order.id, kind=K.REFUND).exclude(
-                    Q(refund_id=refund.id) | Q(status__in=PLACEHOLDER)
-                )
+                Posting.objects.filter(tenant=tenant, order_id=order.id, kind=K.REFUND)
+                .exclude(Q(refund_id=refund.id) | Q(status__in=PLACEHOLDER))
+                .prefetch_related("lines")
             )
             if line.role == "receivable"
         ),

@@ -109,9 +109,9 @@ def sync_order(
             else Posting.objects.filter(pk=base.pk).values_list("status", flat=True).get()
         )
     if refunds and order_entry_posted and _refunds_wait(tenant.pk, order_id):
-        # The order's entry was posted in this run: its waiting refunds can be planned right away.
-        plan = plan_now()
-        for posting_id in plan.to_submit:
+        # The order's entry was posted in this run: its waiting refunds can be planned right away (the order part
+        # was planned from this same read: nothing to re-plan there).
+        for posting_id in plan_now(refunds_only=True).to_submit:
             delivery = submit_posting(
                 posting_id, client_for=client_for, tenant=tenant if tenant_fresh else None
             )
