@@ -538,7 +538,8 @@ def sweep() -> str:
         tasks.enqueue_order_sync(tenant_id, order_id)
     for pk in batches:
         tasks.enqueue_bulk(pk)
+    rang = " waiting=rang" if waiting else ""
     return (
-        f"events={len(event_ids)}{' waiting=rang' if waiting else ''} postings={len(posting_ids)} orders={len(orders)} unstuck={len(stuck)}"
+        f"events={len(event_ids)}{rang} postings={len(posting_ids)} orders={len(orders)} unstuck={len(stuck)}"
         + (f" batches={len(batches)}" if batches else "")
     )
