@@ -276,15 +276,18 @@ def schemes_for(store: BigCommerceStore) -> list[str]:
 
 
 def ring_doorbell(event_id: int) -> None:
-    """Queue a committed event. A broker failure must not fail the delivery: the row is stored, and answering 5xx
-    would only make BigCommerce send it again. The sweep picks up events left ``received`` (docs/decisions/0010)."""
+    """Ring the events doorbell for a committed event: a drain task will take it (and any other waiting event).
+    On the Redis broker this costs one ``SET NX`` while a drain is already queued and has not started
+    (docs/decisions/0029-coalesced-events-doorbell.md). A broker failure must not fail the delivery: the row is
+    stored, and answering 5xx would only make BigCommerce send it again. The sweep picks up events left
+    ``received`` (docs/decisions/0010)."""
     try:
-        tasks.enqueue_event(event_id)
+        tasks.ring_events_doorbell()
     except (
         Exception
     ) as exc:  # any broker error (Redis down, ORM broker's database hiccup): the sweep owns recovery
         logger.warning(
-            "Webhook event %s is stored but could not be queued (%s); the sweep will process it",
+            "Webhook event %s is stored but the doorbell could not be rung (%s); the sweep will process it",
             event_id,
             type(exc).__name__,
         )

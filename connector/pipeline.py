@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F, Min, OuterRef, Q, Subquery
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from accounting.history import log_transition
 from accounting.models import Posting, TenderMapping, X3Circuit
@@ -188,7 +190,8 @@ def orders_modified_between(tenant: Tenant, since, until=None, *, bc_client=None
 
 
 def process_event(event_id: int) -> str:
-    """Process one stored webhook event. Idempotent: a processed event is not processed again."""
+    """Process one stored webhook event by id (the admin's retry, the sweep's failed events that are due).
+    Idempotent: a processed event is not processed again. New events are taken by :func:`drain_events`."""
     now = timezone.now()
     claimed = WebhookEvent.objects.filter(
         Q(status=E.RECEIVED) | Q(status=E.FAILED, next_attempt_at__isnull=False, next_attempt_at__lte=now),
@@ -196,13 +199,102 @@ def process_event(event_id: int) -> str:
     ).update(status=E.PROCESSING, attempts=F("attempts") + 1, processing_started_at=now)
     if claimed != 1:
         return "not-due"
+    return _process_claimed(event_id, now)
+
+
+def drain_events(*, max_events: int | None = None, max_seconds: float | None = None) -> str:
+    """Process waiting (``received``) events of active tenants, oldest first, until none is left or the bound is
+    reached; the task the events doorbell queues (docs/decisions/0029-coalesced-events-doorbell.md).
+
+    * Before the first claim it answers the doorbell (deletes the Redis key), so an event stored from then on rings
+      again, and one stored before is found by this drain.
+    * When a claim sees another waiting event, it rings before processing, so another worker (if one is free)
+      shares the burst. Only on the Redis broker: on the ORM broker every new event queues a drain of its own.
+    * After ``DRAIN_MAX_EVENTS`` events or ``DRAIN_MAX_SECONDS`` (well below the task timeout) it rings once more
+      and returns, so a long burst moves on to a fresh task.
+    """
+    limits = settings.CONNECTOR
+    max_events = limits.get("DRAIN_MAX_EVENTS", 100) if max_events is None else max_events
+    max_seconds = limits.get("DRAIN_MAX_SECONDS", 20.0) if max_seconds is None else max_seconds
+    fan_out = tasks.doorbell_store() is not None and not tasks.inline_tasks()  # inline, nobody else would run
+    try:
+        tasks.answer_doorbell()
+    except RedisError as exc:  # the key expires by itself; events stored meanwhile are still found here
+        logger.warning("Could not clear the events doorbell (%s)", type(exc).__name__)
+    started = time.monotonic()
+    done = failed = 0
+    while True:
+        if done >= max_events or time.monotonic() - started >= max_seconds:
+            _ring_again("bound reached")
+            return f"drained={done} failed={failed} bound reached"
+        now = timezone.now()
+        event_id, more = _claim_next_event(now)
+        if event_id is None:
+            return f"drained={done} failed={failed}"
+        if more and fan_out:
+            _ring_again("more events waiting")
+        try:
+            _process_claimed(event_id, now)
+        except Exception:  # logged and recorded on the event by _process_claimed; the others still go through
+            failed += 1
+        done += 1
+
+
+def _ring_again(why: str) -> None:
+    try:
+        tasks.ring_events_doorbell()
+    except Exception as exc:  # any broker error: the next event rings, and the sweep owns recovery
+        logger.warning("Could not ring the events doorbell (%s: %s); the sweep will", why, type(exc).__name__)
+
+
+def _claim_next_event(now) -> tuple[int | None, bool]:
+    """Claim the oldest ``received`` event of an active tenant: its id (None when there is none), and whether
+    another one is waiting. Concurrent drains never take the same event, and on PostgreSQL never wait for each
+    other either."""
+    if connection.vendor == "postgresql":
+        # One statement (one round trip, no transaction around it): lock the two oldest waiting events that no
+        # other drain holds, claim the first; the second only tells whether more are waiting. The ORM's
+        # select_for_update would need BEGIN, SELECT, UPDATE and COMMIT.
+        events, tenants = WebhookEvent._meta.db_table, Tenant._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                WITH waiting AS (
+                    SELECT e.id FROM {events} e JOIN {tenants} t ON t.id = e.tenant_id
+                    WHERE e.status = %s AND t.is_active
+                    ORDER BY e.id LIMIT 2
+                    FOR UPDATE OF e SKIP LOCKED
+                ), claimed AS (
+                    UPDATE {events} SET status = %s, attempts = attempts + 1, processing_started_at = %s
+                    WHERE id = (SELECT min(id) FROM waiting)
+                    RETURNING id
+                )
+                SELECT (SELECT id FROM claimed), (SELECT count(*) FROM waiting)
+                """,  # noqa: S608 -- table names from the models, values as parameters
+                [E.RECEIVED, E.PROCESSING, now],
+            )
+            event_id, waiting = cursor.fetchone()
+        return event_id, waiting > 1
+    # SQLite (one writer at a time): read the two oldest, then compare-and-set; on a lost race, look again.
+    waiting = WebhookEvent.objects.filter(status=E.RECEIVED, tenant__is_active=True).order_by("pk")
+    while True:
+        ids = list(waiting.values_list("pk", flat=True)[:2])
+        if not ids:
+            return None, False
+        if (
+            WebhookEvent.objects.filter(pk=ids[0], status=E.RECEIVED).update(
+                status=E.PROCESSING, attempts=F("attempts") + 1, processing_started_at=now
+            )
+            == 1
+        ):
+            return ids[0], len(ids) > 1
+
+
+def _process_claimed(event_id: int, now) -> str:
+    """Process an event this worker has just claimed (status ``processing``), whichever way it was claimed."""
     # The order row's last read start, and since when another worker holds one of the order's events, come with
     # the event (no statement of their own): see _covering_read.
-    event = (
-        WebhookEvent.objects.select_related("tenant__bigcommerce", "tenant__x3", "tenant__x3_circuit")
-        .annotate(**_order_read_state())
-        .get(pk=event_id)
-    )
+    event = WebhookEvent.objects.annotate(**_order_read_state()).get(pk=event_id)
     if event.order_id is None:  # intake stores only order events with an id; an older row may lack it
         _finish(event, [], E.FAILED, "The event names no order")
         return "no-order"
@@ -217,12 +309,14 @@ def process_event(event_id: int) -> str:
     # stay separate, since each names a refund that must be fetched.
     companions = _take_companions(event, now)
     try:
+        event.tenant = load_tenant(event.tenant_id, event.order_id)
         result = sync_order(
             tenant=event.tenant,
             order_id=event.order_id,
             trigger=Posting.Trigger.WEBHOOK,
             event=event,
             refund_id=event.refund_id,
+            knows_refunds=event.tenant.knows_refunds,
             tenant_fresh=True,
         )
     except NotFoundError as exc:
@@ -343,7 +437,8 @@ def retry_event(event: WebhookEvent) -> bool:
 def sweep() -> str:
     """Find unfinished work and ring the doorbell again. Safe to run any time, from any number of machines.
 
-    * events still ``received`` a while after arrival (their enqueue was lost) or ``failed`` and due for a retry;
+    * events still ``received`` a while after arrival (their doorbell was lost): the events doorbell rings once;
+    * events ``failed`` and due for a retry: queued one by one;
     * events stuck in ``processing`` (the worker died) go back to ``received``;
     * postings ``pending`` (enqueue lost), or ``retry``/``unknown`` whose time has come;
     * postings stuck in ``posting`` (the worker died mid-call) become ``unknown``: X3 is asked before any re-send;
@@ -375,9 +470,13 @@ def sweep() -> str:
                 trigger=Posting.Trigger.SWEEP,
             )
 
+    # Events left waiting (their doorbell was lost): one ring, a drain takes them all. Failed events that are
+    # due are not waiting for a drain (it takes only ``received`` ones): each is queued by id.
+    waiting = WebhookEvent.objects.filter(
+        status=E.RECEIVED, received_at__lt=grace, tenant__is_active=True
+    ).exists()
     events = WebhookEvent.objects.filter(
-        Q(status=E.RECEIVED, received_at__lt=grace) | Q(status=E.FAILED, next_attempt_at__lte=now),
-        tenant__is_active=True,
+        status=E.FAILED, next_attempt_at__lte=now, tenant__is_active=True
     ).values_list("pk", flat=True)[:1000]
     due_postings = Posting.objects.filter(
         Q(status=Posting.Status.PENDING, updated_at__lt=grace)
@@ -417,6 +516,8 @@ def sweep() -> str:
     from .bulk import lost_batches  # bulk imports operations, which imports this module
 
     batches = lost_batches()
+    if waiting:
+        _ring_again("events left waiting")
     for pk in event_ids:
         tasks.enqueue_event(pk)
     for pk in posting_ids:
@@ -425,7 +526,8 @@ def sweep() -> str:
         tasks.enqueue_order_sync(tenant_id, order_id)
     for pk in batches:
         tasks.enqueue_bulk(pk)
+    rang = " waiting=rang" if waiting else ""
     return (
-        f"events={len(event_ids)} postings={len(posting_ids)} orders={len(orders)} unstuck={len(stuck)}"
+        f"events={len(event_ids)}{rang} postings={len(posting_ids)} orders={len(orders)} unstuck={len(stuck)}"
         + (f" batches={len(batches)}" if batches else "")
     )

@@ -286,6 +286,12 @@ CONNECTOR = {
     ),
     "CLOSED_PERIOD_RECHECK_MINUTES": env.int("CLOSED_PERIOD_RECHECK_MINUTES", default=360),
     "CLOSED_PERIOD_MAX_MOVES": env.int("CLOSED_PERIOD_MAX_MOVES", default=12),
+    # The events doorbell (docs/decisions/0029-...): on Redis, a queued drain that never starts holds the doorbell
+    # this long at most (the next webhook then rings again). A drain returns after this many events or seconds and
+    # rings again, well within the task timeout.
+    "EVENTS_DOORBELL_SECONDS": env.float("EVENTS_DOORBELL_SECONDS", default=5.0),
+    "DRAIN_MAX_EVENTS": env.int("DRAIN_MAX_EVENTS", default=100),
+    "DRAIN_MAX_SECONDS": env.float("DRAIN_MAX_SECONDS", default=20.0),
     # Work untouched for this long is considered lost by its worker and re-queued by the sweep.
     "STALE_AFTER_SECONDS": env.int("STALE_AFTER_SECONDS", default=300),
     # Admin actions on more postings than this run as one queued batch with a progress page (connector/bulk.py).

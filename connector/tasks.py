@@ -9,8 +9,12 @@ from __future__ import annotations
 import logging
 from functools import cache
 
+from django.conf import settings
 from django_q.brokers import Broker, get_broker
+from django_q.brokers.redis_broker import Redis as RedisBroker
+from django_q.conf import Conf
 from django_q.tasks import async_task
+from redis import Redis
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -33,7 +37,57 @@ def _enqueue(func: str, *args: int, name: str, group: str) -> None:
 
 
 def enqueue_event(event_id: int) -> None:
+    """One event by id: the admin's retry and the sweep's failed events that are due. New events ring the
+    events doorbell instead (:func:`ring_events_doorbell`)."""
     _enqueue("process_event", event_id, name=f"event-{event_id}", group="events")
+
+
+# The events doorbell (docs/decisions/0029-coalesced-events-doorbell.md). New events are not queued one task each:
+# a `drain_events` task takes every waiting event from the database. On the Redis broker, a key marks "a drain is
+# queued and has not started yet": while it is set, a new event needs no task of its own, since that drain deletes
+# the key before it looks for events and so finds the new one. The key expires, so a lost drain holds it briefly.
+
+
+def doorbell_key() -> str:
+    return f"django_q:{Conf.CLUSTER_NAME}:events-doorbell"
+
+
+def doorbell_store() -> Redis | None:
+    """The Redis connection of django-q2's broker, or None on the ORM broker (no shared store to coalesce in)."""
+    current = broker()
+    return current.connection if isinstance(current, RedisBroker) else None
+
+
+def ring_events_doorbell() -> bool:
+    """Make sure a ``drain_events`` task will look for waiting events after this call. Returns whether a task was
+    queued (False: one was queued already and has not started). Raises on a broker error: callers decide."""
+    store = doorbell_store()
+    if store is not None:
+        ttl_ms = int(settings.CONNECTOR.get("EVENTS_DOORBELL_SECONDS", 5.0) * 1000)
+        if not store.set(doorbell_key(), 1, nx=True, px=ttl_ms):
+            return False
+    try:
+        async_task("connector.tasks.drain_events", task_name="drain-events", group="events", broker=broker())
+    except BaseException:
+        if store is not None:  # nobody will delete the key: let the next event ring at once
+            try:
+                store.delete(doorbell_key())
+            except RedisError:
+                pass  # it expires by itself
+        raise
+    return True
+
+
+def answer_doorbell() -> None:
+    """A drain starts: from now on, a new event must ring again (called before the drain's first claim)."""
+    store = doorbell_store()
+    if store is not None:
+        store.delete(doorbell_key())
+
+
+def inline_tasks() -> bool:
+    """Tasks run where they are queued (``Q_CLUSTER["sync"]``, the test settings)."""
+    return bool(Conf.SYNC)
 
 
 def enqueue_posting(posting_id: int) -> None:
@@ -63,6 +117,12 @@ def process_event(event_id: int) -> str:
     from .pipeline import process_event as service
 
     return service(event_id)
+
+
+def drain_events() -> str:
+    from .pipeline import drain_events as service
+
+    return service()
 
 
 def submit_posting(posting_id: int) -> str:

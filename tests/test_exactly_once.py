@@ -91,6 +91,7 @@ def fakes(tenant, monkeypatch, settings):
     monkeypatch.setattr("connector.tasks.enqueue_posting", queued.append)
     monkeypatch.setattr("connector.tasks.enqueue_order_sync", lambda *a: None)
     monkeypatch.setattr("connector.tasks.enqueue_event", lambda *a: None)
+    monkeypatch.setattr("connector.tasks.ring_events_doorbell", lambda: None)
     settings.CONNECTOR = {**settings.CONNECTOR, "MAX_ATTEMPTS": 3, "STALE_AFTER_SECONDS": 0}
     bc.put_order(order_json(250))
     return bc, x3, queued

@@ -91,7 +91,7 @@ def test_posting_gauges_come_from_the_database(client, tenant, token):
 
 
 def test_webhooks_are_counted_by_outcome(client, tenant, token, monkeypatch):
-    monkeypatch.setattr("connector.tasks.enqueue_event", lambda event_id: None)
+    monkeypatch.setattr("connector.tasks.ring_events_doorbell", lambda: None)
     before = {
         outcome: sample("connector_webhooks_received_total", outcome=outcome, code=code)
         for outcome, code in (("accepted", "200"), ("duplicate", "200"), ("unauthorized", "401"))

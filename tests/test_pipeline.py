@@ -359,10 +359,13 @@ def test_sweep_finds_lost_and_stuck_work(tenant, http, monkeypatch):
     queued: list[tuple[str, int]] = []
     monkeypatch.setattr("connector.tasks.enqueue_event", lambda pk: queued.append(("event", pk)))
     monkeypatch.setattr("connector.tasks.enqueue_posting", lambda pk: queued.append(("posting", pk)))
+    monkeypatch.setattr("connector.tasks.ring_events_doorbell", lambda: queued.append(("doorbell", 0)))
     old = timezone.now() - timedelta(hours=1)
     lost_event = stored_event(tenant, 1)
     WebhookEvent.objects.filter(pk=lost_event.pk).update(received_at=old)
     fresh_event = stored_event(tenant, 2)
+    failed_event = stored_event(tenant, 4)
+    WebhookEvent.objects.filter(pk=failed_event.pk).update(status="failed", next_attempt_at=old)
     http.get(order_url(3), json=order_json(3, status_id=7))
     sync_order(tenant=tenant, order_id=3, trigger="webhook")
     stuck = Posting.objects.get(order_id=3)
@@ -372,7 +375,10 @@ def test_sweep_finds_lost_and_stuck_work(tenant, http, monkeypatch):
 
     stuck.refresh_from_db()
     assert stuck.status == S.UNKNOWN  # X3 will be asked before anything is re-sent
-    assert ("event", lost_event.pk) in queued and ("event", fresh_event.pk) not in queued
+    # the waiting event rings the events doorbell once (a drain takes it); the due failed one is queued by id
+    assert queued.count(("doorbell", 0)) == 1 and "waiting=rang" in result
+    assert ("event", failed_event.pk) in queued
+    assert ("event", lost_event.pk) not in queued and ("event", fresh_event.pk) not in queued
     assert ("posting", stuck.pk) in queued
     assert "unstuck=1" in result
 

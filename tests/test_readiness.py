@@ -40,7 +40,10 @@ def test_broker_down_after_commit_still_answers_200_and_keeps_the_event(client, 
     assert response.status_code == 200
     event = WebhookEvent.objects.get()
     assert (event.order_id, event.status) == (77, WebhookEvent.Status.RECEIVED)
-    assert f"Could not queue event-{event.pk} (ConnectionError); the sweep will pick it up" in caplog.text
+    assert (
+        f"Webhook event {event.pk} is stored but the doorbell could not be rung (ConnectionError); "
+        "the sweep will process it"
+    ) in caplog.text
 
 
 @pytest.mark.django_db(transaction=True)
@@ -59,9 +62,9 @@ def test_the_sweep_queues_the_event_once_the_broker_is_back(client, tenant, redi
         == 200
     )
     WebhookEvent.objects.update(received_at=timezone.now() - timedelta(minutes=1))
-    with mock.patch("connector.tasks.enqueue_event") as enqueue:
-        sweep()
-    enqueue.assert_called_once_with(WebhookEvent.objects.get().pk)
+    with mock.patch("connector.tasks.ring_events_doorbell") as ring:
+        assert "waiting=rang" in sweep()
+    ring.assert_called_once_with()
 
 
 def test_readyz_is_200_when_database_and_broker_answer(client, db):

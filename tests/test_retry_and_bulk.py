@@ -37,6 +37,7 @@ def systems(tenant, monkeypatch, settings):
     monkeypatch.setattr("connector.tasks.enqueue_bulk", rung["bulk"].append)
     monkeypatch.setattr("connector.tasks.enqueue_order_sync", lambda *a: None)
     monkeypatch.setattr("connector.tasks.enqueue_event", lambda *a: None)
+    monkeypatch.setattr("connector.tasks.ring_events_doorbell", lambda: None)
     settings.CONNECTOR = {**settings.CONNECTOR, "BULK_INLINE_MAX": 2}
     return bc, x3, rung
 
