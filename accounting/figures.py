@@ -293,85 +293,128 @@ def _money(value) -> Decimal:
 
 
 _STORED_PLACES = Decimal("0.0001")  # accounting.models.MONEY: 4 decimal places
-_RANK_OF = {MATCHED: 0, NOT_POSTED_YET: 1, DIFFERS: 2, FAILED_STATUS: 3}
 
 
-def _in(values) -> tuple[str, list]:
-    return ", ".join(["%s"] * len(values)), list(values)
+def _params(tenant, period: Period, channel_id: int | None) -> dict[str, Any]:
+    """The named parameters of the reconciliation's statements: every value, no value in the SQL text."""
+    params: dict[str, Any] = {
+        "tenant": tenant.pk,
+        "start": period.start,
+        "end": period.end,
+        "channel": channel_id,
+        "usd": "USD",
+        **{f"k_{k}": k.value for k in K},
+        **{f"s_{s}": s.value for s in S},
+        **{f"r_{i}": r for i, r in enumerate(STATUS_RANK)},
+    }
+    return params
 
 
-def _order_sql(channel: bool) -> tuple[str, list]:
-    """Per day, channel, currency and row status: the orders' counts and figures, with one group per order that is
-    not matched (its id in ``problem``). One statement over the entries' stored figures: no lines, no JSON."""
+def _one_of(column: str, statuses) -> str:
+    return f"{column} IN ({', '.join(f'%(s_{s})s' for s in statuses)})"
+
+
+def _rank_sql(failed: str, open_: str, differs: str) -> str:
+    """The row status of an order or refund, as ``_row_status`` says it, from SQL conditions."""
+    r = {name: f"%(r_{i})s" for i, name in enumerate(STATUS_RANK)}
+    return (
+        f"CASE WHEN {failed} THEN {r[FAILED_STATUS]} WHEN {open_} THEN {r[NOT_POSTED_YET]} "
+        f"WHEN {differs} THEN {r[DIFFERS]} ELSE {r[MATCHED]} END"
+    )
+
+
+def _effective_status(alias: str) -> str:
+    """An entry's status, an entry in a summary having its summary's (not built yet: pending), as ``_as_posted``.
+    The summary is read only for such entries."""
     table = connection.ops.quote_name(Posting._meta.db_table)
-    failed, failed_params = _in(FAILED)
-    open_, open_params = _in(NOT_POSTED)
-    part_kinds, part_params = _in(ORDER_PART)
-    posted_gl = ", ".join(f"SUM(CASE WHEN st = %s THEN {f} ELSE 0 END) AS {f}" for f in GL_FIELDS.values())
+    summary = f"SELECT s.status FROM {table} s WHERE s.id = {alias}.summary_id"  # noqa: S608 - no input
+    return f"CASE WHEN {alias}.status = %(s_in_summary)s THEN COALESCE(({summary}), %(s_pending)s) ELSE {alias}.status END"
+
+
+def _order_sql(channel: bool) -> str:
+    """Per day, channel, currency and row status: the orders' counts and figures, with one group per order that is
+    not matched (its id in ``problem``). One statement over the entries' stored figures: no lines, no JSON.
+
+    Most orders have one entry, their order entry: it is at once the entry whose day counts, the latest one and
+    the only one whose status and GL count, so those orders are summed straight from their rows. Orders with
+    adjustments or reversals (the entries planning links to their order entry) are first summed per order."""
+    table = connection.ops.quote_name(Posting._meta.db_table)
+    gl, bc = GL_FIELDS.values(), BC_FIELDS.values()
+    followers = (
+        f"SELECT 1 FROM {table} c WHERE c.parent_id = b.id AND c.kind IN (%(k_adjustment)s, %(k_reversal)s)"  # noqa: S608, E501
+    )
+    bases = (
+        "b.tenant_id = %(tenant)s AND b.kind = %(k_order)s AND b.gl_date >= %(start)s AND b.gl_date <= %(end)s "
+        "AND b.status <> %(s_waiting)s"
+    )
     differs = " OR ".join(
-        f"ROUND(l.{b} - o.{g}, 4) <> 0"
-        for b, g in ((BC_FIELDS[m], GL_FIELDS[m]) for m in ("sales", "tax", "shipping"))
+        f"ROUND({BC_FIELDS[m]} - {GL_FIELDS[m]}, 4) <> 0" for m in ("sales", "tax", "shipping")
     )
-    gl_list = ", ".join(f"o.{f}" for f in GL_FIELDS.values())
-    sums = ", ".join(f"SUM({f})" for f in (*BC_FIELDS.values(), *GL_FIELDS.values()))
-    sql = f"""
-WITH part AS (
-    SELECT p.id, p.order_id, p.kind, {", ".join(f"p.{f}" for f in GL_FIELDS.values())},
-        CASE WHEN p.status = %s THEN COALESCE(s.status, %s) ELSE p.status END AS st
-    FROM {table} p LEFT JOIN {table} s ON s.id = p.summary_id
-    WHERE p.tenant_id = %s AND p.kind IN ({part_kinds}) AND p.order_id IN (
-        SELECT b.order_id FROM {table} b
-        WHERE b.tenant_id = %s AND b.kind = %s AND b.gl_date >= %s AND b.gl_date <= %s AND b.status <> %s
-    )
+    return f"""
+WITH single AS (
+    SELECT b.order_id, b.gl_date AS day, b.channel_id, b.currency, {", ".join(f"b.{f}" for f in (*bc, *gl))},
+        {_effective_status("b")} AS st
+    FROM {table} b
+    WHERE {bases} {"AND b.channel_id = %(channel)s" if channel else ""} AND NOT EXISTS ({followers})
+), part AS (
+    SELECT p.id, p.order_id, p.kind, p.gl_date, {", ".join(f"p.{f}" for f in gl)}, {_effective_status("p")} AS st
+    FROM {table} p
+    WHERE p.tenant_id = %(tenant)s AND p.kind IN (%(k_order)s, %(k_adjustment)s, %(k_reversal)s)
+        AND p.order_id IN (SELECT b.order_id FROM {table} b WHERE {bases} AND EXISTS ({followers}))
 ), per_order AS (
     SELECT order_id,
-        MIN(CASE WHEN kind = %s THEN id END) AS base_id,
-        MAX(CASE WHEN st <> %s THEN id END) AS latest_id,
-        SUM(CASE WHEN st IN ({failed}) THEN 1 ELSE 0 END) AS n_failed,
-        SUM(CASE WHEN st IN ({open_}) THEN 1 ELSE 0 END) AS n_open,
-        {posted_gl}
+        MIN(CASE WHEN kind = %(k_order)s THEN gl_date END) AS day,
+        MAX(CASE WHEN st <> %(s_skipped)s THEN id END) AS latest_id,
+        SUM(CASE WHEN {_one_of("st", FAILED)} THEN 1 ELSE 0 END) AS n_failed,
+        SUM(CASE WHEN {_one_of("st", NOT_POSTED)} THEN 1 ELSE 0 END) AS n_open,
+        {", ".join(f"SUM(CASE WHEN st = %(s_posted)s THEN {f} ELSE 0 END) AS {f}" for f in gl)}
     FROM part GROUP BY order_id
 ), orders AS (
-    SELECT b.gl_date AS day, l.channel_id, COALESCE(NULLIF(l.currency, ''), %s) AS currency, o.order_id,
-        {", ".join(f"l.{f}" for f in BC_FIELDS.values())}, {gl_list},
-        CASE WHEN o.n_failed > 0 THEN %s WHEN o.n_open > 0 THEN %s WHEN {differs} THEN %s ELSE %s END AS rs
-    FROM per_order o JOIN {table} b ON b.id = o.base_id JOIN {table} l ON l.id = o.latest_id
-    {"WHERE l.channel_id = %s" if channel else ""}
+    SELECT order_id, day, channel_id, currency, {", ".join(bc)},
+        {", ".join(f"CASE WHEN st = %(s_posted)s THEN {f} ELSE 0 END AS {f}" for f in gl)},
+        CASE WHEN {_one_of("st", FAILED)} THEN 1 ELSE 0 END AS n_failed,
+        CASE WHEN {_one_of("st", NOT_POSTED)} THEN 1 ELSE 0 END AS n_open
+    FROM single WHERE st <> %(s_skipped)s
+    UNION ALL
+    SELECT o.order_id, o.day, l.channel_id, l.currency, {", ".join(f"l.{f}" for f in bc)},
+        {", ".join(f"o.{f}" for f in gl)}, o.n_failed, o.n_open
+    FROM per_order o JOIN {table} l ON l.id = o.latest_id
+    {"WHERE l.channel_id = %(channel)s" if channel else ""}
+), ranked AS (
+    SELECT *, {_rank_sql("n_failed > 0", "n_open > 0", differs)} AS rs FROM orders
 )
-SELECT day, channel_id, currency, rs, CASE WHEN rs = %s THEN NULL ELSE order_id END AS problem, COUNT(*), {sums}
-FROM orders
+SELECT day, channel_id, COALESCE(NULLIF(currency, ''), %(usd)s), rs,
+    CASE WHEN rs = %(r_0)s THEN NULL ELSE order_id END AS problem,
+    COUNT(*), {", ".join(f"SUM({f})" for f in (*bc, *gl))}
+FROM ranked
 GROUP BY 1, 2, 3, 4, 5
 """  # noqa: S608 - table and field names from the models, values as parameters
-    head = [S.IN_SUMMARY, S.PENDING]
-    per_order = [K.ORDER, S.SKIPPED, *failed_params, *open_params, *[S.POSTED] * len(GL_FIELDS)]
-    orders = ["USD", FAILED_STATUS, NOT_POSTED_YET, DIFFERS, MATCHED]
-    return sql, [head, part_params, per_order, orders]  # the tenant, period and channel go in between
 
 
 def _refund_sql(channel: bool) -> str:
     """Per day, channel, currency and row status: the refunds' counts and figures, one group per refund that is
     not matched (its order, entry id and creation time for the page's order of problem orders)."""
     table = connection.ops.quote_name(Posting._meta.db_table)
-    failed, _ = _in(FAILED)
-    open_, _ = _in(NOT_POSTED)
     gl = GL_FIELDS["sales"]
+    rank = _rank_sql(
+        f"st <> %(s_waiting)s AND {_one_of('st', FAILED)}",
+        f"(st = %(s_waiting)s OR {_one_of('st', NOT_POSTED)})",
+        "ROUND(bc_refund - posted, 4) <> 0",
+    )
     return f"""
 WITH refunds AS (
-    SELECT p.id, p.order_id, p.created_at, p.gl_date AS day, p.channel_id,
-        COALESCE(NULLIF(p.currency, ''), %s) AS currency, p.bc_refund,
-        CASE WHEN st = %s THEN -p.{gl} ELSE 0 END AS posted, st
-    FROM (
-        SELECT q.*, CASE WHEN q.status = %s THEN COALESCE(s.status, %s) ELSE q.status END AS st
-        FROM {table} q LEFT JOIN {table} s ON s.id = q.summary_id
-        WHERE q.tenant_id = %s AND q.kind = %s AND q.gl_date >= %s AND q.gl_date <= %s AND q.status <> %s
-        {"AND q.channel_id = %s" if channel else ""}
-    ) p
+    SELECT q.id, q.order_id, q.created_at, q.gl_date, q.channel_id, q.currency, q.bc_refund, q.{gl},
+        {_effective_status("q")} AS st
+    FROM {table} q
+    WHERE q.tenant_id = %(tenant)s AND q.kind = %(k_refund)s AND q.gl_date >= %(start)s AND q.gl_date <= %(end)s
+        AND q.status <> %(s_skipped)s {"AND q.channel_id = %(channel)s" if channel else ""}
+), posted AS (
+    SELECT *, CASE WHEN st = %(s_posted)s THEN -{gl} ELSE 0 END AS posted FROM refunds
 ), ranked AS (
-    SELECT *, CASE WHEN st = %s THEN %s WHEN st IN ({failed}) THEN %s WHEN st IN ({open_}) THEN %s
-        WHEN ROUND(bc_refund - posted, 4) <> 0 THEN %s ELSE %s END AS rs
-    FROM refunds
+    SELECT *, {rank} AS rs FROM posted
 )
-SELECT day, channel_id, currency, rs, CASE WHEN rs = %s THEN NULL ELSE id END AS problem,
+SELECT gl_date, channel_id, COALESCE(NULLIF(currency, ''), %(usd)s), rs,
+    CASE WHEN rs = %(r_0)s THEN NULL ELSE id END AS problem,
     MAX(order_id), MAX(created_at), COUNT(*), SUM(bc_refund), SUM(posted)
 FROM ranked
 GROUP BY 1, 2, 3, 4, 5
@@ -384,21 +427,7 @@ def reconcile(tenant, period: Period, *, channel_id: int | None = None) -> Recon
     Two aggregate statements over the figures stored on each entry (``stored_figures``): the database returns
     one row per day, channel, currency and status, plus one per order or refund that is not matched."""
     channel = channel_id is not None
-    between = [period.start, period.end]
-    sql, (head, part_kinds, per_order, orders) = _order_sql(channel)
-    params = [
-        *head,
-        tenant.pk,
-        *part_kinds,
-        tenant.pk,
-        K.ORDER,
-        *between,
-        S.WAITING,
-        *per_order,
-        *orders,
-        *([channel_id] if channel else []),
-        MATCHED,
-    ]
+    params = _params(tenant, period, channel_id)
     rows: dict[tuple, ReconRow] = {}
 
     def row_for(day, channel_, currency) -> ReconRow:
@@ -408,53 +437,29 @@ def reconcile(tenant, period: Period, *, channel_id: int | None = None) -> Recon
         return rows[key]
 
     problems: dict[tuple, list[int]] = defaultdict(list)
+    refund_problems = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for day, ch, currency, status, problem, n, *figures in cursor.fetchall():
+        cursor.execute(_order_sql(channel), params)
+        for day, ch, currency, rank, problem, n, *sums in cursor.fetchall():
             day = _day(day)
             row = row_for(day, ch, currency)
             row.orders += n
-            row.counts[status] += n
-            bc, gl = figures[: len(BC_FIELDS)], figures[len(BC_FIELDS) :]
-            for measure, value in zip(BC_FIELDS, bc, strict=True):
+            row.counts[rank] += n
+            for measure, value in zip(BC_FIELDS, sums[: len(BC_FIELDS)], strict=True):
                 row.bc[measure] += _money(value)
-            for column, value in zip(GL_FIELDS, gl, strict=True):
+            for column, value in zip(GL_FIELDS, sums[len(BC_FIELDS) :], strict=True):
                 row.gl[column] += _money(value)
             if problem is not None:
                 problems[(day, ch, currency)].append(problem)
         for key, ids in problems.items():
             rows[key].problem_orders.extend(sorted(ids))
 
-        failed, open_ = list(FAILED), list(NOT_POSTED)
-        cursor.execute(
-            _refund_sql(channel),
-            [
-                "USD",
-                S.POSTED,
-                S.IN_SUMMARY,
-                S.PENDING,
-                tenant.pk,
-                K.REFUND,
-                *between,
-                S.SKIPPED,
-                *([channel_id] if channel else []),
-                S.WAITING,
-                NOT_POSTED_YET,
-                *failed,
-                FAILED_STATUS,
-                *open_,
-                NOT_POSTED_YET,
-                DIFFERS,
-                MATCHED,
-                MATCHED,
-            ],
-        )
-        refund_problems = []
-        for day, ch, currency, status, problem, order_id, created, n, amount, posted in cursor.fetchall():
+        cursor.execute(_refund_sql(channel), params)
+        for day, ch, currency, rank, problem, order_id, created, n, amount, posted in cursor.fetchall():
             day = _day(day)
             row = row_for(day, ch, currency)
             row.refunds += n
-            row.counts[status] += n
+            row.counts[rank] += n
             row.bc["refunds"] += _money(amount)
             row.gl["refunds"] += _money(posted)
             if problem is not None:
