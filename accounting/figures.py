@@ -323,12 +323,17 @@ def _rank_sql(failed: str, open_: str, differs: str) -> str:
     )
 
 
-def _effective_status(alias: str) -> str:
-    """An entry's status, an entry in a summary having its summary's (not built yet: pending), as ``_as_posted``.
-    The summary is read only for such entries."""
+def _with_status(alias: str, columns: str, where: str) -> str:
+    """The entries ``where`` says with ``columns`` and ``st``, their status, an entry in a summary having its
+    summary's (not built yet: pending), as ``_as_posted``. Only entries in a summary read their summary's row."""
     table = connection.ops.quote_name(Posting._meta.db_table)
-    summary = f"SELECT s.status FROM {table} s WHERE s.id = {alias}.summary_id"  # noqa: S608 - no input
-    return f"CASE WHEN {alias}.status = %(s_in_summary)s THEN COALESCE(({summary}), %(s_pending)s) ELSE {alias}.status END"
+    return (
+        f"SELECT {columns}, {alias}.status AS st FROM {table} {alias} "  # noqa: S608 - names from the models
+        f"WHERE {where} AND {alias}.status <> %(s_in_summary)s "
+        f"UNION ALL SELECT {columns}, COALESCE(summary.status, %(s_pending)s) AS st "
+        f"FROM {table} {alias} LEFT JOIN {table} summary ON summary.id = {alias}.summary_id "
+        f"WHERE {where} AND {alias}.status = %(s_in_summary)s"
+    )
 
 
 def _order_sql(channel: bool) -> str:
@@ -350,17 +355,24 @@ def _order_sql(channel: bool) -> str:
     differs = " OR ".join(
         f"ROUND({BC_FIELDS[m]} - {GL_FIELDS[m]}, 4) <> 0" for m in ("sales", "tax", "shipping")
     )
+    single = _with_status(
+        "b",
+        ", ".join(
+            ["b.order_id", "b.gl_date AS day", "b.channel_id", "b.currency", *(f"b.{f}" for f in (*bc, *gl))]
+        ),
+        f"{bases} {'AND b.channel_id = %(channel)s' if channel else ''} AND NOT EXISTS ({followers})",
+    )
+    part = _with_status(
+        "p",
+        ", ".join(["p.id", "p.order_id", "p.kind", "p.gl_date", *(f"p.{f}" for f in gl)]),
+        "p.tenant_id = %(tenant)s AND p.kind IN (%(k_order)s, %(k_adjustment)s, %(k_reversal)s) "  # noqa: S608
+        f"AND p.order_id IN (SELECT b.order_id FROM {table} b WHERE {bases} AND EXISTS ({followers}))",
+    )
     return f"""
 WITH single AS (
-    SELECT b.order_id, b.gl_date AS day, b.channel_id, b.currency, {", ".join(f"b.{f}" for f in (*bc, *gl))},
-        {_effective_status("b")} AS st
-    FROM {table} b
-    WHERE {bases} {"AND b.channel_id = %(channel)s" if channel else ""} AND NOT EXISTS ({followers})
+    {single}
 ), part AS (
-    SELECT p.id, p.order_id, p.kind, p.gl_date, {", ".join(f"p.{f}" for f in gl)}, {_effective_status("p")} AS st
-    FROM {table} p
-    WHERE p.tenant_id = %(tenant)s AND p.kind IN (%(k_order)s, %(k_adjustment)s, %(k_reversal)s)
-        AND p.order_id IN (SELECT b.order_id FROM {table} b WHERE {bases} AND EXISTS ({followers}))
+    {part}
 ), per_order AS (
     SELECT order_id,
         MIN(CASE WHEN kind = %(k_order)s THEN gl_date END) AS day,
@@ -394,20 +406,21 @@ GROUP BY 1, 2, 3, 4, 5
 def _refund_sql(channel: bool) -> str:
     """Per day, channel, currency and row status: the refunds' counts and figures, one group per refund that is
     not matched (its order, entry id and creation time for the page's order of problem orders)."""
-    table = connection.ops.quote_name(Posting._meta.db_table)
     gl = GL_FIELDS["sales"]
     rank = _rank_sql(
         f"st <> %(s_waiting)s AND {_one_of('st', FAILED)}",
         f"(st = %(s_waiting)s OR {_one_of('st', NOT_POSTED)})",
         "ROUND(bc_refund - posted, 4) <> 0",
     )
+    refunds = _with_status(
+        "q",
+        f"q.id, q.order_id, q.created_at, q.gl_date, q.channel_id, q.currency, q.bc_refund, q.{gl}",
+        "q.tenant_id = %(tenant)s AND q.kind = %(k_refund)s AND q.gl_date >= %(start)s AND q.gl_date <= %(end)s "
+        f"AND q.status <> %(s_skipped)s {'AND q.channel_id = %(channel)s' if channel else ''}",
+    )
     return f"""
 WITH refunds AS (
-    SELECT q.id, q.order_id, q.created_at, q.gl_date, q.channel_id, q.currency, q.bc_refund, q.{gl},
-        {_effective_status("q")} AS st
-    FROM {table} q
-    WHERE q.tenant_id = %(tenant)s AND q.kind = %(k_refund)s AND q.gl_date >= %(start)s AND q.gl_date <= %(end)s
-        AND q.status <> %(s_skipped)s {"AND q.channel_id = %(channel)s" if channel else ""}
+    {refunds}
 ), posted AS (
     SELECT *, CASE WHEN st = %(s_posted)s THEN -{gl} ELSE 0 END AS posted FROM refunds
 ), ranked AS (

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from connector.models import Tenant, WebhookEvent
@@ -336,6 +337,10 @@ class Posting(models.Model):
             # The workspace: reconciliation, trial balance and dashboard read a tenant's entries by GL date/status.
             models.Index(fields=["tenant", "gl_date"], name="posting_tenant_gl_date"),
             models.Index(fields=["tenant", "status"], name="posting_tenant_status"),
+            # The reconciliation tells orders with adjustments or reversals from those with only their own entry.
+            models.Index(
+                fields=["parent"], condition=Q(kind__in=["adjustment", "reversal"]), name="posting_followers"
+            ),
         ]
         permissions = [
             ("operate_posting", "Can retry and re-post postings and webhook events"),

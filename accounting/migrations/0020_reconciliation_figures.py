@@ -130,5 +130,13 @@ class Migration(migrations.Migration):
                 decimal_places=4, default=Decimal("0"), help_text="Tax lines", max_digits=18
             ),
         ),
+        migrations.AddIndex(
+            model_name="posting",
+            index=models.Index(
+                condition=models.Q(("kind__in", ["adjustment", "reversal"])),
+                fields=["parent"],
+                name="posting_followers",
+            ),
+        ),
         migrations.RunPython(fill_figures, migrations.RunPython.noop),
     ]
