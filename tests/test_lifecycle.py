@@ -46,9 +46,13 @@ def figures_follow_the_lines(tenant):
     they are now (planning stores them with the lines; docs/decisions/0030), and the reconciliation from them
     equals the one from the snapshots and lines."""
     yield
-    entries = Posting.objects.filter(tenant=tenant).exclude(kind=Posting.Kind.SUMMARY).prefetch_related("lines")
+    entries = (
+        Posting.objects.filter(tenant=tenant).exclude(kind=Posting.Kind.SUMMARY).prefetch_related("lines")
+    )
     for posting in entries:
-        expected = figures.stored_figures(posting.kind, posting.currency, posting.snapshot, posting.lines.all())
+        expected = figures.stored_figures(
+            posting.kind, posting.currency, posting.snapshot, posting.lines.all()
+        )
         assert {f: getattr(posting, f) for f in expected} == expected, posting.idempotency_key
     year = figures.Period(date(2000, 1, 1), date(2100, 12, 31))
     assert_same(figures.reconcile(tenant, year), old_reconcile(tenant, year))
