@@ -17,12 +17,13 @@ from __future__ import annotations
 import calendar
 import dataclasses
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db.models import Count, F, Max, Min, Q, Sum
-from django.db.models.fields.json import KT
+from django.db import connection
+from django.db.models import Count, Max, Min, Q, Sum
 
 from connector.models import Tenant, WebhookEvent
 
@@ -155,9 +156,10 @@ def _dec(value) -> Decimal:
     if value in (None, ""):
         return ZERO
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except InvalidOperation:
         return ZERO
+    return number if number.is_finite() else ZERO
 
 
 def _true(value) -> bool:
@@ -180,6 +182,45 @@ def _bc_order_figures(row: dict) -> dict[str, Decimal]:
         "tax": _dec(row["s_total_tax"]),
         "shipping": net("shipping_cost") + net("handling_cost"),
     }
+
+
+# The figures stored on each entry (accounting.models.Posting, docs/decisions/0030-reconciliation-figures-stored.md).
+BC_FIELDS = {"sales": "bc_sales", "tax": "bc_tax", "shipping": "bc_shipping"}
+GL_FIELDS = {column: f"gl_{column}" for column in GL_COLUMNS if column in GL_ROLE_COLUMN.values()}
+STORED_FIELDS = (*BC_FIELDS.values(), "bc_refund", *GL_FIELDS.values())
+_DEBIT_COLUMN = {  # a column's natural side is that of its first role, as the lines are summed
+    column: NATURAL_SIDE.get(next(r for r, c in GL_ROLE_COLUMN.items() if c == column), "D") == "D"
+    for column in GL_FIELDS
+}
+
+
+def stored_figures(kind: str, currency: str, snapshot: Any, lines: Iterable[Any]) -> dict[str, Decimal]:
+    """The reconciliation's figures of one entry, by ``Posting`` field: BigCommerce's (an order part entry: its
+    order snapshot's sales, tax and shipping; a refund: the refund's total), quantized to the currency, and the sums
+    of its ``lines`` (anything with role, debit and credit) per GL column, on the column's natural side."""
+    out = dict.fromkeys(STORED_FIELDS, ZERO)
+    snapshot = snapshot if isinstance(snapshot, dict) else {}
+    currency = currency or "USD"
+    if kind in ORDER_PART:
+        bc = _bc_order_figures({f"s_{k}": _scalar(snapshot.get(k)) for k in _SNAPSHOT_KEYS})
+        for measure, field in BC_FIELDS.items():
+            out[field] = quantize(bc[measure], currency)
+    elif kind == K.REFUND:
+        refund = snapshot.get("refund")
+        total = refund.get("total_amount") if isinstance(refund, dict) else None
+        out["bc_refund"] = quantize(_dec(_scalar(total)), currency)
+    for line in lines:
+        column = GL_ROLE_COLUMN.get(line.role)
+        if column is None:
+            continue
+        amount = _dec(line.debit) - _dec(line.credit)
+        out[GL_FIELDS[column]] += amount if _DEBIT_COLUMN[column] else -amount
+    return out
+
+
+def _scalar(value: Any) -> Any:
+    """A snapshot value as the database's text extraction reads it (a nested object or list is no number)."""
+    return None if isinstance(value, dict | list) else value
 
 
 @dataclasses.dataclass
@@ -241,132 +282,205 @@ class Reconciliation:
     totals: list[ReconRow]  # one per currency (day and channel None)
 
 
-def _gl_columns(lines, key: str) -> dict:
-    """{group key: {column: natural amount}}: the lines summed per group with one conditional sum per column, so
-    the database returns one row per order (or refund), not one per order and role."""
-    sums = {}
-    for column in GL_COLUMNS:
-        roles = [role for role, col in GL_ROLE_COLUMN.items() if col == column]
-        if not roles:
-            continue
-        debit_side = NATURAL_SIDE.get(roles[0], "D") == "D"
-        amount = F("debit") - F("credit") if debit_side else F("credit") - F("debit")
-        sums[f"gl_{column}"] = Sum(amount, filter=Q(role__in=roles))
-    out: dict = {}
-    for row in lines.values(key).annotate(**sums).order_by():
-        out[row[key]] = {column[3:]: _dec(value) for column, value in row.items() if column != key}
-    return out
+def _money(value) -> Decimal:
+    """A sum from the database: Decimal on PostgreSQL; SQLite sums its decimal columns as floats, so it is read
+    back at the stored precision (4 places; the sums of a month are far from a float's 15 significant digits)."""
+    if value is None:
+        return ZERO
+    if isinstance(value, float):
+        return Decimal(repr(value)).quantize(_STORED_PLACES)
+    return _dec(value)
 
 
-def _row_status(statuses: set[str], bc: dict, gl: dict, measures) -> str:
-    if statuses & set(FAILED):
-        return FAILED_STATUS
-    if statuses & set(NOT_POSTED):
-        return NOT_POSTED_YET
-    if any(bc[m] != gl[m] for m in measures):
-        return DIFFERS
-    return MATCHED
+_STORED_PLACES = Decimal("0.0001")  # accounting.models.MONEY: 4 decimal places
+
+
+def _params(tenant, period: Period, channel_id: int | None) -> dict[str, Any]:
+    """The named parameters of the reconciliation's statements: every value, no value in the SQL text."""
+    params: dict[str, Any] = {
+        "tenant": tenant.pk,
+        "start": period.start,
+        "end": period.end,
+        "channel": channel_id,
+        "usd": "USD",
+        **{f"k_{k}": k.value for k in K},
+        **{f"s_{s}": s.value for s in S},
+        **{f"r_{i}": r for i, r in enumerate(STATUS_RANK)},
+    }
+    return params
+
+
+def _one_of(column: str, statuses) -> str:
+    return f"{column} IN ({', '.join(f'%(s_{s})s' for s in statuses)})"
+
+
+def _rank_sql(failed: str, open_: str, differs: str) -> str:
+    """The row status of an order or refund, as ``_row_status`` says it, from SQL conditions."""
+    r = {name: f"%(r_{i})s" for i, name in enumerate(STATUS_RANK)}
+    return (
+        f"CASE WHEN {failed} THEN {r[FAILED_STATUS]} WHEN {open_} THEN {r[NOT_POSTED_YET]} "
+        f"WHEN {differs} THEN {r[DIFFERS]} ELSE {r[MATCHED]} END"
+    )
+
+
+def _with_status(alias: str, columns: str, where: str) -> str:
+    """The entries ``where`` says with ``columns`` and ``st``, their status, an entry in a summary having its
+    summary's (not built yet: pending), as ``_as_posted``. Only entries in a summary read their summary's row."""
+    table = connection.ops.quote_name(Posting._meta.db_table)
+    return (
+        f"SELECT {columns}, {alias}.status AS st FROM {table} {alias} "  # noqa: S608 - names from the models
+        f"WHERE {where} AND {alias}.status <> %(s_in_summary)s "
+        f"UNION ALL SELECT {columns}, COALESCE(summary.status, %(s_pending)s) AS st "
+        f"FROM {table} {alias} LEFT JOIN {table} summary ON summary.id = {alias}.summary_id "
+        f"WHERE {where} AND {alias}.status = %(s_in_summary)s"
+    )
+
+
+def _order_sql(channel: bool) -> str:
+    """Per day, channel, currency and row status: the orders' counts and figures, with one group per order that is
+    not matched (its id in ``problem``). One statement over the entries' stored figures: no lines, no JSON.
+
+    Most orders have one entry, their order entry: it is at once the entry whose day counts, the latest one and
+    the only one whose status and GL count, so those orders are summed straight from their rows. Orders with
+    adjustments or reversals (the entries planning links to their order entry) are first summed per order."""
+    table = connection.ops.quote_name(Posting._meta.db_table)
+    gl, bc = GL_FIELDS.values(), BC_FIELDS.values()
+    followers = (
+        f"SELECT 1 FROM {table} c WHERE c.parent_id = b.id AND c.kind IN (%(k_adjustment)s, %(k_reversal)s)"  # noqa: S608, E501
+    )
+    bases = (
+        "b.tenant_id = %(tenant)s AND b.kind = %(k_order)s AND b.gl_date >= %(start)s AND b.gl_date <= %(end)s "
+        "AND b.status <> %(s_waiting)s"
+    )
+    differs = " OR ".join(
+        f"ROUND({BC_FIELDS[m]} - {GL_FIELDS[m]}, 4) <> 0" for m in ("sales", "tax", "shipping")
+    )
+    single = _with_status(
+        "b",
+        ", ".join(
+            ["b.order_id", "b.gl_date AS day", "b.channel_id", "b.currency", *(f"b.{f}" for f in (*bc, *gl))]
+        ),
+        f"{bases} {'AND b.channel_id = %(channel)s' if channel else ''} AND NOT EXISTS ({followers})",
+    )
+    part = _with_status(
+        "p",
+        ", ".join(["p.id", "p.order_id", "p.kind", "p.gl_date", *(f"p.{f}" for f in gl)]),
+        "p.tenant_id = %(tenant)s AND p.kind IN (%(k_order)s, %(k_adjustment)s, %(k_reversal)s) "  # noqa: S608
+        f"AND p.order_id IN (SELECT b.order_id FROM {table} b WHERE {bases} AND EXISTS ({followers}))",
+    )
+    return f"""
+WITH single AS (
+    {single}
+), part AS (
+    {part}
+), per_order AS (
+    SELECT order_id,
+        MIN(CASE WHEN kind = %(k_order)s THEN gl_date END) AS day,
+        MAX(CASE WHEN st <> %(s_skipped)s THEN id END) AS latest_id,
+        SUM(CASE WHEN {_one_of("st", FAILED)} THEN 1 ELSE 0 END) AS n_failed,
+        SUM(CASE WHEN {_one_of("st", NOT_POSTED)} THEN 1 ELSE 0 END) AS n_open,
+        {", ".join(f"SUM(CASE WHEN st = %(s_posted)s THEN {f} ELSE 0 END) AS {f}" for f in gl)}
+    FROM part GROUP BY order_id
+), orders AS (
+    SELECT order_id, day, channel_id, currency, {", ".join(bc)},
+        {", ".join(f"CASE WHEN st = %(s_posted)s THEN {f} ELSE 0 END AS {f}" for f in gl)},
+        CASE WHEN {_one_of("st", FAILED)} THEN 1 ELSE 0 END AS n_failed,
+        CASE WHEN {_one_of("st", NOT_POSTED)} THEN 1 ELSE 0 END AS n_open
+    FROM single WHERE st <> %(s_skipped)s
+    UNION ALL
+    SELECT o.order_id, o.day, l.channel_id, l.currency, {", ".join(f"l.{f}" for f in bc)},
+        {", ".join(f"o.{f}" for f in gl)}, o.n_failed, o.n_open
+    FROM per_order o JOIN {table} l ON l.id = o.latest_id
+    {"WHERE l.channel_id = %(channel)s" if channel else ""}
+), ranked AS (
+    SELECT *, {_rank_sql("n_failed > 0", "n_open > 0", differs)} AS rs FROM orders
+)
+SELECT day, channel_id, COALESCE(NULLIF(currency, ''), %(usd)s), rs,
+    CASE WHEN rs = %(r_0)s THEN NULL ELSE order_id END AS problem,
+    COUNT(*), {", ".join(f"SUM({f})" for f in (*bc, *gl))}
+FROM ranked
+GROUP BY 1, 2, 3, 4, 5
+"""  # noqa: S608 - table and field names from the models, values as parameters
+
+
+def _refund_sql(channel: bool) -> str:
+    """Per day, channel, currency and row status: the refunds' counts and figures, one group per refund that is
+    not matched (its order, entry id and creation time for the page's order of problem orders)."""
+    gl = GL_FIELDS["sales"]
+    rank = _rank_sql(
+        f"st <> %(s_waiting)s AND {_one_of('st', FAILED)}",
+        f"(st = %(s_waiting)s OR {_one_of('st', NOT_POSTED)})",
+        "ROUND(bc_refund - posted, 4) <> 0",
+    )
+    refunds = _with_status(
+        "q",
+        f"q.id, q.order_id, q.created_at, q.gl_date, q.channel_id, q.currency, q.bc_refund, q.{gl}",
+        "q.tenant_id = %(tenant)s AND q.kind = %(k_refund)s AND q.gl_date >= %(start)s AND q.gl_date <= %(end)s "
+        f"AND q.status <> %(s_skipped)s {'AND q.channel_id = %(channel)s' if channel else ''}",
+    )
+    return f"""
+WITH refunds AS (
+    {refunds}
+), posted AS (
+    SELECT *, CASE WHEN st = %(s_posted)s THEN -{gl} ELSE 0 END AS posted FROM refunds
+), ranked AS (
+    SELECT *, {rank} AS rs FROM posted
+)
+SELECT gl_date, channel_id, COALESCE(NULLIF(currency, ''), %(usd)s), rs,
+    CASE WHEN rs = %(r_0)s THEN NULL ELSE id END AS problem,
+    MAX(order_id), MAX(created_at), COUNT(*), SUM(bc_refund), SUM(posted)
+FROM ranked
+GROUP BY 1, 2, 3, 4, 5
+"""  # noqa: S608 - table and field names from the models, values as parameters
 
 
 def reconcile(tenant, period: Period, *, channel_id: int | None = None) -> Reconciliation:
-    """BigCommerce's figures vs the GL per day, channel and currency, with a status per row and period totals."""
-    bases = Posting.objects.filter(
-        tenant=tenant, kind=K.ORDER, gl_date__gte=period.start, gl_date__lte=period.end
-    ).exclude(status=S.WAITING)
-    order_ids = bases.values("order_id")
+    """BigCommerce's figures vs the GL per day, channel and currency, with a status per row and period totals.
 
-    snapshot = {f"s_{k}": KT(f"snapshot__{k}") for k in _SNAPSHOT_KEYS}
-    part = (
-        Posting.objects.filter(tenant=tenant, kind__in=ORDER_PART, order_id__in=order_ids)
-        .annotate(**snapshot)
-        .values(
-            "id",
-            "order_id",
-            "kind",
-            "gl_date",
-            "status",
-            "summary__status",
-            "channel_id",
-            "currency",
-            *snapshot,
-        )
-        .order_by("order_id", "id")
-    )
-    by_order: dict[int, list[dict]] = defaultdict(list)
-    for row in part:
-        by_order[row["order_id"]].append(_as_posted(row))
-
-    gl_orders = _gl_columns(
-        PostingLine.objects.filter(
-            POSTED_LINE,
-            posting__tenant=tenant,
-            posting__kind__in=ORDER_PART,
-            posting__order_id__in=order_ids,
-        ),
-        "posting__order_id",
-    )
-
+    Two aggregate statements over the figures stored on each entry (``stored_figures``): the database returns
+    one row per day, channel, currency and status, plus one per order or refund that is not matched."""
+    channel = channel_id is not None
+    params = _params(tenant, period, channel_id)
     rows: dict[tuple, ReconRow] = {}
 
-    def row_for(day, channel, currency) -> ReconRow:
-        key = (day, channel, currency)
+    def row_for(day, channel_, currency) -> ReconRow:
+        key = (day, channel_, currency)
         if key not in rows:
-            rows[key] = ReconRow(day=day, channel_id=channel, currency=currency)
+            rows[key] = ReconRow(day=day, channel_id=channel_, currency=currency)
         return rows[key]
 
-    for order_id, entries in by_order.items():
-        base = next((e for e in entries if e["kind"] == K.ORDER), None)  # the order entry: its day counts
-        if base is None:
-            continue
-        live = [e for e in entries if e["status"] != S.SKIPPED] or entries
-        latest = live[-1]
-        if channel_id is not None and latest["channel_id"] != channel_id:
-            continue
-        bc = _bc_order_figures(latest)
-        gl = gl_orders.get(order_id) or dict.fromkeys(GL_COLUMNS, ZERO)
-        statuses = {e["status"] for e in entries if e["status"] != S.SKIPPED}
-        if not statuses:
-            continue  # void before anything was posted, or nothing to post: nothing to reconcile
-        currency = latest["currency"] or "USD"
-        bc = {k: quantize(v, currency) for k, v in bc.items()}
-        status = _row_status(statuses, bc, gl, ("sales", "tax", "shipping"))
-        row = row_for(base["gl_date"], latest["channel_id"], currency)
-        row.orders += 1
-        for k, v in bc.items():
-            row.bc[k] += v
-        for k, v in gl.items():
-            row.gl[k] += v
-        row.counts[status] += 1
-        if status != MATCHED:
-            row.problem_orders.append(order_id)
+    problems: dict[tuple, list[int]] = defaultdict(list)
+    refund_problems = []
+    with connection.cursor() as cursor:
+        cursor.execute(_order_sql(channel), params)
+        for day, ch, currency, rank, problem, n, *sums in cursor.fetchall():
+            day = _day(day)
+            row = row_for(day, ch, currency)
+            row.orders += n
+            row.counts[rank] += n
+            for measure, value in zip(BC_FIELDS, sums[: len(BC_FIELDS)], strict=True):
+                row.bc[measure] += _money(value)
+            for column, value in zip(GL_FIELDS, sums[len(BC_FIELDS) :], strict=True):
+                row.gl[column] += _money(value)
+            if problem is not None:
+                problems[(day, ch, currency)].append(problem)
+        for key, ids in problems.items():
+            rows[key].problem_orders.extend(sorted(ids))
 
-    refunds = Posting.objects.filter(
-        tenant=tenant, kind=K.REFUND, gl_date__gte=period.start, gl_date__lte=period.end
-    ).exclude(status=S.SKIPPED)
-    if channel_id is not None:
-        refunds = refunds.filter(channel_id=channel_id)
-    gl_refunds = _gl_columns(PostingLine.objects.filter(POSTED_LINE, posting__in=refunds), "posting_id")
-    for r in map(
-        _as_posted,
-        refunds.annotate(r_total=KT("snapshot__refund__total_amount")).values(
-            "id", "order_id", "status", "summary__status", "channel_id", "currency", "gl_date", "r_total"
-        ),
-    ):
-        currency = r["currency"] or "USD"
-        amount = quantize(_dec(r["r_total"]), currency)
-        posted = -gl_refunds.get(r["id"], {}).get(
-            "sales", ZERO
-        )  # the storno receivable, as a positive amount
-        status = _row_status({r["status"]}, {"refunds": amount}, {"refunds": posted}, ("refunds",))
-        if r["status"] == S.WAITING:
-            status = NOT_POSTED_YET
-        row = row_for(r["gl_date"], r["channel_id"], currency)
-        row.refunds += 1
-        row.bc["refunds"] += amount
-        row.gl["refunds"] += posted
-        row.counts[status] += 1
-        if status != MATCHED and r["order_id"] not in row.problem_orders:
-            row.problem_orders.append(r["order_id"])
+        cursor.execute(_refund_sql(channel), params)
+        for day, ch, currency, rank, problem, order_id, created, n, amount, posted in cursor.fetchall():
+            day = _day(day)
+            row = row_for(day, ch, currency)
+            row.refunds += n
+            row.counts[rank] += n
+            row.bc["refunds"] += _money(amount)
+            row.gl["refunds"] += _money(posted)
+            if problem is not None:
+                refund_problems.append((created, problem, (day, ch, currency), order_id))
+    # As the page always listed them: a row's orders by id, then its refunds' orders, latest refund first.
+    for _, _, key, order_id in sorted(refund_problems, reverse=True):
+        if order_id not in rows[key].problem_orders:
+            rows[key].problem_orders.append(order_id)
 
     ordered = [rows[k].quantized() for k in sorted(rows, key=lambda k: (k[0], k[1] or 0, k[2]))]
     totals: dict[str, ReconRow] = {}
@@ -374,6 +488,11 @@ def reconcile(tenant, period: Period, *, channel_id: int | None = None) -> Recon
         total = totals.setdefault(row.currency, ReconRow(day=None, channel_id=None, currency=row.currency))
         total.add(row)
     return Reconciliation(period=period, rows=ordered, totals=[totals[c] for c in sorted(totals)])
+
+
+def _day(value) -> date | None:
+    """A date column from a raw statement (SQLite returns text)."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 # --- Trial balance -------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from connector.models import Tenant, WebhookEvent
@@ -307,6 +308,23 @@ class Posting(models.Model):
         related_name="members",
         help_text="Daily summary mode: the summary entry that carries this entry to X3 (docs/decisions/0024)",
     )
+    # The reconciliation's figures of this entry, stored when it is planned (accounting.figures.stored_figures;
+    # docs/decisions/0030-reconciliation-figures-stored.md): BigCommerce's side from the snapshot, quantized to the
+    # currency, and the GL side as the sums of the entry's own lines per column. Lines never change once written.
+    bc_sales = models.DecimalField(**MONEY, default=Decimal(0), help_text="BigCommerce total (0 when void)")
+    bc_tax = models.DecimalField(**MONEY, default=Decimal(0), help_text="BigCommerce tax")
+    bc_shipping = models.DecimalField(
+        **MONEY, default=Decimal(0), help_text="BigCommerce shipping and handling"
+    )
+    bc_refund = models.DecimalField(
+        **MONEY, default=Decimal(0), help_text="Refund entries: the refund's total"
+    )
+    gl_sales = models.DecimalField(**MONEY, default=Decimal(0), help_text="Receivable of the entry's lines")
+    gl_revenue = models.DecimalField(**MONEY, default=Decimal(0), help_text="Revenue, wrapping and fee lines")
+    gl_discount = models.DecimalField(**MONEY, default=Decimal(0), help_text="Discount lines")
+    gl_shipping = models.DecimalField(**MONEY, default=Decimal(0), help_text="Shipping and handling lines")
+    gl_tax = models.DecimalField(**MONEY, default=Decimal(0), help_text="Tax lines")
+    gl_cogs = models.DecimalField(**MONEY, default=Decimal(0), help_text="Cost of goods sold lines")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -319,6 +337,10 @@ class Posting(models.Model):
             # The workspace: reconciliation, trial balance and dashboard read a tenant's entries by GL date/status.
             models.Index(fields=["tenant", "gl_date"], name="posting_tenant_gl_date"),
             models.Index(fields=["tenant", "status"], name="posting_tenant_status"),
+            # The reconciliation tells orders with adjustments or reversals from those with only their own entry.
+            models.Index(
+                fields=["parent"], condition=Q(kind__in=["adjustment", "reversal"]), name="posting_followers"
+            ),
         ]
         permissions = [
             ("operate_posting", "Can retry and re-post postings and webhook events"),

@@ -28,6 +28,7 @@ from integrations.bigcommerce.types import Order, Refund, Transaction
 
 from .dimensions import blank_roles, with_dimensions, with_fallbacks
 from .dimensions import resolve as resolve_dimensions
+from .figures import stored_figures
 from .history import log_transition
 from .journal import (
     Accounts,
@@ -497,6 +498,7 @@ def _plan_base(tenant, base, order, target: Target, trigger, event, user, create
         message=target.message,
         journal=journal,
     )
+    _set_figures(base, target.lines if status in TO_POST else ())
     if not created:
         base.save()
         base.lines.all().delete()
@@ -601,12 +603,21 @@ def _planned(status: str, message: str) -> str:
 
 def _store(tenant: Tenant, posting: Posting, lines: Iterable[Line]) -> None:
     """Save a (re)planned posting with its reference and exactly these lines."""
+    lines = tuple(lines)
+    _set_figures(posting, lines)
     posting.save()
     if not posting.reference:
         posting.reference = x3_reference(tenant, posting)
         posting.save(update_fields=["reference"])
     posting.lines.all().delete()
     _write_lines(posting, lines)
+
+
+def _set_figures(posting: Posting, lines: Iterable[Line]) -> None:
+    """The reconciliation's figures of the entry from its snapshot and the lines it is saved with (its lines are
+    only ever written with it; docs/decisions/0030-reconciliation-figures-stored.md)."""
+    for field, value in stored_figures(posting.kind, posting.currency, posting.snapshot, lines).items():
+        setattr(posting, field, value)
 
 
 def _write_lines(posting: Posting, lines: Iterable[Line]) -> None:
@@ -698,6 +709,7 @@ def _retire(posting: Posting, message: str, trigger: str, user) -> None:
     previous = posting.status
     posting.status = S.SKIPPED
     posting.last_error = ""
+    _set_figures(posting, ())
     posting.save()
     posting.lines.all().delete()
     log_transition(posting, S.SKIPPED, message, from_status=previous, trigger=trigger, user=user)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from datetime import date
 from decimal import Decimal
+from typing import NamedTuple
 
 from . import common
 from .common import Report
@@ -30,6 +31,7 @@ GROWTH_SHARE = 0.5  # page time may grow by at most half the growth of the order
 
 def _fill(first: int, orders: int) -> object:
     """Add orders ``first`` … ``orders - 1`` (postings and, for posted ones, six lines each)."""
+    from accounting.figures import stored_figures
     from accounting.models import ChannelMapping, Posting
     from connector.models import Tenant
 
@@ -57,8 +59,28 @@ def _fill(first: int, orders: int) -> object:
         total = Decimal(20 + i % 180) + Decimal("0.99")
         tax, shipping = (total * Decimal("0.08")).quantize(Decimal("0.01")), Decimal("4.95")
         status = S.NEEDS_ATTENTION if i % 997 == 0 else S.PENDING if i % 1499 == 0 else S.POSTED
+        snapshot = {
+            "id": 100000 + i,
+            "channel_id": channel,
+            "status_id": 11,
+            "currency_code": "USD",
+            "is_tax_inclusive_pricing": False,
+            "is_deleted": False,
+            "total_inc_tax": str(total),
+            "total_tax": str(tax),
+            "shipping_cost_ex_tax": str(shipping),
+            "shipping_cost_inc_tax": str(shipping),
+            "shipping_cost_tax": "0",
+            "handling_cost_ex_tax": "0",
+            "handling_cost_inc_tax": "0",
+            "handling_cost_tax": "0",
+            "products": [{"id": 1, "sku": "SKU", "quantity": 2, "cost_price_ex_tax": "5.00"}],
+        }
+        own = [Line(role, dr, cr) for role, _, dr, cr in _lines(channel, total)] if status == S.POSTED else []
         postings.append(
             Posting(
+                # the reconciliation's figures, as planning stores them with the entry
+                **stored_figures(Posting.Kind.ORDER, "USD", snapshot, own),
                 tenant=tenant,
                 idempotency_key=f"order:{100000 + i}",
                 order_id=100000 + i,
@@ -67,23 +89,7 @@ def _fill(first: int, orders: int) -> object:
                 currency="USD",
                 gl_date=date(2026, 11, 1 + i % 30),
                 total=total,
-                snapshot={
-                    "id": 100000 + i,
-                    "channel_id": channel,
-                    "status_id": 11,
-                    "currency_code": "USD",
-                    "is_tax_inclusive_pricing": False,
-                    "is_deleted": False,
-                    "total_inc_tax": str(total),
-                    "total_tax": str(tax),
-                    "shipping_cost_ex_tax": str(shipping),
-                    "shipping_cost_inc_tax": str(shipping),
-                    "shipping_cost_tax": "0",
-                    "handling_cost_ex_tax": "0",
-                    "handling_cost_inc_tax": "0",
-                    "handling_cost_tax": "0",
-                    "products": [{"id": 1, "sku": "SKU", "quantity": 2, "cost_price_ex_tax": "5.00"}],
-                },
+                snapshot=snapshot,
             )
         )
     Posting.objects.bulk_create(postings, batch_size=2000)
@@ -93,22 +99,29 @@ def _fill(first: int, orders: int) -> object:
     for p in new.values("id", "channel_id", "total", "status").iterator(chunk_size=5000):
         if p["status"] != S.POSTED:
             continue
-        c, total = p["channel_id"], p["total"]
-        tax = (total * Decimal("0.08")).quantize(Decimal("0.01"))
-        for n, (role, account, dr, cr) in enumerate(
-            [
-                ("receivable", f"41{c}000", total, 0),
-                ("revenue", f"70{c}000", 0, total - tax - Decimal("4.95")),
-                ("shipping", f"70{c}800", 0, Decimal("4.95")),
-                ("tax", f"44{c}570", 0, tax),
-                ("cogs", f"60{c}000", Decimal(10), 0),
-                ("inventory", f"37{c}000", 0, Decimal(10)),
-            ],
-            start=1,
-        ):
+        for n, (role, account, dr, cr) in enumerate(_lines(p["channel_id"], p["total"]), start=1):
             lines.append((p["id"], n, role, account, dr, cr))
     _copy_lines(lines)
     return tenant
+
+
+class Line(NamedTuple):
+    role: str
+    debit: Decimal
+    credit: Decimal
+
+
+def _lines(c: int, total: Decimal) -> list[tuple]:
+    """The six lines of a posted bench order: (role, account, debit, credit)."""
+    tax = (total * Decimal("0.08")).quantize(Decimal("0.01"))
+    return [
+        ("receivable", f"41{c}000", total, Decimal(0)),
+        ("revenue", f"70{c}000", Decimal(0), total - tax - Decimal("4.95")),
+        ("shipping", f"70{c}800", Decimal(0), Decimal("4.95")),
+        ("tax", f"44{c}570", Decimal(0), tax),
+        ("cogs", f"60{c}000", Decimal(10), Decimal(0)),
+        ("inventory", f"37{c}000", Decimal(0), Decimal(10)),
+    ]
 
 
 def _copy_lines(lines: list[tuple]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from accounting.figures import stored_figures
 from accounting.models import Posting, PostingLine
 
 S = Posting.Status
@@ -89,12 +90,17 @@ def add_posting(
         flag_reason="Components differ from the order total by 0.09 USD" if flagged else "",
         x3_document_number=f"ODG-{order_id}" if status == S.POSTED else "",
     )
+    lines = []
     if status in (S.POSTED, S.PENDING, S.POSTING, S.RETRY, S.UNKNOWN, S.NEEDS_ATTENTION, S.NEEDS_REAUTH):
-        PostingLine.objects.bulk_create(
+        lines = PostingLine.objects.bulk_create(
             PostingLine(posting=posting, line_no=i, role=role, account=acct, debit=D(dr), credit=D(cr))
             for i, (role, acct, dr, cr) in enumerate(gl, start=1)
         )
-    Posting.objects.filter(pk=posting.pk).update(status=status)
+    # The reconciliation's figures, as planning stores them with the entry and its lines.
+    stored = stored_figures(kind, currency, snapshot, lines)
+    Posting.objects.filter(pk=posting.pk).update(status=status, **stored)
+    for field, value in stored.items():
+        setattr(posting, field, value)
     posting.status = status
     return posting
 

@@ -3,15 +3,18 @@ the order's entries add up to BigCommerce's final order total minus refunds, to 
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
+from accounting import figures
 from accounting.models import Posting
 from connector.pipeline import sync_order
 from integrations.errors import RetryableError
 from tests.conftest import order_json
 from tests.fakes import FakeBigCommerce, FakeX3
+from tests.recon_reference import assert_same, old_reconcile
 
 D = Decimal
 S = Posting.Status
@@ -35,6 +38,24 @@ def sync(tenant, bc, x3):
         )
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def figures_follow_the_lines(tenant):
+    """After each scenario: every entry's stored reconciliation figures are those of its snapshot and its lines as
+    they are now (planning stores them with the lines; docs/decisions/0030), and the reconciliation from them
+    equals the one from the snapshots and lines."""
+    yield
+    entries = (
+        Posting.objects.filter(tenant=tenant).exclude(kind=Posting.Kind.SUMMARY).prefetch_related("lines")
+    )
+    for posting in entries:
+        expected = figures.stored_figures(
+            posting.kind, posting.currency, posting.snapshot, posting.lines.all()
+        )
+        assert {f: getattr(posting, f) for f in expected} == expected, posting.idempotency_key
+    year = figures.Period(date(2000, 1, 1), date(2100, 12, 31))
+    assert_same(figures.reconcile(tenant, year), old_reconcile(tenant, year))
 
 
 def entries(x3: FakeX3) -> list[tuple[str, Decimal]]:
