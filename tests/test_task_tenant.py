@@ -55,8 +55,8 @@ def test_while_nothing_changed_a_task_costs_one_statement_for_its_tenant(tenant)
 @on_postgresql
 @pytest.mark.parametrize(
     "change",
-    [
-        lambda t: X3Connection.objects.filter(tenant=t).update(journal="NEW"),  # update(): no save(), no signal
+    [  # update(): no save(), no signal
+        lambda t: X3Connection.objects.filter(tenant=t).update(journal="NEW"),
         lambda t: BigCommerceStore.objects.filter(tenant=t).update(access_token="rotated"),
         lambda t: Tenant.objects.filter(pk=t.pk).update(review_policy=Tenant.ReviewPolicy.ALL),
     ],
