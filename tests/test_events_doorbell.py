@@ -385,3 +385,64 @@ def test_without_redis_every_ring_queues_a_drain(monkeypatch):
     assert tasks.ring_events_doorbell() is True
     assert tasks.ring_events_doorbell() is True
     assert queued == ["connector.tasks.drain_events"] * 2
+
+
+# --- The web process's ringer (EVENTS_RING_INTERVAL_MS) ---------------------------------------------------------
+
+
+@pytest.fixture
+def ringer(monkeypatch, settings, rings):
+    """A fresh ringer, on a (pretended) Redis broker outside inline mode, ringing at most every 50 ms."""
+    from connector import intake
+
+    settings.CONNECTOR = {**settings.CONNECTOR, "EVENTS_RING_INTERVAL_MS": 50}
+    monkeypatch.setattr(tasks, "doorbell_store", lambda: object())
+    monkeypatch.setattr(tasks, "inline_tasks", lambda: False)
+    fresh = intake._Ringer()
+    monkeypatch.setattr(intake, "_ringer", fresh)
+    return fresh
+
+
+def _wait_for(condition, timeout: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return condition()
+
+
+def test_a_burst_of_deliveries_rings_once_per_interval_not_once_per_request(ringer, rings):
+    from connector import intake
+
+    for event_id in range(200):
+        intake.ring_doorbell(event_id)
+    assert _wait_for(lambda: len(rings) >= 1)
+    time.sleep(0.2)
+    assert 1 <= len(rings) <= 2  # the burst took a few milliseconds: one ring, or two across an interval
+
+
+def test_an_event_stored_after_a_ring_gets_a_ring_of_its_own(ringer, rings):
+    from connector import intake
+
+    intake.ring_doorbell(1)
+    assert _wait_for(lambda: len(rings) == 1)
+    intake.ring_doorbell(2)  # after the first ring: the drain it queued may have looked already
+    assert _wait_for(lambda: len(rings) == 2)
+
+
+def test_a_ring_pending_at_exit_is_rung(ringer, rings, monkeypatch):
+    ringer.wanted.set()  # requested, the thread not yet round
+    ringer.flush()
+    assert rings == [1] and not ringer.wanted.is_set()
+
+
+def test_without_an_interval_every_delivery_rings_in_its_request(settings, monkeypatch, rings):
+    from connector import intake
+
+    settings.CONNECTOR = {**settings.CONNECTOR, "EVENTS_RING_INTERVAL_MS": 0}
+    monkeypatch.setattr(tasks, "doorbell_store", lambda: object())
+    monkeypatch.setattr(tasks, "inline_tasks", lambda: False)
+    for event_id in range(3):
+        intake.ring_doorbell(event_id)
+    assert rings == [1, 1, 1]
