@@ -217,6 +217,8 @@ def drain_events(*, max_events: int | None = None, max_seconds: float | None = N
     max_events = limits.get("DRAIN_MAX_EVENTS", 100) if max_events is None else max_events
     max_seconds = limits.get("DRAIN_MAX_SECONDS", 20.0) if max_seconds is None else max_seconds
     fan_out = tasks.doorbell_store() is not None and not tasks.inline_tasks()  # inline, nobody else would run
+    # Inline (the tests), nothing else could arrive meanwhile: no settling.
+    settle = 0.0 if tasks.inline_tasks() else limits.get("EVENTS_SETTLE_MS", 0) / 1000
     try:
         tasks.answer_doorbell()
     except RedisError as exc:  # the key expires by itself; events stored meanwhile are still found here
@@ -228,9 +230,15 @@ def drain_events(*, max_events: int | None = None, max_seconds: float | None = N
             _ring_again("bound reached")
             return f"drained={done} failed={failed} bound reached"
         now = timezone.now()
-        event_id, more = _claim_next_event(now)
+        event_id, more = _claim_next_event(now, settle)
         if event_id is None:
-            return f"drained={done} failed={failed}"
+            wait = _settle_wait(now, settle)
+            if wait is None:
+                return f"drained={done} failed={failed}"
+            time.sleep(
+                wait
+            )  # the newest events settle; they are this drain's (nobody else was rung for them)
+            continue
         if more and fan_out:
             _ring_again("more events waiting")
         try:
@@ -247,10 +255,32 @@ def _ring_again(why: str) -> None:
         logger.warning("Could not ring the events doorbell (%s: %s); the sweep will", why, type(exc).__name__)
 
 
-def _claim_next_event(now) -> tuple[int | None, bool]:
-    """Claim the oldest ``received`` event of an active tenant: its id (None when there is none), and whether
-    another one is waiting. Concurrent drains never take the same event, and on PostgreSQL never wait for each
-    other either."""
+def _settle_wait(now, settle: float) -> float | None:
+    """Seconds until the oldest waiting event has settled, or None when no event waits (only asked when none was
+    due: an idle drain's last look, no statement on a busy one)."""
+    if settle <= 0:
+        return None
+    oldest = (
+        WebhookEvent.objects.filter(status=E.RECEIVED, tenant__is_active=True)
+        .order_by("pk")
+        .values_list("received_at", flat=True)
+        .first()
+    )
+    if oldest is None:
+        return None
+    return min(settle, max((oldest + timedelta(seconds=settle) - now).total_seconds(), 0.01))
+
+
+def _claim_next_event(now, settle: float = 0.0) -> tuple[int | None, bool]:
+    """Claim the oldest ``received`` event of an active tenant received at least ``settle`` seconds ago: its id
+    (None when there is none), and whether another one is waiting. Concurrent drains never take the same event,
+    and on PostgreSQL never wait for each other either.
+
+    Settling (``EVENTS_SETTLE_MS``): BigCommerce sends several webhooks for one change within milliseconds (a new
+    order: ``created`` and ``statusUpdated``). Taken at once, the first one's re-read may start before the second
+    is stored, and the second needs a re-read of its own; a moment later, the first one's worker takes the second
+    along (one BigCommerce call for both, docs/decisions/0028). Under load events are older than that anyway."""
+    cutoff = now - timedelta(seconds=settle)
     if connection.vendor == "postgresql":
         # One statement (one round trip, no transaction around it): lock the two oldest waiting events that no
         # other drain holds, claim the first; the second only tells whether more are waiting. The ORM's
@@ -261,7 +291,7 @@ def _claim_next_event(now) -> tuple[int | None, bool]:
                 f"""
                 WITH waiting AS (
                     SELECT e.id FROM {events} e JOIN {tenants} t ON t.id = e.tenant_id
-                    WHERE e.status = %s AND t.is_active
+                    WHERE e.status = %s AND t.is_active AND e.received_at <= %s
                     ORDER BY e.id LIMIT 2
                     FOR UPDATE OF e SKIP LOCKED
                 ), claimed AS (
@@ -271,12 +301,14 @@ def _claim_next_event(now) -> tuple[int | None, bool]:
                 )
                 SELECT (SELECT id FROM claimed), (SELECT count(*) FROM waiting)
                 """,  # noqa: S608 -- table names from the models, values as parameters
-                [E.RECEIVED, E.PROCESSING, now],
+                [E.RECEIVED, cutoff, E.PROCESSING, now],
             )
             event_id, waiting = cursor.fetchone()
         return event_id, waiting > 1
     # SQLite (one writer at a time): read the two oldest, then compare-and-set; on a lost race, look again.
-    waiting = WebhookEvent.objects.filter(status=E.RECEIVED, tenant__is_active=True).order_by("pk")
+    waiting = WebhookEvent.objects.filter(
+        status=E.RECEIVED, tenant__is_active=True, received_at__lte=cutoff
+    ).order_by("pk")
     while True:
         ids = list(waiting.values_list("pk", flat=True)[:2])
         if not ids:

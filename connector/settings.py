@@ -293,6 +293,9 @@ CONNECTOR = {
     # With Redis: a web process rings the doorbell from a thread of its own at most this often (0: in every
     # request). Adds at most this much latency to a webhook; saves a Redis round trip per delivery under load.
     "EVENTS_RING_INTERVAL_MS": env.int("EVENTS_RING_INTERVAL_MS", default=20),
+    # A worker takes a new webhook event once it is this old, so that BigCommerce's other webhooks for the same change
+    # (sent within milliseconds) are stored by then and served by one re-read (0: at once).
+    "EVENTS_SETTLE_MS": env.int("EVENTS_SETTLE_MS", default=500),
     "DRAIN_MAX_EVENTS": env.int("DRAIN_MAX_EVENTS", default=100),
     "DRAIN_MAX_SECONDS": env.float("DRAIN_MAX_SECONDS", default=20.0),
     # Work untouched for this long is considered lost by its worker and re-queued by the sweep.

@@ -446,3 +446,33 @@ def test_without_an_interval_every_delivery_rings_in_its_request(settings, monke
     for event_id in range(3):
         intake.ring_doorbell(event_id)
     assert rings == [1, 1, 1]
+
+
+# --- Settling (EVENTS_SETTLE_MS) ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settling(settings, monkeypatch):
+    """Workers outside inline mode, events taken once they are 300 ms old."""
+    settings.CONNECTOR = {**settings.CONNECTOR, "EVENTS_SETTLE_MS": 300}
+    monkeypatch.setattr(tasks, "inline_tasks", lambda: False)
+
+
+def test_a_new_event_is_taken_once_it_has_settled(tenant, processed, rings, settling):
+    event = stored(tenant, 1)
+    started = time.monotonic()
+
+    result = pipeline.drain_events()
+
+    assert processed == [event.pk] and result == "drained=1 failed=0"
+    assert time.monotonic() - started >= 0.25  # it waited for the event to settle, not the full bound
+
+
+def test_an_event_that_has_settled_goes_at_once(tenant, processed, rings, settling):
+    event = stored(tenant, 1)
+    WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - timedelta(seconds=5))
+    started = time.monotonic()
+
+    pipeline.drain_events()
+
+    assert processed == [event.pk] and time.monotonic() - started < 0.25
