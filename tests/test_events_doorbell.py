@@ -331,7 +331,9 @@ def test_a_drain_answers_the_doorbell_before_claiming(tenant, doorbell, processe
     monkeypatch.setattr(
         pipeline,
         "_claim_next_event",
-        lambda now: seen_key.append(bool(doorbell.connection.exists(tasks.doorbell_key()))) or claim(now),
+        lambda now, settle=0.0: (
+            seen_key.append(bool(doorbell.connection.exists(tasks.doorbell_key()))) or claim(now, settle)
+        ),
     )
 
     pipeline.drain_events()
