@@ -99,11 +99,12 @@ def run(args) -> Report:
         "Transactions reads per order re-read, with tender mappings",
         round(_transactions_calls(tendered) / rereads, 3) if rereads else None,
         "",
-        target="= 1",
-        passed=_transactions_calls(tendered) == rereads,
+        target="<= 1",
+        passed=bool(rereads) and _transactions_calls(tendered) <= rereads,
         note=(
-            f"{rereads} re-reads of {tendered['orders']} orders: every re-read (a second webhook processed after "
-            "the first was planned re-reads the order) costs one transactions read"
+            f"{rereads} re-reads of {tendered['orders']} orders, {_transactions_calls(tendered)} transactions reads: "
+            "at most one per re-read (none for an order with nothing paid at a gateway: gift certificates and "
+            "store credit are on the order itself)"
         ),
     )
     duplicates = sorted({r for part in (plain, tendered) for r in part["duplicate_references"]})

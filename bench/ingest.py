@@ -256,6 +256,21 @@ def run(args) -> Report:
         "ms",
         note=f"baseline {mean('baseline', 'server_cpu_ms_per_request'):.2f} ms",
     )
+    cpu_ratio = median(
+        [
+            c["server_cpu_ms_per_request"] / b["server_cpu_ms_per_request"]
+            for b, c in kept
+            if b["server_cpu_ms_per_request"]
+        ]
+    )
+    report.add(
+        "server CPU per delivery, connector / baseline",
+        cpu_ratio,
+        "",
+        target="<= 1.2",
+        passed=common.below(cpu_ratio, 1.2 + 1e-9),
+        note=f"median of per-round ratios; {quality}",
+    )
     drained = _drain(env)
     report.add(
         "events stored, waiting and drained",
