@@ -475,20 +475,6 @@ def wait_until_quiet(max_wait: float = 15.0, threshold_pct: float = 10.0) -> flo
             return pct
 
 
-def machine_speed_ms() -> float:
-    """CPU milliseconds for a fixed pure-Python workload (the best of three): how fast this VM runs right now. The
-    same machine has been seen 1.5–2x slower for minutes at a time with nothing else running (the host's load), which
-    moves every absolute figure (CPU per order, orders/s) by as much; ratios measured side by side do not move."""
-    best = float("inf")
-    for _ in range(3):
-        started = time.process_time()
-        total = 0
-        for i in range(300_000):
-            total += i % 7 * i
-        best = min(best, (time.process_time() - started) * 1000)
-    return round(best, 1)
-
-
 def machine_cpu_seconds() -> float:
     """Busy CPU seconds of the whole machine (all cores) from /proc/stat."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]

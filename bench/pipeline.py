@@ -378,9 +378,7 @@ def run(args) -> Report:
         common.django_setup(world.env)
         in_process(world, warm)  # imports, connections, caches
         common.wait_until_quiet()
-        speed_before = common.machine_speed_ms()
         result = in_process(world, main_ids)
-        result["machine_speed_ms"] = max(speed_before, common.machine_speed_ms())
         print(
             f"  in-process: {result['orders']} orders in {result['seconds']} s = {result['orders_per_second']} "
             f"orders/s, {result['cpu_ms_per_order']} CPU ms/order (wall {result['wall_ms_per_order']} ms); "
@@ -416,12 +414,6 @@ def run(args) -> Report:
         + (f", {result['errors']} errors" if result["errors"] else ""),
     )
     report.add("worker CPU per order (in-process)", result["cpu_ms_per_order"], "ms")
-    report.add(
-        "machine speed: a fixed pure-Python loop",
-        result["machine_speed_ms"],
-        "ms",
-        note="read before and after the in-process run (the larger); lower is faster: compare runs by it",
-    )
     report.add("wall time per order (in-process)", result["wall_ms_per_order"], "ms")
     report.add(
         "SQL statements per order",
