@@ -272,8 +272,9 @@ def _settle_wait(now, settle: float) -> float | None:
 
 
 def _claim_next_event(now, settle: float = 0.0) -> tuple[int | None, bool]:
-    """Claim the oldest ``received`` event of an active tenant received at least ``settle`` seconds ago: its id
-    (None when there is none), and whether another one is waiting. Concurrent drains never take the same event,
+    """Claim the oldest ``received`` event of an active tenant if it was received at least ``settle`` seconds
+    ago: its id (None when there is none, or it has not settled), and whether another one is waiting (settled or
+    not: another worker may start on it). Concurrent drains never take the same event,
     and on PostgreSQL never wait for each other either.
 
     Settling (``EVENTS_SETTLE_MS``): BigCommerce sends several webhooks for one change within milliseconds (a new
@@ -290,36 +291,34 @@ def _claim_next_event(now, settle: float = 0.0) -> tuple[int | None, bool]:
             cursor.execute(
                 f"""
                 WITH waiting AS (
-                    SELECT e.id FROM {events} e JOIN {tenants} t ON t.id = e.tenant_id
-                    WHERE e.status = %s AND t.is_active AND e.received_at <= %s
+                    SELECT e.id, e.received_at FROM {events} e JOIN {tenants} t ON t.id = e.tenant_id
+                    WHERE e.status = %s AND t.is_active
                     ORDER BY e.id LIMIT 2
                     FOR UPDATE OF e SKIP LOCKED
                 ), claimed AS (
                     UPDATE {events} SET status = %s, attempts = attempts + 1, processing_started_at = %s
-                    WHERE id = (SELECT min(id) FROM waiting)
+                    WHERE id = (SELECT min(id) FROM waiting) AND received_at <= %s
                     RETURNING id
                 )
                 SELECT (SELECT id FROM claimed), (SELECT count(*) FROM waiting)
                 """,  # noqa: S608 -- table names from the models, values as parameters
-                [E.RECEIVED, cutoff, E.PROCESSING, now],
+                [E.RECEIVED, E.PROCESSING, now, cutoff],
             )
             event_id, waiting = cursor.fetchone()
         return event_id, waiting > 1
     # SQLite (one writer at a time): read the two oldest, then compare-and-set; on a lost race, look again.
-    waiting = WebhookEvent.objects.filter(
-        status=E.RECEIVED, tenant__is_active=True, received_at__lte=cutoff
-    ).order_by("pk")
+    waiting = WebhookEvent.objects.filter(status=E.RECEIVED, tenant__is_active=True).order_by("pk")
     while True:
-        ids = list(waiting.values_list("pk", flat=True)[:2])
-        if not ids:
+        oldest = list(waiting.values_list("pk", "received_at")[:2])
+        if not oldest or oldest[0][1] > cutoff:
             return None, False
         if (
-            WebhookEvent.objects.filter(pk=ids[0], status=E.RECEIVED).update(
+            WebhookEvent.objects.filter(pk=oldest[0][0], status=E.RECEIVED).update(
                 status=E.PROCESSING, attempts=F("attempts") + 1, processing_started_at=now
             )
             == 1
         ):
-            return ids[0], len(ids) > 1
+            return oldest[0][0], len(oldest) > 1
 
 
 def _process_claimed(event_id: int, now) -> str:

@@ -16,3 +16,7 @@ MIDDLEWARE = [m for m in MIDDLEWARE if "whitenoise" not in m]  # noqa: F405
 # SQLite it must be a file they can all open (PostgreSQL test databases are shared anyway).
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
+
+# Every delivery rings the events doorbell inside its request, so what a request did is visible when it returns;
+# the web process's ringer thread (EVENTS_RING_INTERVAL_MS) has tests of its own.
+CONNECTOR["EVENTS_RING_INTERVAL_MS"] = 0  # noqa: F405
