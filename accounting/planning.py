@@ -622,7 +622,12 @@ def _set_figures(posting: Posting, lines: Iterable[Line]) -> None:
 
 def _write_lines(posting: Posting, lines: Iterable[Line]) -> None:
     """The lines, each with the dimensions the entry's mapping version gives its role (a pure post-step)."""
-    lines = with_dimensions(lines, (posting.accounts or {}).get("dimensions"))
+    store_lines(posting, with_dimensions(lines, (posting.accounts or {}).get("dimensions")))
+
+
+def store_lines(posting: Posting, lines: Iterable[Any]) -> None:
+    """Insert ``lines`` (anything with role, account, debit, credit, description and dimensions: (type, value)
+    pairs, or a dict or list as stored) as the posting's lines, numbered from 1, in one statement."""
     insert_all(
         [
             PostingLine(
@@ -633,11 +638,18 @@ def _write_lines(posting: Posting, lines: Iterable[Line]) -> None:
                 debit=line.debit,
                 credit=line.credit,
                 description=line.description[:200],
-                dimensions=dict(line.dimensions),
+                dimensions=_stored_dimensions(line.dimensions),
             )
             for i, line in enumerate(lines, start=1)
         ]
     )
+
+
+def _stored_dimensions(dimensions: Any) -> Any:
+    """(type, value) pairs as a dict; a non-empty dict or list as it is; nothing as an empty dict."""
+    if dimensions and isinstance(dimensions, dict | list):
+        return dimensions
+    return dict(dimensions or ())
 
 
 def _plan_difference(tenant, base, order, target: Target, trigger, event, user) -> str:

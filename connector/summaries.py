@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from accounting.history import log_transition
 from accounting.journal import Line
-from accounting.models import Posting, PostingLine
-from accounting.planning import _review_gate, x3_reference
+from accounting.models import Posting
+from accounting.planning import _review_gate, store_lines, x3_reference
 from accounting.summary import (
     MemberLine,
     SummaryLine,
@@ -194,7 +194,7 @@ def _close_day(tenant: Tenant, channel_id: int, currency: str, day: date, trigge
         posting.save()
         posting.reference = x3_reference(tenant, posting)
         posting.save(update_fields=["reference"])
-        _write_lines(posting, part_lines)
+        store_lines(posting, part_lines)
         message = f"Daily summary of {len(members)} entries" + (
             f" (part {n} of {len(parts)})" if len(parts) > 1 else ""
         )
@@ -262,24 +262,6 @@ def _fill(
             for i, line in enumerate(lines, start=1)
         ],
     }
-
-
-def _write_lines(posting: Posting, lines: Iterable[SummaryLine]) -> None:
-    rows = []
-    for i, line in enumerate(lines, start=1):
-        row = PostingLine(
-            posting=posting,
-            line_no=i,
-            role=line.role,
-            account=line.account,
-            debit=line.debit,
-            credit=line.credit,
-            description=line.description[:200],
-        )
-        if line.dimensions:
-            row.dimensions = line.dimensions
-        rows.append(row)
-    PostingLine.objects.bulk_create(rows)
 
 
 def drill_down(summary: Posting) -> list[dict]:
